@@ -1,0 +1,1 @@
+"""What the SCWADD services share."""

@@ -1,0 +1,9 @@
+"""`scwadd convert`: Green Button XML to CSV."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Placeholder until the engine lands."""

@@ -1,0 +1,1 @@
+"""Customer landing page, OAuth redirect and callback, status page; publishes grant events."""

@@ -1,0 +1,1 @@
+"""Builds the CSV and manifest from fetched ESPI, then revokes the grant."""

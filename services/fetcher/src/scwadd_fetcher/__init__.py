@@ -1,0 +1,1 @@
+"""Pulls ESPI usage from the data custodian over mutual TLS, sync and async."""

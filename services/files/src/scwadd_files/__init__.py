@@ -1,0 +1,1 @@
+"""Serves the exports to the operator behind HTTP Basic auth."""

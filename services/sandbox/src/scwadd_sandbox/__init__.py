@@ -1,0 +1,1 @@
+"""A faithful, fault-injectable PG&E Share My Data data custodian."""
