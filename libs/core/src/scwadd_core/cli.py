@@ -22,18 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="SCWADD: Green Button Connect (ESPI) data, with the customer's consent.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    _register_core_commands(subparsers)
     for entry in sorted(entry_points(group="scwadd.commands"), key=lambda e: e.name):
         register: Callable[[Any], None] = entry.load()
         register(subparsers)
     return parser
-
-
-def _register_core_commands(subparsers: Any) -> None:
-    # Imported here so `scwadd --help` stays fast and a broken optional module names itself.
-    from scwadd_core import core_commands
-
-    core_commands.register(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
