@@ -1,0 +1,1 @@
+"""Runs the whole SCWADD system on one machine, wired as the Helm chart wires it."""

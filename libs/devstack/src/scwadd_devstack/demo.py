@@ -1,0 +1,1 @@
+"""Placeholder: the demo driver is written once the consent pages exist."""
