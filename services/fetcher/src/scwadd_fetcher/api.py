@@ -1,0 +1,239 @@
+"""One job's calls to the custodian's ESPI API: rate-limited, retried, refreshed once.
+
+Every call goes through :meth:`EspiSession.call`, which
+
+* takes a call from the budget all fetcher replicas share (:mod:`scwadd_fetcher.ratelimit`);
+* retries 5xx answers, timeouts, transport errors and bodies that are not well-formed ESPI with
+  exponential backoff and jitter (tenacity);
+* on 429 pushes the shared budget back by Retry-After, so every replica honours it, and tries again;
+* on the first 401/403 refreshes the customer's access token (once per job: a second refusal
+  means the grant is gone) and tries again;
+* counts the call by endpoint and status, and in the job's total.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from scwadd_core.custodian import Custodian, CustodianError, bearer, retry_after_seconds
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
+
+from scwadd_fetcher import metrics
+from scwadd_fetcher.ratelimit import SharedRateLimit
+
+log = logging.getLogger(__name__)
+
+
+class TransientError(Exception):
+    """A failure a later attempt may not have: 5xx, timeout, a malformed body."""
+
+
+class RateLimited(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after:.1f}s")
+        self.retry_after = retry_after
+
+
+class PermanentError(Exception):
+    """The custodian will not give us this data; the message is a sentence for a person."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5  # for 5xx, timeouts and malformed bodies
+    initial_wait: float = 1.0
+    max_wait: float = 60.0
+    rate_limited_attempts: int = 20  # 429s are waited out, but not forever
+    default_retry_after: float = 5.0
+
+
+def endpoint_of(url: str) -> str:
+    """A low-cardinality label for a URL: the resource names, not the ids."""
+    parts = [p for p in urlsplit(url).path.split("/") if p]
+    try:
+        parts = parts[parts.index("resource") + 1 :]
+    except ValueError:
+        parts = parts[-3:]
+    names = {
+        "Subscription",
+        "UsagePoint",
+        "MeterReading",
+        "IntervalBlock",
+        "Batch",
+        "Bulk",
+        "RetailCustomer",
+        "Authorization",
+        "UsageSummary",
+        "ReadingType",
+        "LocalTimeParameters",
+        "ReadServiceStatus",
+    }
+    return "/".join(p for p in parts if p in names) or "other"
+
+
+class AccessToken:
+    """The customer's access token for one job, refreshed at most once (the refresh rotates)."""
+
+    def __init__(
+        self,
+        custodian: Custodian,
+        access_token: str,
+        refresh_token: str | None,
+        on_rotate: Callable[[str, str | None], Awaitable[None]] | None = None,
+    ) -> None:
+        self._custodian = custodian
+        self.value = access_token
+        self._refresh_token = refresh_token
+        self._on_rotate = on_rotate
+        self.refreshed = False
+
+    async def refresh(self) -> bool:
+        """Get a new access token; False when there is no refresh left to try."""
+        if self.refreshed or not self._refresh_token:
+            return False
+        self.refreshed = True
+        try:
+            answer = await self._custodian.refresh(self._refresh_token)
+        except CustodianError as error:
+            log.warning("access token refresh refused: %s", error)
+            return False
+        self.value = answer.access_token
+        if answer.refresh_token:
+            self._refresh_token = answer.refresh_token
+        if self._on_rotate is not None:
+            await self._on_rotate(self.value, self._refresh_token)
+        return True
+
+
+BodyCheck = Callable[[bytes], None]
+
+
+class EspiSession:
+    """The calls of one job."""
+
+    def __init__(
+        self,
+        custodian: Custodian,
+        limiter: SharedRateLimit,
+        access_token: AccessToken,
+        policy: RetryPolicy,
+    ) -> None:
+        self.custodian = custodian
+        self.limiter = limiter
+        self.access_token = access_token
+        self.policy = policy
+        self.calls = 0
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited):
+            # The shared budget already holds everyone back until Retry-After has passed.
+            return 0.0
+        waiter = wait_exponential_jitter(initial=self.policy.initial_wait, max=self.policy.max_wait)
+        return float(waiter(state))
+
+    def _stop(self, state: RetryCallState) -> bool:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, RateLimited):
+            return state.attempt_number >= self.policy.rate_limited_attempts
+        return state.attempt_number >= self.policy.attempts
+
+    async def call(
+        self,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        client_token: bool = False,
+        check_body: BodyCheck | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> httpx.Response:
+        """GET ``url``; returns the response when its status is in ``ok`` (and its body passes
+        ``check_body`` for a 200), raises :class:`PermanentError` for anything that will not
+        get better, and retries the rest."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type((TransientError, RateLimited)),
+            wait=self._wait,
+            stop=self._stop,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._call_once(url, params, client_token, check_body, ok)
+        except TransientError as error:
+            raise PermanentError(
+                f"the utility's data service kept failing ({error}) after "
+                f"{self.policy.attempts} attempts"
+            ) from error
+        except RateLimited as error:
+            raise PermanentError(
+                "the utility's data service kept refusing calls as too frequent"
+            ) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call_once(
+        self,
+        url: str,
+        params: dict[str, str] | None,
+        client_token: bool,
+        check_body: BodyCheck | None,
+        ok: tuple[int, ...],
+    ) -> httpx.Response:
+        endpoint = endpoint_of(url)
+        while True:
+            await self.limiter.acquire()
+            token = await self.custodian.client_token() if client_token else self.access_token.value
+            self.calls += 1
+            try:
+                response = await self.custodian.http.get(url, params=params, headers=bearer(token))
+            except httpx.TimeoutException as error:
+                metrics.CUSTODIAN_CALLS.labels(endpoint, "timeout").inc()
+                raise TransientError("timeout") from error
+            except httpx.TransportError as error:
+                metrics.CUSTODIAN_CALLS.labels(endpoint, "error").inc()
+                raise TransientError(type(error).__name__) from error
+            status = response.status_code
+            metrics.CUSTODIAN_CALLS.labels(endpoint, str(status)).inc()
+            if status in (401, 403):
+                if client_token and status == 401:
+                    self.custodian.forget_client_token()
+                    continue
+                if not client_token and await self.access_token.refresh():
+                    continue
+                raise PermanentError(
+                    "the utility refused access to the customer's data "
+                    f"(HTTP {status}); the authorization may have been revoked or expired"
+                )
+            if status == 429:
+                wait = retry_after_seconds(response) or self.policy.default_retry_after
+                await self.limiter.defer(wait)
+                raise RateLimited(wait)
+            if status >= 500:
+                raise TransientError(f"HTTP {status}")
+            if status in ok:
+                if status == 200 and check_body is not None:
+                    try:
+                        check_body(response.content)
+                    except ValueError as error:
+                        raise TransientError(f"malformed body: {error}") from error
+                return response
+            raise PermanentError(
+                f"the utility's data service answered HTTP {status} to a {endpoint} request"
+                + _description(response)
+            )
+
+
+def _description(response: httpx.Response) -> str:
+    text = response.text.strip()
+    if not text:
+        return ""
+    return f": {text[:200]}"

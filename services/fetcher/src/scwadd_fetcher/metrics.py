@@ -1,0 +1,33 @@
+"""The fetcher's own Prometheus metrics (the shared HTTP ones come from scwadd_core)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter
+
+CUSTODIAN_CALLS = Counter(
+    "scwadd_custodian_calls_total",
+    "Calls to the data custodian's API, by endpoint and HTTP status (or 'error').",
+    ["endpoint", "status"],
+)
+RATE_LIMIT_WAITS = Counter(
+    "scwadd_rate_limit_waits_total",
+    "Times a custodian call had to wait for the shared rate limit.",
+)
+RATE_LIMIT_WAIT_SECONDS = Counter(
+    "scwadd_rate_limit_wait_seconds_total",
+    "Seconds spent waiting for the shared rate limit.",
+)
+READINGS_FETCHED = Counter(
+    "scwadd_readings_fetched_total",
+    "Interval readings in the raw ESPI documents the fetcher stored.",
+)
+FETCH_JOBS = Counter(
+    "scwadd_fetch_jobs_total",
+    "Fetch jobs finished, by outcome.",
+    ["outcome"],
+)
+BATCH_NOTIFICATIONS = Counter(
+    "scwadd_batch_notifications_total",
+    "BatchList notifications received on /espi/notify, by outcome.",
+    ["outcome"],
+)

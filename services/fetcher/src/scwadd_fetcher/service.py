@@ -1,0 +1,274 @@
+"""The fetcher service: grant.received in, raw ESPI in the object store, fetch.* out.
+
+Handling one ``grant.received`` (see :meth:`Fetcher.handle_grant`):
+
+1. claim the job in the ledger; a job already finished is only re-announced (same event id),
+   a job another live replica is working on is handed back to the bus for later;
+2. open the sealed tokens, list the UsagePoints, fetch the history (:mod:`scwadd_fetcher.fetch`),
+   every raw document stored in bucket ``scwadd-raw`` as it arrives;
+3. record the outcome event with the job, then publish it (``fetch.completed``, or
+   ``fetch.failed`` with a sentence for a person, so the exporter revokes either way).
+
+An exception that is not the custodian's final word (NATS or the database away, ...) leaves the
+message unacknowledged, so the bus redelivers it with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from nats.aio.msg import Msg
+from nats.js.object_store import ObjectStore
+from scwadd_core.bus import Bus
+from scwadd_core.custodian import Custodian
+from scwadd_core.events import (
+    BATCH_READY,
+    BatchReady,
+    Event,
+    FetchCompleted,
+    FetchFailed,
+    GrantReceived,
+    JobEvent,
+    JobProgress,
+    SealedSecret,
+    decode,
+    stable_event_id,
+)
+from scwadd_core.sealing import Keyring
+
+from scwadd_fetcher import metrics
+from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
+from scwadd_fetcher.documents import batch_list_resources
+from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
+from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
+from scwadd_fetcher.notifications import BatchWaiters
+from scwadd_fetcher.ratelimit import SharedRateLimit
+from scwadd_fetcher.windows import DAY, history_period
+
+log = logging.getLogger(__name__)
+
+
+class JobBusy(Exception):
+    """Another replica holds this job's lease; the bus will offer the message again later."""
+
+
+@dataclass(frozen=True)
+class FetcherOptions:
+    api_base: str
+    history_days: int = 365
+    max_range_days: int | None = None
+    notification_timeout: float = 300.0
+    rerequests: int = 2
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+class ObjectStoreRaw:
+    """The raw ESPI documents' home: JetStream object store bucket ``scwadd-raw``."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+
+    async def put(self, name: str, data: bytes) -> None:
+        await self._store.put(name, data)
+
+
+class Fetcher:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        ledger: JobLedger,
+        custodian: Custodian,
+        keyring: Keyring,
+        limiter: SharedRateLimit,
+        raw_store: ObjectStoreRaw,
+        options: FetcherOptions,
+    ) -> None:
+        self.bus = bus
+        self.ledger = ledger
+        self.custodian = custodian
+        self.keyring = keyring
+        self.limiter = limiter
+        self.raw_store = raw_store
+        self.options = options
+        self.waiters = BatchWaiters()
+        self._api_origin = _origin(options.api_base)
+
+    # -- batch notifications ---------------------------------------------------------------
+
+    def accept_notification(self, body: bytes) -> BatchReady:
+        """Parse a BatchList POSTed to ``/espi/notify``; raises ValueError if it is not one.
+
+        Only URLs on the custodian's API host are kept: the notification is unauthenticated,
+        and we call what it names with the customer's token.
+        """
+        urls = batch_list_resources(body)
+        kept = [url for url in urls if _origin(url) == self._api_origin]
+        if not kept:
+            raise ValueError("the BatchList names no resource on the custodian's API host")
+        # Derived from the URLs: a duplicated notification is stored once by JetStream.
+        return BatchReady(resource_urls=kept, event_id=stable_event_id("batch", *sorted(kept)))
+
+    async def on_batch_ready(self, msg: Msg) -> None:
+        """Every replica hears every ``batch.ready`` (plain subscription, not the shared
+        consumer): the job waiting for it may be on any of them."""
+        try:
+            event = decode(msg.subject, msg.data)
+        except ValueError:
+            log.warning("ignored an undecodable batch.ready")
+            return
+        if isinstance(event, BatchReady):
+            self.waiters.deliver(event.resource_urls)
+
+    async def listen_batch_ready(self) -> Any:
+        return await self.bus.nc.subscribe(BATCH_READY, cb=self.on_batch_ready)
+
+    # -- grants ----------------------------------------------------------------------------
+
+    async def handle_grant(self, event: Event) -> None:
+        if not isinstance(event, GrantReceived):
+            return
+        claim = self.ledger.claim(event.job_id)
+        if claim.result is ClaimResult.BUSY:
+            raise JobBusy(f"job {event.job_id} is being fetched by another replica")
+        if claim.result is ClaimResult.FINISHED:
+            if not claim.published and claim.outcome_subject and claim.outcome_event:
+                await self._publish_outcome(
+                    event.job_id, claim.outcome_subject, claim.outcome_event
+                )
+            log.info("job already %s; nothing to fetch", claim.status)
+            return
+        access = _sealed(claim.sealed_access_token) or event.access_token
+        refresh = _sealed(claim.sealed_refresh_token) or event.refresh_token
+        heartbeat = asyncio.create_task(self._keep_lease(event.job_id))
+        try:
+            outcome_event, status = await self._fetch(event, access, refresh)
+        finally:
+            heartbeat.cancel()
+        subject = outcome_event.subject
+        body = outcome_event.model_dump_json()
+        if not self.ledger.finish(event.job_id, status, subject, body, 0):
+            raise JobBusy(f"job {event.job_id} was taken over by another replica")
+        metrics.FETCH_JOBS.labels(status).inc()
+        await self._publish_outcome(event.job_id, subject, body)
+
+    async def _keep_lease(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.ledger.lease.total_seconds() / 3)
+            with contextlib.suppress(Exception):
+                self.ledger.renew(job_id)
+
+    async def _fetch(
+        self, event: GrantReceived, access: SealedSecret, refresh: SealedSecret | None
+    ) -> tuple[JobEvent, str]:
+        job_id = event.job_id
+        await self._progress(job_id, "fetching", "Fetching your usage data from PG&E.")
+        try:
+            subscription_id = subscription_id_from(event.resource_uri)
+        except ValueError:
+            subscription_id = event.subscription_id
+
+        async def rotate(new_access: str, new_refresh: str | None) -> None:
+            sealed_access = self.keyring.seal(new_access, job_id=job_id)
+            sealed_refresh = self.keyring.seal(new_refresh, job_id=job_id) if new_refresh else None
+            self.ledger.save_tokens(
+                job_id,
+                sealed_access.model_dump_json(),
+                sealed_refresh.model_dump_json() if sealed_refresh else None,
+            )
+
+        token = AccessToken(
+            self.custodian,
+            self.keyring.open(access, job_id=job_id),
+            self.keyring.open(refresh, job_id=job_id) if refresh else None,
+            on_rotate=rotate,
+        )
+        session = EspiSession(self.custodian, self.limiter, token, self.options.retry)
+        period = history_period(self.options.history_days)
+        max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
+        fetch = JobFetch(
+            job_id,
+            session,
+            self.waiters,
+            self.raw_store,
+            FetchOptions(
+                api_base=self.options.api_base,
+                period=period,
+                max_range_seconds=max_range,
+                notification_timeout=self.options.notification_timeout,
+                rerequests=self.options.rerequests,
+            ),
+            progress=lambda message: self._progress(job_id, "fetching", message),
+        )
+        try:
+            outcome = await fetch.run(subscription_id)
+        except PermanentError as error:
+            reason = str(error)
+            log.warning("fetch failed after %d custodian calls: %s", session.calls, reason)
+            await self._progress(job_id, "failed", _sentence(reason))
+            failed = FetchFailed(
+                job_id=job_id,
+                reason=_sentence(reason),
+                event_id=stable_event_id(job_id, "fetch.failed"),
+            )
+            return failed, FAILED
+        log.info(
+            "fetched %d documents, %d readings, %d usage points in %d custodian calls",
+            len(outcome.raw_objects),
+            outcome.readings,
+            len(outcome.usage_points),
+            session.calls,
+        )
+        meters = len(outcome.usage_points)
+        await self._progress(
+            job_id,
+            "fetching",
+            f"Fetched {outcome.readings} readings from {meters} meter{'s' * (meters != 1)}.",
+        )
+        completed = FetchCompleted(
+            job_id=job_id,
+            subscription_id=subscription_id,
+            raw_objects=outcome.raw_objects,
+            usage_points=outcome.usage_points,
+            period_start=datetime.fromtimestamp(period.start, UTC),
+            period_end=datetime.fromtimestamp(period.end, UTC),
+            custodian_calls=session.calls,
+            event_id=stable_event_id(job_id, "fetch.completed"),
+        )
+        return completed, COMPLETED
+
+    async def _publish_outcome(self, job_id: str, subject: str, body: str) -> None:
+        await self.bus.publish(decode(subject, body.encode()))
+        self.ledger.mark_published(job_id)
+
+    async def _progress(self, job_id: str, phase: Any, message: str) -> None:
+        try:
+            await self.bus.publish(
+                JobProgress(job_id=job_id, phase=phase, message=message, event_id=uuid.uuid4().hex)
+            )
+        except Exception as error:  # progress is a courtesy; never fail a fetch for it
+            log.warning("could not publish progress: %s", type(error).__name__)
+
+
+def _sealed(raw: str | None) -> SealedSecret | None:
+    return SealedSecret.model_validate_json(raw) if raw else None
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    if not text:
+        return "The usage data could not be fetched."
+    text = text[0].upper() + text[1:]
+    return text if text.endswith(".") else text + "."

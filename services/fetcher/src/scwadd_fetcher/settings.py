@@ -1,0 +1,29 @@
+"""The fetcher's configuration (environment only; see docs/architecture.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from scwadd_core.settings import CustodianSettings, DatabaseSettings, SealingSettings
+
+
+class FetcherSettings(CustodianSettings, DatabaseSettings, SealingSettings):
+    HTTP_PORT: int = 8081
+    DATABASE_URL: str = "sqlite:///./fetcher.db"
+    PGE_API_BASE: str
+    HISTORY_DAYS: int = Field(default=365, ge=1, le=3660)
+    RATE_LIMIT_PER_SECOND: float = Field(default=1.0, gt=0)
+    RATE_LIMIT_PER_HOUR: int = Field(default=2000, ge=1)
+    RATE_LIMIT_PER_DAY: int = Field(default=20000, ge=1)
+    # The custodian's longest accepted published-min..max span, if known in advance; otherwise
+    # it is learned from the custodian's 400 answer.
+    CUSTODIAN_MAX_RANGE_DAYS: int | None = Field(default=None, ge=1)
+    # How long to wait for the BatchList after a 202 before asking again, and how often.
+    BATCH_NOTIFICATION_TIMEOUT_SECONDS: float = Field(default=300.0, gt=0)
+    BATCH_REREQUESTS: int = Field(default=2, ge=0)
+    # Retries of 5xx, timeouts and malformed bodies (exponential backoff with jitter).
+    FETCH_RETRY_ATTEMPTS: int = Field(default=5, ge=1)
+    FETCH_RETRY_INITIAL_SECONDS: float = Field(default=1.0, ge=0)
+    FETCH_RETRY_MAX_SECONDS: float = Field(default=60.0, ge=0)
+    CUSTODIAN_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
+    # A replica holds a job this long without renewing it before another may take it over.
+    JOB_LEASE_SECONDS: float = Field(default=90.0, gt=0)
