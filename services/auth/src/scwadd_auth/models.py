@@ -1,0 +1,77 @@
+"""The auth service's tables: OAuth states, the grant ledger (with its outbox flag), job status.
+
+Tables are prefixed ``auth_`` so that an operator who points two services at one database by
+mistake gets no collision; the services never read each other's tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class OAuthState(Base):
+    """One authorization attempt. Only hashes are stored: a leak reveals no usable state."""
+
+    __tablename__ = "auth_oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set atomically by the first callback that claims the state; a second claim sees it set.
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    code_hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    job_id: Mapped[str | None] = mapped_column(String(36), default=None)
+    status_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class Grant(Base):
+    """The ledger: one row per authorization code exchanged; doubles as the publish outbox."""
+
+    __tablename__ = "auth_grants"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status_id: Mapped[str] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    subscription_id: Mapped[str] = mapped_column(String(200))
+    resource_uri: Mapped[str] = mapped_column(Text)
+    authorization_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    # The event exactly as it will be published (tokens inside are sealed), so a republish after a
+    # crash sends byte-for-byte what the first attempt would have sent.
+    event_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    publish_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class JobStatus(Base):
+    """What the status page shows, folded from the events other services publish."""
+
+    __tablename__ = "auth_job_status"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status_id: Mapped[str] = mapped_column(String(64), unique=True)
+    phase: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    delivered: Mapped[bool] = mapped_column(default=False)
+    export_rows: Mapped[int | None] = mapped_column(Integer, default=None)
+    revocation: Mapped[str | None] = mapped_column(String(32), default=None)
+    revocation_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

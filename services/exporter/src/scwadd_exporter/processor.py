@@ -1,0 +1,405 @@
+"""What the exporter does with each event, independent of how events arrive.
+
+The handlers are idempotent by construction, not by luck:
+- ``grant.received`` inserts the grant once (primary key on ``job_id``);
+- ``fetch.completed`` writes objects under a name derived from the job (a rerun overwrites the
+  same objects) and records the export in the row that holds a unique ``job_id``;
+- the DELETE is sent only by whoever wins the compare-and-set into ``revoking``;
+- every event is published with an id derived from the fact it states
+  (:func:`~scwadd_core.events.stable_event_id`), so re-announcing after a crash stores one copy.
+
+A handler raises :class:`NotReady` when it must be retried later (a fetch result that overtook
+its grant); the bus redelivers with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from scwadd_core.custodian import CustodianError, RevokeOutcome
+from scwadd_core.events import (
+    EXPORTS_BUCKET,
+    RAW_BUCKET,
+    Event,
+    ExportCompleted,
+    FetchCompleted,
+    FetchFailed,
+    GrantReceived,
+    GrantRevoked,
+    JobPhase,
+    JobProgress,
+    stable_event_id,
+)
+from sqlalchemy.orm import Session, sessionmaker
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from scwadd_exporter import ledger, metrics
+from scwadd_exporter.models import ExporterGrant, ExportRecord, GrantState
+from scwadd_exporter.naming import export_base_name
+
+log = logging.getLogger("scwadd_exporter")
+
+T = TypeVar("T")
+
+
+class NotReady(Exception):
+    """The event cannot be handled yet; redeliver it later."""
+
+
+class Blobs(Protocol):
+    """The object store, as the exporter needs it."""
+
+    async def get(self, bucket: str, name: str) -> bytes: ...
+
+    async def put(self, bucket: str, name: str, data: bytes) -> None: ...
+
+
+class Revoker(Protocol):
+    async def revoke(self, authorization_uri: str) -> RevokeOutcome: ...
+
+
+Publish = Callable[[Event], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Built:
+    """One job's export, ready to store."""
+
+    csv: bytes
+    manifest: dict[str, Any]
+    rows: int
+    readings: int
+
+
+Convert = Callable[[list[bytes], str], Built]
+
+
+@dataclass(frozen=True)
+class ExporterPolicy:
+    grant_deadline: timedelta = timedelta(hours=2)
+    revoke_attempts: int = 6
+    revoke_backoff_seconds: float = 1.0
+    revoke_backoff_max_seconds: float = 60.0
+    # A REVOKING claim older than this belonged to a replica that died mid-DELETE.
+    revoking_lease: timedelta = timedelta(minutes=5)
+    # How often a grant flagged because the custodian was unreachable is tried again.
+    flagged_retry: timedelta = timedelta(minutes=15)
+    # Grants not revoked this long after they arrived are counted in scwadd_grants_unrevoked.
+    unrevoked_after: timedelta = timedelta(minutes=60)
+    csv_layout: str = "default"
+
+
+DONE_SENTENCE = "Your data was delivered and access was revoked."
+EXPORTING_SENTENCE = "We are building your file."
+OVERDUE_SENTENCE = "Your data did not arrive from PG&E in time, so we stopped and revoked access."
+
+
+class Exporter:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        blobs: Blobs,
+        revoker: Revoker,
+        publish: Publish,
+        convert: Convert,
+        policy: ExporterPolicy | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.revoker = revoker
+        self.publish = publish
+        self.convert = convert
+        self.policy = policy or ExporterPolicy()
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one transaction off the event loop; commit if it returns."""
+
+        def run() -> T:
+            with self.sessions.begin() as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
+
+    async def _progress(self, job_id: str, phase: JobPhase, message: str) -> None:
+        await self.publish(
+            JobProgress(
+                event_id=stable_event_id(job_id, "exporter.progress", phase, message),
+                job_id=job_id,
+                phase=phase,
+                message=message,
+            )
+        )
+
+    # -- grant.received ------------------------------------------------------------------
+    async def on_grant_received(self, event: GrantReceived) -> None:
+        received_at = event.occurred_at.astimezone(UTC)
+        created = await self._db(
+            lambda s: ledger.record_grant(
+                s,
+                job_id=event.job_id,
+                subscription_id=event.subscription_id,
+                authorization_uri=event.authorization_uri,
+                received_at=received_at,
+                deadline=received_at + self.policy.grant_deadline,
+            )
+        )
+        log.info("grant recorded for revocation" if created else "grant already known")
+
+    # -- fetch.completed -----------------------------------------------------------------
+    async def on_fetch_completed(self, event: FetchCompleted) -> None:
+        grant = await self._load_grant(event.job_id)
+        export = await self._db(lambda s: s.get(ExportRecord, event.job_id))
+        if export is None:
+            export = await self._export(grant, event)
+        await self.publish(
+            ExportCompleted(
+                event_id=stable_event_id(event.job_id, "export.completed"),
+                job_id=event.job_id,
+                csv_object=export.csv_name,
+                manifest_object=export.manifest_name,
+                rows=export.rows,
+            )
+        )
+        await self.revoke(event.job_id, reason="exported")
+
+    async def _load_grant(self, job_id: str) -> ExporterGrant:
+        def load(session: Session) -> ExporterGrant | None:
+            grant = session.get(ExporterGrant, job_id)
+            if grant is not None:
+                session.expunge(grant)
+            return grant
+
+        grant = await self._db(load)
+        if grant is None:
+            raise NotReady(f"no grant.received seen yet for job {job_id}")
+        return grant
+
+    async def _export(self, grant: ExporterGrant, event: FetchCompleted) -> ExportRecord:
+        await self._progress(grant.job_id, "exporting", EXPORTING_SENTENCE)
+        documents = [await self.blobs.get(RAW_BUCKET, name) for name in event.raw_objects]
+        built = await asyncio.to_thread(self.convert, documents, self.policy.csv_layout)
+        base = export_base_name(
+            grant.subscription_id, grant.job_id, ledger.as_utc(grant.received_at)
+        )
+        csv_name, manifest_name = f"{base}.csv", f"{base}.manifest.json"
+        csv_sha256 = hashlib.sha256(built.csv).hexdigest()
+        manifest = {
+            "job_id": grant.job_id,
+            "subscription_id": grant.subscription_id,
+            "csv": csv_name,
+            "csv_sha256": csv_sha256,
+            "csv_layout": self.policy.csv_layout,
+            "rows": built.rows,
+            "custodian_calls": event.custodian_calls,
+            "requested_period": {
+                "start": event.period_start.isoformat(),
+                "end": event.period_end.isoformat(),
+            },
+            **built.manifest,
+        }
+        # The CSV first: a manifest never points at a file that is not there.
+        await self.blobs.put(EXPORTS_BUCKET, csv_name, built.csv)
+        manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+        await self.blobs.put(EXPORTS_BUCKET, manifest_name, manifest_bytes)
+        record = ExportRecord(
+            job_id=grant.job_id,
+            csv_name=csv_name,
+            manifest_name=manifest_name,
+            rows=built.rows,
+            readings=built.readings,
+            sha256=csv_sha256,
+            created_at=datetime.now(UTC),
+        )
+
+        def store(session: Session) -> ExportRecord:
+            if ledger.record_export(session, grant, record):
+                metrics.EXPORTS.labels("written").inc()
+                metrics.READINGS.inc(built.readings)
+                log.info("export written", extra={"csv": csv_name, "rows": built.rows})
+                stored = record
+            else:
+                existing = session.get(ExportRecord, grant.job_id)
+                assert existing is not None
+                stored = existing
+            session.flush()
+            session.expunge(stored)
+            return stored
+
+        return await self._db(store)
+
+    # -- fetch.failed --------------------------------------------------------------------
+    async def on_fetch_failed(self, event: FetchFailed) -> None:
+        await self._load_grant(event.job_id)
+        changed = await self._db(lambda s: ledger.mark_fetch_failed(s, event.job_id, event.reason))
+        if changed:
+            log.info("fetch failed upstream; revoking")
+        await self._progress(event.job_id, "failed", event.reason)
+        await self.revoke(event.job_id, reason="fetch_failed")
+
+    # -- revocation ----------------------------------------------------------------------
+    async def revoke(self, job_id: str, *, reason: str) -> None:
+        """Revoke once: claim, DELETE with retries, record, announce. A second call re-announces."""
+        claimed = await self._db(lambda s: ledger.claim_revocation(s, job_id, reason))
+        if claimed:
+            await self._revoke_claimed(job_id)
+        else:
+            await self._announce_final(job_id)
+
+    async def _revoke_claimed(self, job_id: str) -> None:
+        grant = await self._load_grant(job_id)
+        try:
+            outcome = await self._delete_with_retries(grant.authorization_uri)
+        except CustodianError as error:
+            permanent = not error.retryable
+            code = "revocation_refused" if permanent else "revocation_unavailable"
+            detail = str(error)
+            await self._db(lambda s: ledger.flag(s, job_id, code, detail))
+            metrics.REVOCATIONS.labels("failed").inc()
+            log.error(
+                "grant NOT revoked: flagged for the operator",
+                extra={"reason": code, "detail": detail},
+            )
+        else:
+            final = (
+                GrantState.REVOKED
+                if outcome == RevokeOutcome.REVOKED
+                else GrantState.ALREADY_REVOKED
+            )
+            await self._db(lambda s: ledger.finish_revocation(s, job_id, final))
+            metrics.REVOCATIONS.labels(final.value).inc()
+            log.info("grant revoked", extra={"outcome": final.value})
+        await self._announce_final(job_id)
+
+    async def _delete_with_retries(self, authorization_uri: str) -> RevokeOutcome:
+        policy = self.policy
+        retry_after_floor = _RetryAfterFloor(
+            wait_random_exponential(
+                multiplier=policy.revoke_backoff_seconds, max=policy.revoke_backoff_max_seconds
+            )
+        )
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(
+                lambda e: isinstance(e, CustodianError) and e.retryable and not _already(e)
+            ),
+            stop=stop_after_attempt(policy.revoke_attempts),
+            wait=retry_after_floor,
+            reraise=True,
+        ):
+            with attempt:
+                try:
+                    return await self.revoker.revoke(authorization_uri)
+                except CustodianError as error:
+                    if _already(error):
+                        return RevokeOutcome.ALREADY_REVOKED
+                    log.warning(
+                        "revocation attempt failed",
+                        extra={
+                            "attempt": attempt.retry_state.attempt_number,
+                            "status": error.status_code,
+                        },
+                    )
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _announce_final(self, job_id: str) -> None:
+        """Publish the grant's end state, if it has one; the same fact gets the same event id."""
+        grant = await self._load_grant(job_id)
+        state = GrantState(grant.state)
+        if state in (GrantState.REVOKED, GrantState.ALREADY_REVOKED):
+            await self.publish(
+                GrantRevoked(
+                    event_id=stable_event_id(job_id, "grant.revoked", state.value),
+                    job_id=job_id,
+                    outcome=state.value,  # type: ignore[arg-type]
+                )
+            )
+            exported = await self._db(lambda s: s.get(ExportRecord, job_id) is not None)
+            if exported:
+                await self._progress(job_id, "done", DONE_SENTENCE)
+        elif state == GrantState.FLAGGED:
+            await self.publish(
+                GrantRevoked(
+                    event_id=stable_event_id(job_id, "grant.revoked", "failed", grant.reason or ""),
+                    job_id=job_id,
+                    outcome="failed",
+                    reason=grant.detail,
+                )
+            )
+
+    # -- watchdog ------------------------------------------------------------------------
+    async def watchdog_pass(self, now: datetime | None = None) -> None:
+        """Revoke overdue grants, take over dead claims, refresh the unrevoked gauge."""
+        now = now or datetime.now(UTC)
+
+        def overdue(session: Session) -> list[str]:
+            return [g.job_id for g in ledger.overdue_waiting(session, now)]
+
+        for job_id in await self._db(overdue):
+            claimed = await self._db(
+                lambda s, j=job_id: ledger.claim_revocation(  # type: ignore[misc]
+                    s, j, "fetch_overdue", from_states=[GrantState.WAITING]
+                )
+            )
+            if claimed:
+                log.warning("fetch did not finish by the deadline; revoking", extra={"job": job_id})
+                await self._progress(job_id, "failed", OVERDUE_SENTENCE)
+                await self._revoke_claimed(job_id)
+
+        def stale(session: Session) -> list[tuple[str, str, datetime]]:
+            rows = ledger.stale_claims(
+                session, now, self.policy.revoking_lease, self.policy.flagged_retry
+            )
+            return [(g.job_id, g.state, g.state_changed_at) for g in rows]
+
+        for job_id, state, changed_at in await self._db(stale):
+            taken = await self._db(
+                lambda s, j=job_id, st=state, c=changed_at: ledger.reclaim_revocation(  # type: ignore[misc]
+                    s, j, GrantState(st), c
+                )
+            )
+            if taken:
+                log.warning("retrying a revocation", extra={"previous_state": state})
+                await self._revoke_claimed(job_id)
+        await self.refresh_gauge(now)
+
+    async def refresh_gauge(self, now: datetime | None = None) -> dict[str, int]:
+        now = now or datetime.now(UTC)
+        counts = await self._db(
+            lambda s: ledger.unrevoked_counts(s, now - self.policy.unrevoked_after)
+        )
+        metrics.set_unrevoked(counts)
+        return counts
+
+
+def _already(error: CustodianError) -> bool:
+    """Some custodians answer a second DELETE with a 400 saying so, rather than 404."""
+    return "already revoked" in str(error).lower()
+
+
+class _RetryAfterFloor:
+    """Exponential backoff with jitter that never waits less than a 429's Retry-After."""
+
+    def __init__(self, base: Callable[[RetryCallState], float]) -> None:
+        self.base = base
+
+    def __call__(self, state: RetryCallState) -> float:
+        delay = self.base(state)
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, CustodianError) and error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        return delay

@@ -1,0 +1,276 @@
+"""The exporter's handlers: idempotent exports, exactly one DELETE, the watchdog's promises.
+
+These tests drive the handlers directly with an in-memory object store and a scripted
+custodian, to reach every branch; tests/exporter/test_integration.py runs the service against a
+real nats-server and the real sandbox over mutual TLS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from scwadd_core.custodian import CustodianError, RevokeOutcome
+from scwadd_core.events import (
+    EXPORTS_BUCKET,
+    RAW_BUCKET,
+    ExportCompleted,
+    FetchCompleted,
+    FetchFailed,
+    GrantReceived,
+    GrantRevoked,
+    JobProgress,
+    SealedSecret,
+)
+from scwadd_exporter import ledger
+from scwadd_exporter.models import ExporterGrant, ExportRecord, GrantState
+from scwadd_exporter.processor import Built, Exporter, ExporterPolicy, NotReady
+
+pytestmark = pytest.mark.anyio
+
+AUTH_URI = "https://custodian.test/espi/1_1/resource/Authorization/42"
+
+
+class MemoryBlobs:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+        self.puts = 0
+
+    async def get(self, bucket: str, name: str) -> bytes:
+        return self.objects[(bucket, name)]
+
+    async def put(self, bucket: str, name: str, data: bytes) -> None:
+        self.puts += 1
+        self.objects[(bucket, name)] = data
+
+
+class ScriptedCustodian:
+    """Answers DELETEs from a script: an outcome, or an exception to raise."""
+
+    def __init__(self, *script: object) -> None:
+        self.script = list(script)
+        self.deletes: list[str] = []
+
+    async def revoke(self, authorization_uri: str) -> RevokeOutcome:
+        self.deletes.append(authorization_uri)
+        answer = self.script.pop(0) if self.script else RevokeOutcome.REVOKED
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, RevokeOutcome)
+        return answer
+
+
+def convert(documents: list[bytes], layout: str) -> Built:
+    lines = [line for doc in documents for line in doc.decode().splitlines()]
+    csv = ("start,value\n" + "\n".join(lines) + "\n").encode()
+    return Built(csv=csv, manifest={"usage_points": ["up1"]}, rows=len(lines), readings=len(lines))
+
+
+def make(sessions, custodian, **policy):
+    published: list = []
+
+    async def publish(event):
+        published.append(event)
+
+    blobs = MemoryBlobs()
+    blobs.objects[(RAW_BUCKET, "raw/job-1/0.xml")] = b"2025-01-01T00:00,1\n2025-01-01T01:00,2"
+    exporter = Exporter(
+        sessions=sessions,
+        blobs=blobs,
+        revoker=custodian,
+        publish=publish,
+        convert=convert,
+        policy=ExporterPolicy(
+            revoke_backoff_seconds=0.001, revoke_backoff_max_seconds=0.01, **policy
+        ),
+    )
+    return exporter, blobs, published
+
+
+def grant_event(job_id="job-1", occurred_at=None):
+    return GrantReceived(
+        job_id=job_id,
+        occurred_at=occurred_at or datetime(2026, 1, 15, 12, tzinfo=UTC),
+        subscription_id="Sub/../ject 7",
+        resource_uri="https://custodian.test/Batch/Subscription/7",
+        authorization_uri=AUTH_URI,
+        scope="FB=4",
+        access_token=SealedSecret(kid="k", nonce="n", ciphertext="c"),
+    )
+
+
+def fetch_event(job_id="job-1"):
+    return FetchCompleted(
+        job_id=job_id,
+        subscription_id="7",
+        raw_objects=["raw/job-1/0.xml"],
+        usage_points=["up1"],
+        period_start=datetime(2025, 1, 1, tzinfo=UTC),
+        period_end=datetime(2026, 1, 1, tzinfo=UTC),
+        custodian_calls=2,
+    )
+
+
+def of_type(published, cls):
+    return [e for e in published if isinstance(e, cls)]
+
+
+def state_of(sessions, job_id="job-1"):
+    with sessions() as session:
+        return session.get(ExporterGrant, job_id).state
+
+
+async def test_fetch_completed_exports_once_and_revokes_once_even_when_delivered_twice(sessions):
+    custodian = ScriptedCustodian()
+    exporter, blobs, published = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_grant_received(grant_event())  # redelivered
+    await exporter.on_fetch_completed(fetch_event())
+    await exporter.on_fetch_completed(fetch_event())  # redelivered
+
+    exports = {name for (bucket, name) in blobs.objects if bucket == EXPORTS_BUCKET}
+    assert exports == {"Sub-ject-7-20260115-job1.csv", "Sub-ject-7-20260115-job1.manifest.json"}
+    assert blobs.puts == 2
+    assert custodian.deletes == [AUTH_URI]
+    assert state_of(sessions) == GrantState.REVOKED
+    with sessions() as session:
+        assert session.query(ExportRecord).count() == 1
+    # Re-announcements carry the same event ids, so JetStream stores each fact once.
+    assert len({e.event_id for e in of_type(published, ExportCompleted)}) == 1
+    assert len({e.event_id for e in of_type(published, GrantRevoked)}) == 1
+    assert of_type(published, GrantRevoked)[0].outcome == "revoked"
+    manifest = json.loads(blobs.objects[(EXPORTS_BUCKET, "Sub-ject-7-20260115-job1.manifest.json")])
+    assert manifest["rows"] == 2
+    assert manifest["csv"] == "Sub-ject-7-20260115-job1.csv"
+    assert manifest["usage_points"] == ["up1"]
+    done = [e for e in of_type(published, JobProgress) if e.phase == "done"]
+    assert done and done[0].message == "Your data was delivered and access was revoked."
+
+
+async def test_concurrent_duplicates_send_one_delete(sessions):
+    custodian = ScriptedCustodian()
+    exporter, _, _ = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    await asyncio.gather(*(exporter.on_fetch_completed(fetch_event()) for _ in range(4)))
+    assert custodian.deletes == [AUTH_URI]
+    with sessions() as session:
+        assert session.query(ExportRecord).count() == 1
+
+
+async def test_fetch_result_before_its_grant_is_retried_later(sessions):
+    exporter, _, _ = make(sessions, ScriptedCustodian())
+    with pytest.raises(NotReady):
+        await exporter.on_fetch_completed(fetch_event())
+    with pytest.raises(NotReady):
+        await exporter.on_fetch_failed(FetchFailed(job_id="job-1", reason="x"))
+
+
+async def test_fetch_failed_revokes_and_tells_the_customer(sessions):
+    custodian = ScriptedCustodian(RevokeOutcome.ALREADY_REVOKED)
+    exporter, blobs, published = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    failed = FetchFailed(job_id="job-1", reason="PG&E refused to send your data.")
+    await exporter.on_fetch_failed(failed)
+    await exporter.on_fetch_failed(failed)
+    assert custodian.deletes == [AUTH_URI]
+    assert state_of(sessions) == GrantState.ALREADY_REVOKED
+    assert not [k for k in blobs.objects if k[0] == EXPORTS_BUCKET]
+    assert next(e.outcome for e in of_type(published, GrantRevoked)) == "already_revoked"
+    progress = of_type(published, JobProgress)
+    assert progress[0].phase == "failed" and "refused" in progress[0].message
+
+
+async def test_transient_failures_are_retried_until_success(sessions):
+    custodian = ScriptedCustodian(
+        CustodianError("revocation failed with HTTP 503", status_code=503),
+        CustodianError("revocation failed: ConnectTimeout"),
+        CustodianError("revocation failed with HTTP 429", status_code=429, retry_after=0.01),
+        RevokeOutcome.REVOKED,
+    )
+    exporter, _, _ = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert len(custodian.deletes) == 4
+    assert state_of(sessions) == GrantState.REVOKED
+
+
+async def test_already_revoked_in_a_400_body_counts_as_revoked(sessions):
+    custodian = ScriptedCustodian(
+        CustodianError(
+            "revocation failed with HTTP 400 (Authorization already revoked)", status_code=400
+        )
+    )
+    exporter, _, _ = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert state_of(sessions) == GrantState.ALREADY_REVOKED
+
+
+async def test_permanent_refusal_is_flagged_not_retried(sessions):
+    custodian = ScriptedCustodian(
+        CustodianError("revocation failed with HTTP 400", status_code=400)
+    )
+    exporter, _, published = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert len(custodian.deletes) == 1
+    with sessions() as session:
+        grant = session.get(ExporterGrant, "job-1")
+        assert (grant.state, grant.reason) == (GrantState.FLAGGED, "revocation_refused")
+    revoked = of_type(published, GrantRevoked)
+    assert revoked[0].outcome == "failed" and "HTTP 400" in revoked[0].reason
+    # The gauge counts it once the grant is old enough.
+    counts = await exporter.refresh_gauge(datetime.now(UTC) + timedelta(days=1))
+    assert counts == {"revocation_refused": 1}
+
+
+async def test_exhausted_retries_are_flagged_then_retried_by_the_watchdog(sessions):
+    down = [CustodianError("revocation failed with HTTP 502", status_code=502)] * 3
+    custodian = ScriptedCustodian(*down, RevokeOutcome.REVOKED)
+    exporter, _, _ = make(sessions, custodian, revoke_attempts=3, flagged_retry=timedelta(0))
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    with sessions() as session:
+        grant = session.get(ExporterGrant, "job-1")
+        assert (grant.state, grant.reason) == (GrantState.FLAGGED, "revocation_unavailable")
+    await exporter.watchdog_pass(datetime.now(UTC) + timedelta(seconds=1))
+    assert state_of(sessions) == GrantState.REVOKED
+    assert len(custodian.deletes) == 4
+
+
+async def test_watchdog_revokes_grants_whose_fetch_never_finished(sessions):
+    custodian = ScriptedCustodian()
+    exporter, _, published = make(sessions, custodian, grant_deadline=timedelta(minutes=30))
+    received = datetime.now(UTC) - timedelta(hours=1)
+    await exporter.on_grant_received(grant_event("late", occurred_at=received))
+    await exporter.on_grant_received(grant_event("fresh", occurred_at=datetime.now(UTC)))
+    await exporter.watchdog_pass()
+    await exporter.watchdog_pass()
+    assert custodian.deletes == [AUTH_URI]
+    assert state_of(sessions, "late") == GrantState.REVOKED
+    assert state_of(sessions, "fresh") == GrantState.WAITING
+    failed = [e for e in of_type(published, JobProgress) if e.phase == "failed"]
+    assert [e.job_id for e in failed] == ["late"]
+
+
+async def test_watchdog_takes_over_a_claim_whose_owner_died(sessions):
+    custodian = ScriptedCustodian()
+    exporter, _, _ = make(sessions, custodian, revoking_lease=timedelta(minutes=5))
+    await exporter.on_grant_received(grant_event())
+    with sessions.begin() as session:  # a replica claimed, then crashed before the DELETE
+        assert ledger.claim_revocation(session, "job-1", "exported")
+    await exporter.watchdog_pass()
+    assert custodian.deletes == []  # the claim is still fresh
+    await exporter.watchdog_pass(datetime.now(UTC) + timedelta(minutes=6))
+    assert custodian.deletes == [AUTH_URI]
+    assert state_of(sessions) == GrantState.REVOKED
+
+
+async def test_unrevoked_gauge_counts_stuck_grants(sessions):
+    exporter, _, _ = make(sessions, ScriptedCustodian())
+    await exporter.on_grant_received(grant_event(occurred_at=datetime.now(UTC)))
+    assert await exporter.refresh_gauge() == {}
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert await exporter.refresh_gauge(later) == {"stuck_waiting": 1}
