@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import IntEnum
+from typing import NamedTuple
 
 ESPI_NS = "http://naesb.org/espi"
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -157,9 +158,12 @@ class ReadingType:
     argument: RationalNumber | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class IntervalReading:
-    """One reading. ``value`` is raw: multiply by 10**powerOfTenMultiplier of its ReadingType."""
+class IntervalReading(NamedTuple):
+    """One reading. ``value`` is raw: multiply by 10**powerOfTenMultiplier of its ReadingType.
+
+    A named tuple rather than a dataclass: a two-year feed holds ~70,000 of them and tuples are
+    several times cheaper to create.
+    """
 
     start: int
     duration: int
