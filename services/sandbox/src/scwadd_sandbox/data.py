@@ -1,0 +1,292 @@
+"""Deterministic synthetic customers and their meter readings.
+
+Everything here is a pure function of the seed: the customers, their identifiers and every
+reading. A reading is computed from ``(seed, meter reading id, interval start)`` alone, so any
+range can be produced on demand, two requests for overlapping ranges agree value by value, and
+the ground-truth endpoint returns exactly what the ESPI documents carry.
+
+Units follow PG&E: electricity in Wh with powerOfTenMultiplier -3 (raw 1449000 = 1449 Wh), gas
+in therms with powerOfTenMultiplier -8. Interval boundaries are Pacific-time days: a spring-forward
+day holds 23 hours of readings (92 at 15 minutes), a fall-back day 25 hours (100), and a daily
+gas reading on those days lasts 82800 or 90000 seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+
+UOM_WH = 72
+UOM_THERM = 169
+ELECTRIC_MULTIPLIER = -3
+GAS_MULTIPLIER = -8
+FLOW_FORWARD = 1
+FLOW_REVERSE = 19
+KIND_ELECTRICITY = 0
+KIND_GAS = 1
+COMMODITY_ELECTRICITY = 1
+COMMODITY_GAS = 7
+QUALITY_REVENUE = 19
+QUALITY_ESTIMATED = 8
+QUALITY_EDITED = 7
+TOU_PEAK = 1
+TOU_OFF_PEAK = 2
+DAY = 86400
+
+
+@dataclass(frozen=True)
+class ReadingSpec:
+    """What a MeterReading measures: its ReadingType."""
+
+    reading_type_id: str
+    uom: int
+    power_of_ten_multiplier: int
+    flow_direction: int
+    interval_length: int  # seconds; 86400 means "one Pacific day" for gas
+    commodity: int
+
+    @property
+    def daily(self) -> bool:
+        return self.interval_length == DAY
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A MeterReading: one series of readings of one UsagePoint."""
+
+    meter_reading_id: str
+    spec: ReadingSpec
+
+
+@dataclass(frozen=True)
+class ServicePoint:
+    """A UsagePoint (PG&E service agreement)."""
+
+    usage_point_id: str
+    kind: int  # 0 electricity, 1 gas
+    address: str
+    meters: tuple[Meter, ...]
+    solar: bool = False
+    load_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Customer:
+    retail_customer_id: str
+    name: str
+    profile: str  # what the customer is for, e.g. "solar"
+    service_points: tuple[ServicePoint, ...]
+
+    def service_point(self, usage_point_id: str) -> ServicePoint | None:
+        for point in self.service_points:
+            if point.usage_point_id == usage_point_id:
+                return point
+        return None
+
+
+@dataclass(frozen=True)
+class Reading:
+    start: int
+    duration: int
+    value: int  # raw, x 10**power_of_ten_multiplier in the spec's uom
+    quality: int
+    tou: int | None
+    cost: int  # hundred-thousandths of a dollar
+
+
+# The customer book: (profile, name, [(kind, interval seconds, solar, load scale, street)]).
+_PROFILES: tuple[tuple[str, str, tuple[tuple[int, int, bool, float, str], ...]], ...] = (
+    ("electric-15min", "Avery Quinn", ((KIND_ELECTRICITY, 900, False, 1.0, "12 Alder St"),)),
+    ("electric-60min", "Blake Romero", ((KIND_ELECTRICITY, 3600, False, 1.3, "48 Birch Ave"),)),
+    ("solar", "Casey Nakamura", ((KIND_ELECTRICITY, 900, True, 1.1, "7 Cedar Ct"),)),
+    (
+        "gas-electric",
+        "Devon Okafor",
+        ((KIND_ELECTRICITY, 3600, False, 0.9, "300 Dogwood Ln"), (KIND_GAS, DAY, False, 1.0, "")),
+    ),
+    (
+        "multi-site",
+        "Emery Valdez",
+        (
+            (KIND_ELECTRICITY, 900, False, 1.0, "1 Elm Plaza"),
+            (KIND_ELECTRICITY, 3600, False, 2.5, "1 Elm Plaza, Unit B"),
+            (KIND_ELECTRICITY, 900, True, 0.8, "22 Fir Rd"),
+            (KIND_GAS, DAY, False, 1.4, "1 Elm Plaza"),
+        ),
+    ),
+)
+
+
+def _opaque(seed: int, *parts: object) -> str:
+    """A PG&E-looking opaque id: base64 of a short digest-derived token."""
+    digest = hashlib.sha256(":".join(str(p) for p in (seed, *parts)).encode()).hexdigest()
+    return base64.urlsafe_b64encode(f"SCW{digest[:13].upper()}".encode()).decode()
+
+
+def build_customers(seed: int) -> tuple[Customer, ...]:
+    customers = []
+    for index, (profile, name, points) in enumerate(_PROFILES):
+        service_points = []
+        for point_index, (kind, interval, solar, scale, street) in enumerate(points):
+            up_id = _opaque(seed, "usagepoint", index, point_index)
+            address = street or points[0][4]
+            meters = []
+            flows = (FLOW_FORWARD, FLOW_REVERSE) if solar else (FLOW_FORWARD,)
+            for flow in flows:
+                electric = kind == KIND_ELECTRICITY
+                spec = ReadingSpec(
+                    reading_type_id=_opaque(seed, "readingtype", kind, interval, flow),
+                    uom=UOM_WH if electric else UOM_THERM,
+                    power_of_ten_multiplier=ELECTRIC_MULTIPLIER if electric else GAS_MULTIPLIER,
+                    flow_direction=flow,
+                    interval_length=interval,
+                    commodity=COMMODITY_ELECTRICITY if electric else COMMODITY_GAS,
+                )
+                # PG&E MeterReading ids are base64 of base64: kept opaque, never interpreted.
+                inner = _opaque(seed, "meterreading", index, point_index, flow)
+                meter_id = base64.urlsafe_b64encode(inner.encode()).decode()
+                meters.append(Meter(meter_reading_id=meter_id, spec=spec))
+            service_points.append(
+                ServicePoint(
+                    usage_point_id=up_id,
+                    kind=kind,
+                    address=address,
+                    meters=tuple(meters),
+                    solar=solar,
+                    load_scale=scale,
+                )
+            )
+        customers.append(
+            Customer(
+                retail_customer_id=_opaque(seed, "customer", index),
+                name=name,
+                profile=profile,
+                service_points=tuple(service_points),
+            )
+        )
+    return tuple(customers)
+
+
+def default_data_end(now: float) -> int:
+    """The start of today in Pacific time: data exists up to the end of yesterday."""
+    local = dt.datetime.fromtimestamp(now, PACIFIC)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Rebuild from the date so a DST change earlier today does not shift midnight.
+    return int(dt.datetime(midnight.year, midnight.month, midnight.day, tzinfo=PACIFIC).timestamp())
+
+
+def pacific_midnight(epoch: int) -> int:
+    local = dt.datetime.fromtimestamp(epoch, PACIFIC)
+    return int(dt.datetime(local.year, local.month, local.day, tzinfo=PACIFIC).timestamp())
+
+
+def next_pacific_midnight(epoch: int) -> int:
+    local = dt.datetime.fromtimestamp(epoch, PACIFIC).date() + dt.timedelta(days=1)
+    return int(dt.datetime(local.year, local.month, local.day, tzinfo=PACIFIC).timestamp())
+
+
+def interval_starts(spec: ReadingSpec, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(start, duration) of every interval of ``spec`` whose start lies in [start, end)."""
+    if spec.daily:
+        day = pacific_midnight(start)
+        if day < start:
+            day = next_pacific_midnight(day)
+        while day < end:
+            following = next_pacific_midnight(day)
+            yield day, following - day
+            day = following
+        return
+    step = spec.interval_length
+    first = -(-start // step) * step
+    for t in range(first, end, step):
+        yield t, step
+
+
+def _unit(seed: int, *parts: object) -> float:
+    """A uniform [0, 1) number that depends on nothing but its arguments."""
+    digest = hashlib.blake2b(
+        ":".join(str(p) for p in (seed, *parts)).encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _local_hours(epoch: int) -> tuple[float, int]:
+    local = dt.datetime.fromtimestamp(epoch, PACIFIC)
+    return local.hour + local.minute / 60, local.timetuple().tm_yday
+
+
+def _load_kw(seed: int, point: ServicePoint, t: int) -> float:
+    hour, day_of_year = _local_hours(t)
+    summer = max(0.0, math.cos((day_of_year - 200) / 365 * 2 * math.pi))
+    winter = max(0.0, math.cos((day_of_year - 15) / 365 * 2 * math.pi))
+    base = 0.25 + 0.1 * winter
+    morning = 0.45 * math.exp(-(((hour - 7.5) / 1.5) ** 2))
+    evening = (0.9 + 0.8 * summer) * math.exp(-(((hour - 19.0) / 2.2) ** 2))
+    afternoon_ac = 1.2 * summer * math.exp(-(((hour - 16.0) / 2.5) ** 2))
+    noise = 0.75 + 0.5 * _unit(seed, point.usage_point_id, "load", t)
+    return point.load_scale * (base + morning + evening + afternoon_ac) * noise
+
+
+def _solar_kw(seed: int, point: ServicePoint, t: int) -> float:
+    hour, day_of_year = _local_hours(t)
+    daylight = 12.0 + 2.3 * math.cos((day_of_year - 172) / 365 * 2 * math.pi)
+    sunrise = 12.8 - daylight / 2
+    if not sunrise < hour < sunrise + daylight:
+        return 0.0
+    elevation = math.sin(math.pi * (hour - sunrise) / daylight)
+    day_start = pacific_midnight(t)
+    clouds = 0.35 + 0.65 * _unit(seed, point.usage_point_id, "sky", day_start)
+    return 4.2 * elevation * clouds
+
+
+def _gas_therms(seed: int, point: ServicePoint, start: int, duration: int) -> float:
+    _hour, day_of_year = _local_hours(start)
+    winter = max(0.0, math.cos((day_of_year - 15) / 365 * 2 * math.pi))
+    noise = 0.8 + 0.4 * _unit(seed, point.usage_point_id, "gas", start)
+    return point.load_scale * (0.6 + 3.4 * winter) * noise * duration / DAY
+
+
+def reading(seed: int, point: ServicePoint, meter: Meter, start: int, duration: int) -> Reading:
+    spec = meter.spec
+    quality_draw = _unit(seed, meter.meter_reading_id, "quality", start)
+    quality = (
+        QUALITY_EDITED
+        if quality_draw < 0.002
+        else QUALITY_ESTIMATED
+        if quality_draw < 0.012
+        else QUALITY_REVENUE
+    )
+    if spec.uom == UOM_THERM:
+        therms = _gas_therms(seed, point, start, duration)
+        value = round(therms * 10 ** (-spec.power_of_ten_multiplier))
+        cost = round(therms * 2.35 * 100_000)
+        return Reading(start, duration, value, quality, None, cost)
+    # Energy over the interval, sampled at its middle so a reading's shape follows the clock.
+    middle = start + duration // 2
+    load = _load_kw(seed, point, middle)
+    generation = _solar_kw(seed, point, middle) if point.solar else 0.0
+    net_kw = load - generation
+    kw = max(net_kw, 0.0) if spec.flow_direction == FLOW_FORWARD else max(-net_kw, 0.0)
+    watt_hours = kw * 1000 * duration / 3600
+    value = round(watt_hours * 10 ** (-spec.power_of_ten_multiplier))
+    hour, _ = _local_hours(start)
+    peak = 16 <= hour < 21
+    rate = 0.52 if peak else 0.38
+    sign = 1 if spec.flow_direction == FLOW_FORWARD else -1
+    cost = sign * round(watt_hours / 1000 * rate * 100_000)
+    return Reading(start, duration, value, quality, TOU_PEAK if peak else TOU_OFF_PEAK, cost)
+
+
+def readings(
+    seed: int, point: ServicePoint, meter: Meter, start: int, end: int
+) -> Iterator[Reading]:
+    """Every reading of ``meter`` starting in [start, end)."""
+    for t, duration in interval_starts(meter.spec, start, end):
+        yield reading(seed, point, meter, t, duration)

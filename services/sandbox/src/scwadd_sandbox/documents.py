@@ -1,0 +1,342 @@
+"""Every ESPI document the sandbox serves, written by the shared ESPI writer in PG&E's style."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator, Sequence
+from typing import Final
+
+from scwadd_core.espi.model import (
+    Authorization,
+    BatchList,
+    DateTimeInterval,
+    Entry,
+    IntervalBlock,
+    IntervalReading,
+    LocalTimeParameters,
+    MeterReading,
+    ReadingType,
+    RetailCustomer,
+    ServiceStatus,
+    UsagePoint,
+)
+from scwadd_core.espi.writer import (
+    EspiWriter,
+    MeterReadingData,
+    ResourcePaths,
+    UsagePointData,
+    to_bytes,
+    usage_entries,
+    uuid_urn,
+)
+
+from scwadd_sandbox import data
+from scwadd_sandbox.state import AuthorizationRecord
+
+STYLE: Final = "pge"
+# PG&E's Pacific time: UTC-8, DST +1 h from the 2nd Sunday of March to the 1st Sunday of November.
+PACIFIC_TIME = LocalTimeParameters(
+    tz_offset=-28800, dst_offset=3600, dst_start_rule=0x360E2000, dst_end_rule=0xB40E2000
+)
+LOCAL_TIME_ID = "1"
+ACCUMULATION_DELTA = 4
+KIND_ENERGY = 12
+CURRENCY_USD = 840
+DATA_QUALIFIER_NORMAL = 12
+
+
+def resource_paths(espi_base: str) -> ResourcePaths:
+    return ResourcePaths(STYLE, base=espi_base)
+
+
+def reading_type(spec: data.ReadingSpec) -> ReadingType:
+    return ReadingType(
+        accumulation_behaviour=ACCUMULATION_DELTA,
+        commodity=spec.commodity,
+        currency=CURRENCY_USD,
+        data_qualifier=DATA_QUALIFIER_NORMAL,
+        flow_direction=spec.flow_direction,
+        interval_length=spec.interval_length,
+        kind=KIND_ENERGY,
+        power_of_ten_multiplier=spec.power_of_ten_multiplier,
+        time_attribute=0,
+        uom=spec.uom,
+    )
+
+
+def blocks(
+    seed: int, point: data.ServicePoint, meter: data.Meter, start: int, end: int
+) -> Iterator[IntervalBlock]:
+    """One IntervalBlock per Pacific day holding the readings that start in [start, end)."""
+    day_readings: list[IntervalReading] = []
+    day = None
+    for item in data.readings(seed, point, meter, start, end):
+        item_day = data.pacific_midnight(item.start)
+        if day is not None and item_day != day:
+            yield _block(day_readings)
+            day_readings = []
+        day = item_day
+        day_readings.append(
+            IntervalReading(
+                start=item.start,
+                duration=item.duration,
+                value=item.value,
+                cost=item.cost,
+                qualities=(item.quality,),
+                tou=item.tou,
+            )
+        )
+    if day_readings:
+        yield _block(day_readings)
+
+
+def _block(readings: Sequence[IntervalReading]) -> IntervalBlock:
+    first, last = readings[0], readings[-1]
+    return IntervalBlock(
+        interval=DateTimeInterval(first.start, last.end - first.start), readings=tuple(readings)
+    )
+
+
+def usage_point_data(
+    seed: int,
+    point: data.ServicePoint,
+    start: int,
+    end: int,
+    meters: Sequence[data.Meter] | None = None,
+) -> UsagePointData:
+    chosen = point.meters if meters is None else meters
+    return UsagePointData(
+        id=point.usage_point_id,
+        usage_point=UsagePoint(kind=point.kind, status=1, role_flags="01"),
+        meter_readings=[
+            MeterReadingData(
+                id=meter.meter_reading_id,
+                reading_type=reading_type(meter.spec),
+                blocks=blocks(seed, point, meter, start, end),
+                reading_type_id=meter.spec.reading_type_id,
+                title=_meter_title(meter.spec),
+            )
+            for meter in chosen
+        ],
+        local_time=PACIFIC_TIME,
+        local_time_id=LOCAL_TIME_ID,
+        title=point.address,
+    )
+
+
+def _meter_title(spec: data.ReadingSpec) -> str:
+    what = "Gas" if spec.uom == data.UOM_THERM else "Electricity"
+    direction = "received" if spec.flow_direction == data.FLOW_REVERSE else "delivered"
+    return f"{what} {direction}"
+
+
+def _published(record: AuthorizationRecord) -> dt.datetime:
+    return dt.datetime.fromtimestamp(record.created_at, dt.UTC)
+
+
+def _entries(
+    espi_base: str,
+    seed: int,
+    record: AuthorizationRecord,
+    points: Sequence[data.ServicePoint],
+    start: int,
+    end: int,
+    meters: Sequence[data.Meter] | None = None,
+) -> Iterator[Entry]:
+    return usage_entries(
+        record.subscription_id,
+        [usage_point_data(seed, point, start, end, meters) for point in points],
+        style=STYLE,
+        published=_published(record),
+        updated=dt.datetime.now(dt.UTC).replace(microsecond=0),
+        paths=resource_paths(espi_base),
+    )
+
+
+def feed(entries: Iterator[Entry] | Sequence[Entry], self_href: str, title: str) -> bytes:
+    buffer = io.BytesIO()
+    with EspiWriter(
+        buffer,
+        style=STYLE,
+        feed_id=uuid_urn(f"{self_href}:{dt.datetime.now(dt.UTC).isoformat()}"),
+        title=title,
+        self_href=self_href,
+    ) as writer:
+        writer.write_all(entries)
+    return buffer.getvalue()
+
+
+def usage_feed(
+    espi_base: str,
+    seed: int,
+    record: AuthorizationRecord,
+    points: Sequence[data.ServicePoint],
+    start: int,
+    end: int,
+    self_href: str,
+) -> bytes:
+    """The whole usage tree of ``points`` with readings in [start, end): a Batch answer."""
+    entries = _entries(espi_base, seed, record, points, start, end)
+    return feed(entries, self_href, "Green Button Usage Feed")
+
+
+def usage_point_feed(
+    espi_base: str, seed: int, record: AuthorizationRecord, points: Sequence[data.ServicePoint]
+) -> bytes:
+    """Subscription/{id}/UsagePoint: the UsagePoint entries alone."""
+    paths = resource_paths(espi_base)
+    entries = [
+        entry
+        for entry in _entries(espi_base, seed, record, points, 0, 0)
+        if isinstance(entry.content, UsagePoint)
+    ]
+    return feed(entries, paths.usage_points(record.subscription_id), "UsagePoint Feed")
+
+
+def single_usage_point(
+    espi_base: str, seed: int, record: AuthorizationRecord, point: data.ServicePoint
+) -> bytes:
+    entry = next(
+        entry
+        for entry in _entries(espi_base, seed, record, [point], 0, 0)
+        if isinstance(entry.content, UsagePoint)
+    )
+    return to_bytes(entry, style=STYLE)
+
+
+def meter_reading_feed(
+    espi_base: str, seed: int, record: AuthorizationRecord, point: data.ServicePoint
+) -> bytes:
+    paths = resource_paths(espi_base)
+    entries = [
+        entry
+        for entry in _entries(espi_base, seed, record, [point], 0, 0)
+        if isinstance(entry.content, MeterReading | ReadingType)
+    ]
+    href = paths.meter_readings(record.subscription_id, point.usage_point_id)
+    return feed(entries, href, "MeterReading Feed")
+
+
+def single_meter_reading(
+    espi_base: str,
+    seed: int,
+    record: AuthorizationRecord,
+    point: data.ServicePoint,
+    meter: data.Meter,
+) -> bytes:
+    entry = next(
+        entry
+        for entry in _entries(espi_base, seed, record, [point], 0, 0, [meter])
+        if isinstance(entry.content, MeterReading)
+    )
+    return to_bytes(entry, style=STYLE)
+
+
+def interval_block_feed(
+    espi_base: str,
+    seed: int,
+    record: AuthorizationRecord,
+    point: data.ServicePoint,
+    meter: data.Meter,
+    start: int,
+    end: int,
+) -> bytes:
+    paths = resource_paths(espi_base)
+    entries = (
+        entry
+        for entry in _entries(espi_base, seed, record, [point], start, end, [meter])
+        if isinstance(entry.content, IntervalBlock)
+    )
+    href = paths.interval_blocks(
+        record.subscription_id, point.usage_point_id, meter.meter_reading_id
+    )
+    return feed(entries, href, "IntervalBlock Feed")
+
+
+def reading_type_entry(
+    espi_base: str,
+    seed: int,
+    record: AuthorizationRecord,
+    point: data.ServicePoint,
+    meter: data.Meter,
+) -> bytes:
+    entry = next(
+        entry
+        for entry in _entries(espi_base, seed, record, [point], 0, 0, [meter])
+        if isinstance(entry.content, ReadingType)
+    )
+    return to_bytes(entry, style=STYLE)
+
+
+def local_time_entry(espi_base: str) -> bytes:
+    href = resource_paths(espi_base).local_time_parameters(LOCAL_TIME_ID)
+    entry = Entry(
+        content=PACIFIC_TIME,
+        self_href=href,
+        id=uuid_urn(href),
+        up_href=href.rsplit("/", 1)[0],
+        title="DST For North America",
+    )
+    return to_bytes(entry, style=STYLE)
+
+
+def retail_customer_feed(espi_base: str, record: AuthorizationRecord, self_href: str) -> bytes:
+    paths = resource_paths(espi_base)
+    href = paths.retail_customer(record.customer.retail_customer_id)
+    entry = Entry(
+        content=RetailCustomer(name=record.customer.name),
+        self_href=href,
+        id=uuid_urn(href),
+        up_href=href.rsplit("/", 1)[0],
+        title="Retail Customer",
+        published=_published(record),
+    )
+    return feed([entry], self_href, "Retail Customer Feed")
+
+
+def authorization_object(espi_base: str, record: AuthorizationRecord) -> Authorization:
+    paths = resource_paths(espi_base)
+    return Authorization(
+        status=1 if record.active else 0,
+        expires_at=record.expires_at,
+        scope=record.scope,
+        resource_uri=paths.batch_subscription(record.subscription_id),
+        authorization_uri=paths.authorization(record.authorization_id),
+        authorized_period=DateTimeInterval(
+            record.created_at, record.expires_at - record.created_at
+        ),
+        published_period=DateTimeInterval(
+            record.created_at - record.history_seconds, record.history_seconds
+        ),
+        grant_type="authorization_code",
+    )
+
+
+def _authorization_entry(espi_base: str, record: AuthorizationRecord) -> Entry:
+    href = resource_paths(espi_base).authorization(record.authorization_id)
+    return Entry(
+        content=authorization_object(espi_base, record),
+        self_href=href,
+        id=uuid_urn(href),
+        up_href=href.rsplit("/", 1)[0],
+        title="Authorization",
+        published=_published(record),
+    )
+
+
+def authorization_entry(espi_base: str, record: AuthorizationRecord) -> bytes:
+    return to_bytes(_authorization_entry(espi_base, record), style=STYLE)
+
+
+def authorization_feed(espi_base: str, records: Sequence[AuthorizationRecord]) -> bytes:
+    href = resource_paths(espi_base).root + "/Authorization"
+    return feed([_authorization_entry(espi_base, r) for r in records], href, "Authorization Feed")
+
+
+def service_status(status: int = 1) -> bytes:
+    return to_bytes(ServiceStatus(current_status=status), style=STYLE)
+
+
+def batch_list(resources: Sequence[str]) -> bytes:
+    return to_bytes(BatchList(resources=tuple(resources)), style=STYLE)

@@ -1,0 +1,119 @@
+"""Both faces as two uvicorn servers in one process and one event loop, sharing one state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from scwadd_sandbox.api import create_api_app
+from scwadd_sandbox.config import SandboxConfig
+from scwadd_sandbox.state import SandboxState
+from scwadd_sandbox.tls import ClientCertH11Protocol, server_context
+from scwadd_sandbox.web import create_web_app
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signals to us: two servers must stop together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket; port 0 picks a free one (read it back with ``getsockname``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+class SandboxServer:
+    """The two faces of one sandbox. ``serve()`` runs until ``stop()`` (or SIGINT/SIGTERM)."""
+
+    def __init__(
+        self,
+        config: SandboxConfig,
+        *,
+        web_socket: socket.socket,
+        api_socket: socket.socket,
+        server_cert: Path,
+        server_key: Path,
+        state: SandboxState | None = None,
+    ) -> None:
+        self.config = config
+        self.state = state if state is not None else SandboxState(config)
+        self.web_socket = web_socket
+        self.api_socket = api_socket
+        self.api_app = create_api_app(config, self.state)
+        self.web_app = create_web_app(config, self.state)
+        web_context = server_context(server_cert, server_key, client_ca=None)
+        api_context = server_context(
+            server_cert,
+            server_key,
+            client_ca=config.ca_file,
+            require_client_cert=config.require_cert_in_handshake,
+        )
+        self.web = _QuietServer(self._uvicorn_config(self.web_app, web_context, "h11"))
+        self.api = _QuietServer(
+            self._uvicorn_config(self.api_app, api_context, ClientCertH11Protocol)
+        )
+        self.started = threading.Event()
+
+    @staticmethod
+    def _uvicorn_config(app: Any, context: ssl.SSLContext, http: Any) -> uvicorn.Config:
+        def factory(
+            _config: uvicorn.Config, _default: Callable[[], ssl.SSLContext]
+        ) -> ssl.SSLContext:
+            return context
+
+        return uvicorn.Config(
+            app,
+            http=http,
+            ssl_context_factory=factory,
+            lifespan="off",
+            # Request lines carry codes and tokens (the token endpoint accepts the query string).
+            access_log=False,
+            log_level="warning",
+            timeout_graceful_shutdown=2,
+        )
+
+    async def serve(self, install_signal_handlers: bool = False) -> None:
+        if install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+        watcher = asyncio.create_task(self._announce_started())
+        try:
+            await asyncio.gather(
+                self.web.serve(sockets=[self.web_socket]),
+                self.api.serve(sockets=[self.api_socket]),
+            )
+        finally:
+            watcher.cancel()
+            notifier = getattr(getattr(self.api_app, "app", None), "state", None)
+            if notifier is not None and hasattr(notifier, "notifier"):
+                await notifier.notifier.drain()
+
+    async def _announce_started(self) -> None:
+        while not (self.web.started and self.api.started):
+            if self.web.should_exit or self.api.should_exit:
+                return
+            await asyncio.sleep(0.01)
+        self.started.set()
+
+    def stop(self) -> None:
+        self.web.should_exit = True
+        self.api.should_exit = True

@@ -1,0 +1,403 @@
+"""The custodian's memory: consents, codes, tokens, pending batches, call counts, rate budgets.
+
+One :class:`SandboxState` is shared by the browser face and the API face. Both faces run in the
+same asyncio event loop, so no locking is needed: no method here awaits.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import enum
+import hashlib
+import itertools
+import math
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scwadd_sandbox.config import RateLimits, Registration, SandboxConfig
+from scwadd_sandbox.data import PACIFIC, Customer, build_customers, default_data_end
+from scwadd_sandbox.faults import FaultInjector
+
+# Function blocks PG&E grants for interval electricity (its published example) and gas.
+ELECTRIC_FB = "1_3_4_5_8_13_14_15_18_19_31_32_35_37_38_39_40"
+GAS_FB = "10"
+CLIENT_SCOPE = "FB=34_35"
+
+HISTORY_CHOICES: tuple[tuple[int, str], ...] = (
+    (90 * 86400, "3 months"),
+    (365 * 86400, "1 year"),
+    (2 * 365 * 86400, "2 years"),
+)
+
+
+class TokenClass(enum.StrEnum):
+    CUSTOMER = "customer"  # access_token from authorization_code / refresh_token
+    CLIENT = "client"  # client_access_token from client_credentials
+
+
+@dataclass
+class AuthorizationRecord:
+    authorization_id: str
+    subscription_id: str
+    client_id: str
+    customer: Customer
+    scope: str
+    history_seconds: int
+    created_at: int
+    expires_at: int
+    status: str = "active"  # or "revoked"
+    revoked_at: int | None = None
+    revoked_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def usage_point_ids(self) -> tuple[str, ...]:
+        return tuple(point.usage_point_id for point in self.customer.service_points)
+
+    def public_view(self) -> dict[str, Any]:
+        return {
+            "authorization_id": self.authorization_id,
+            "subscription_id": self.subscription_id,
+            "client_id": self.client_id,
+            "retail_customer_id": self.customer.retail_customer_id,
+            "customer_profile": self.customer.profile,
+            "usage_point_ids": list(self.usage_point_ids),
+            "scope": self.scope,
+            "history_seconds": self.history_seconds,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+            "status": self.status,
+            "revoked_at": self.revoked_at,
+            "revoked_by": self.revoked_by,
+        }
+
+
+@dataclass
+class CodeRecord:
+    client_id: str
+    redirect_uri: str
+    authorization_id: str
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class TokenRecord:
+    token_class: TokenClass
+    client_id: str
+    expires_at: float
+    authorization_id: str | None = None
+    # The authorization code that started this token's lineage (revoked together on code replay).
+    grant: str | None = None
+
+
+@dataclass
+class RefreshRecord:
+    client_id: str
+    authorization_id: str
+    expires_at: float
+    grant: str
+
+
+@dataclass
+class ConsentRequest:
+    """A validated myAuthorization request waiting for the customer's decision."""
+
+    client_id: str
+    redirect_uri: str
+    state: str | None
+    scope: str | None
+    created_at: float
+
+
+@dataclass
+class BatchJob:
+    bulk_id: str
+    correlation_id: str
+    client_id: str
+    authorization_id: str
+    published_min: int
+    published_max: int
+    key: tuple[str, int, int]
+    pending: bool = True
+    notification: str = "scheduled"  # delivered / lost / failed: <reason> / scheduled
+    deliveries: int = 0
+
+
+class RateLimiter:
+    """Sliding windows per client ID for the second and the hour; the day is PG&E's day, which
+    resets at 5 p.m. Pacific."""
+
+    def __init__(self, limits: RateLimits, clock: Callable[[], float]) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._recent: dict[str, collections.deque[float]] = {}
+        self._day: dict[str, tuple[int, int]] = {}
+
+    @staticmethod
+    def day_of(now: float) -> tuple[int, int]:
+        """(index, end) of the 5 p.m.-to-5 p.m. Pacific day holding ``now``."""
+        local = dt.datetime.fromtimestamp(now, PACIFIC)
+        reset = local.replace(hour=17, minute=0, second=0, microsecond=0)
+        if local >= reset:
+            reset = (reset.replace(tzinfo=None) + dt.timedelta(days=1)).replace(tzinfo=PACIFIC)
+        end = int(reset.timestamp())
+        return end // 3600, end
+
+    def check(self, client_id: str) -> float | None:
+        """Count one call; ``None`` if allowed, else the seconds to wait (Retry-After)."""
+        now = self._clock()
+        recent = self._recent.setdefault(client_id, collections.deque())
+        while recent and recent[0] <= now - 3600:
+            recent.popleft()
+        day_index, day_end = self.day_of(now)
+        day_key, day_count = self._day.get(client_id, (day_index, 0))
+        if day_key != day_index:
+            day_count = 0
+        waits = []
+        if day_count >= self.limits.per_day:
+            waits.append(day_end - now)
+        if len(recent) >= self.limits.per_hour:
+            waits.append(recent[-self.limits.per_hour] + 3600 - now)
+        in_last_second = sum(
+            1 for _ in itertools.takewhile(lambda t: t > now - 1, reversed(recent))
+        )
+        if in_last_second >= self.limits.per_second:
+            waits.append(recent[-self.limits.per_second] + 1 - now)
+        if waits:
+            return max(waits)
+        recent.append(now)
+        self._day[client_id] = (day_index, day_count + 1)
+        return None
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class SandboxState:
+    config: SandboxConfig
+    clock: Callable[[], float] = time.time
+    customers: tuple[Customer, ...] = ()
+    data_end: int = 0
+    faults: FaultInjector = field(init=False)
+    limiter: RateLimiter = field(init=False)
+    consent_requests: dict[str, ConsentRequest] = field(default_factory=dict)
+    authorizations: dict[str, AuthorizationRecord] = field(default_factory=dict)
+    codes: dict[str, CodeRecord] = field(default_factory=dict)
+    tokens: dict[str, TokenRecord] = field(default_factory=dict)
+    refresh_tokens: dict[str, RefreshRecord] = field(default_factory=dict)
+    batches: dict[str, BatchJob] = field(default_factory=dict)
+    # (client_id, endpoint) -> calls; (authorization_id, endpoint) -> calls.
+    calls_by_client: collections.Counter[tuple[str, str]] = field(
+        default_factory=collections.Counter
+    )
+    calls_by_authorization: collections.Counter[tuple[str, str]] = field(
+        default_factory=collections.Counter
+    )
+    responses_by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    _sequence: int = 0
+
+    def __post_init__(self) -> None:
+        self.customers = build_customers(self.config.seed)
+        self.data_end = self.config.data_end or default_data_end(self.clock())
+        self.faults = FaultInjector(self.config.faults)
+        self.limiter = RateLimiter(self.config.rate_limits, self.clock)
+
+    # -- lookups -------------------------------------------------------------------------
+    def customer(self, retail_customer_id: str) -> Customer | None:
+        for customer in self.customers:
+            if customer.retail_customer_id == retail_customer_id:
+                return customer
+        return None
+
+    def registration(self, client_id: str) -> Registration | None:
+        return self.config.registration(client_id)
+
+    def authorization_by_subscription(self, subscription_id: str) -> AuthorizationRecord | None:
+        for record in self.authorizations.values():
+            if record.subscription_id == subscription_id:
+                return record
+        return None
+
+    @property
+    def data_start(self) -> int:
+        return self.data_end - self.config.data_days * 86400
+
+    def _next_number(self) -> int:
+        self._sequence += 1
+        return self._sequence
+
+    # -- consent -------------------------------------------------------------------------
+    def open_consent(self, request: ConsentRequest) -> str:
+        request_id = new_secret()
+        self.consent_requests[request_id] = request
+        return request_id
+
+    def authorize(
+        self, request: ConsentRequest, customer: Customer, history_seconds: int
+    ) -> tuple[AuthorizationRecord, str]:
+        """The customer approved: a new authorization (cancelling this client's previous one
+        for the same customer, as PG&E does on re-authorization) and a one-time code."""
+        now = int(self.clock())
+        for previous in self.authorizations.values():
+            if (
+                previous.active
+                and previous.client_id == request.client_id
+                and previous.customer.retail_customer_id == customer.retail_customer_id
+            ):
+                self.revoke(previous, by="reauthorization")
+        number = self._next_number()
+        digest = hashlib.sha256(f"{self.config.seed}:{number}:{now}".encode()).hexdigest()
+        record = AuthorizationRecord(
+            authorization_id=str(int(digest[:8], 16) % 900000 + 100000),
+            subscription_id=str(int(digest[8:16], 16) % 9000000 + 1000000),
+            client_id=request.client_id,
+            customer=customer,
+            scope=self.scope_for(customer, history_seconds),
+            history_seconds=history_seconds,
+            created_at=now,
+            expires_at=now + 365 * 86400,
+        )
+        self.authorizations[record.authorization_id] = record
+        code = new_secret()
+        self.codes[code] = CodeRecord(
+            client_id=request.client_id,
+            redirect_uri=request.redirect_uri,
+            authorization_id=record.authorization_id,
+            expires_at=self.clock() + self.config.code_lifetime,
+        )
+        return record, code
+
+    @staticmethod
+    def scope_for(customer: Customer, history_seconds: int) -> str:
+        kinds = {point.kind for point in customer.service_points}
+        blocks = ELECTRIC_FB + ("_" + GAS_FB if 1 in kinds else "")
+        intervals = sorted(
+            {
+                meter.spec.interval_length
+                for point in customer.service_points
+                for meter in point.meters
+                if not meter.spec.daily
+            }
+        )
+        parts = [f"FB={blocks}"]
+        if intervals:
+            parts.append("IntervalDuration=" + "_".join(str(i) for i in intervals))
+        parts += [
+            "BlockDuration=Daily",
+            f"HistoryLength={history_seconds}",
+            "SubscriptionFrequency=Daily",
+            "AccountCollection=1",
+        ]
+        return ";".join(parts) + ";"
+
+    def revoke(self, record: AuthorizationRecord, by: str) -> bool:
+        """Revoke an authorization and every token issued under it; False if already revoked."""
+        if not record.active:
+            return False
+        record.status = "revoked"
+        record.revoked_at = int(self.clock())
+        record.revoked_by = by
+        self._drop_tokens(lambda t: t.authorization_id == record.authorization_id)
+        for refresh, item in list(self.refresh_tokens.items()):
+            if item.authorization_id == record.authorization_id:
+                del self.refresh_tokens[refresh]
+        return True
+
+    def _drop_tokens(self, predicate: Callable[[TokenRecord], bool]) -> None:
+        for token, item in list(self.tokens.items()):
+            if predicate(item):
+                del self.tokens[token]
+
+    # -- tokens --------------------------------------------------------------------------
+    def _access_lifetime(self, configured: int) -> float:
+        override = self.faults.config.token_lifetime_override
+        return float(configured if override is None else min(configured, override))
+
+    def issue_customer_tokens(self, record: AuthorizationRecord, grant: str) -> tuple[str, str]:
+        access, refresh = new_secret(), new_secret()
+        now = self.clock()
+        self.tokens[access] = TokenRecord(
+            token_class=TokenClass.CUSTOMER,
+            client_id=record.client_id,
+            expires_at=now + self._access_lifetime(self.config.access_token_lifetime),
+            authorization_id=record.authorization_id,
+            grant=grant,
+        )
+        self.refresh_tokens[refresh] = RefreshRecord(
+            client_id=record.client_id,
+            authorization_id=record.authorization_id,
+            expires_at=now + self.config.refresh_token_lifetime,
+            grant=grant,
+        )
+        return access, refresh
+
+    def issue_client_token(self, client_id: str) -> str:
+        token = new_secret()
+        self.tokens[token] = TokenRecord(
+            token_class=TokenClass.CLIENT,
+            client_id=client_id,
+            expires_at=self.clock() + self._access_lifetime(self.config.client_token_lifetime),
+        )
+        return token
+
+    def revoke_grant(self, grant: str) -> None:
+        """A code was replayed: everything issued from it is withdrawn (RFC 6749 4.1.2)."""
+        self._drop_tokens(lambda t: t.grant == grant)
+        for refresh, item in list(self.refresh_tokens.items()):
+            if item.grant == grant:
+                del self.refresh_tokens[refresh]
+
+    def token(self, value: str) -> TokenRecord | None:
+        record = self.tokens.get(value)
+        if record is None:
+            return None
+        if record.expires_at <= self.clock():
+            del self.tokens[value]
+            return None
+        return record
+
+    def expire_tokens(self, client_id: str | None = None) -> int:
+        """Early expiry injected by the admin: every (matching) access token dies now."""
+        doomed = [
+            value
+            for value, item in self.tokens.items()
+            if client_id is None or item.client_id == client_id
+        ]
+        for value in doomed:
+            del self.tokens[value]
+        return len(doomed)
+
+    # -- accounting ----------------------------------------------------------------------
+    def count_call(self, client_id: str, endpoint: str, authorization_id: str | None) -> None:
+        self.calls_by_client[(client_id, endpoint)] += 1
+        if authorization_id is not None:
+            self.calls_by_authorization[(authorization_id, endpoint)] += 1
+
+    def call_report(self) -> dict[str, Any]:
+        by_client: dict[str, dict[str, int]] = {}
+        for (client, endpoint), count in sorted(self.calls_by_client.items()):
+            by_client.setdefault(client, {})[endpoint] = count
+        by_authorization: dict[str, dict[str, int]] = {}
+        for (authorization, endpoint), count in sorted(self.calls_by_authorization.items()):
+            by_authorization.setdefault(authorization, {})[endpoint] = count
+        return {
+            "by_client": by_client,
+            "by_authorization": by_authorization,
+            "totals_by_client": {c: sum(e.values()) for c, e in by_client.items()},
+            "totals_by_authorization": {a: sum(e.values()) for a, e in by_authorization.items()},
+            "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
+        }
