@@ -136,6 +136,7 @@ class EspiTimeZone(tzinfo):
         self._start = decode_dst_rule(params.dst_start_rule) if self._has_dst else None
         self._end = decode_dst_rule(params.dst_end_rule) if self._has_dst else None
         self._params = params
+        self._transitions: dict[int, tuple[datetime, datetime]] = {}
 
     def __repr__(self) -> str:
         return f"EspiTimeZone({self._params!r})"
@@ -147,11 +148,16 @@ class EspiTimeZone(tzinfo):
         return hash(self._params)
 
     def _transitions_utc(self, year: int) -> tuple[datetime, datetime]:
+        cached = self._transitions.get(year)
+        if cached is not None:
+            return cached
         assert self._start is not None and self._end is not None
         # The start rule is read on standard time, the end rule on daylight time (US convention).
         start = self._start.wall_time_in(year) - self._std
         end = self._end.wall_time_in(year) - self._std - self._dst
-        return start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+        pair = (start.replace(tzinfo=UTC), end.replace(tzinfo=UTC))
+        self._transitions[year] = pair
+        return pair
 
     def _is_dst_utc(self, moment: datetime) -> bool:
         if not self._has_dst:

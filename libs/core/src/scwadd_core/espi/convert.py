@@ -1,0 +1,792 @@
+"""ESPI documents → one CSV, plus the facts a manifest needs.
+
+``convert(inputs, out, layout="default", tz=None) -> ConversionReport`` reads any number of ESPI
+documents (paths or binary streams), merges their readings, writes one CSV and reports what it
+did: usage points, reading types, units, period covered, rows, gaps, duplicates, conflicts and the
+CSV's sha256.
+
+Memory stays flat however big the inputs: readings are spooled, block by block, into a SQLite
+file in a temporary directory, and read back sorted by usage point, interval start and duration.
+Readings repeated across overlapping documents are written once: the one from the most recently
+``updated`` entry wins (on a tie, the later input); a repeat with a different value counts as a
+conflict. Values are scaled exactly with :class:`~decimal.Decimal`.
+
+The column layouts are documented in ``docs/csv.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from scwadd_core.espi.localtime import tzinfo_for
+from scwadd_core.espi.model import (
+    FlowDirection,
+    IntervalBlock,
+    Quality,
+    ServiceKind,
+    UnitOfMeasure,
+    display_unit,
+)
+from scwadd_core.espi.parser import EspiParseError, Source, iter_entries, source_name
+from scwadd_core.espi.resolve import Channel, Resolver, UnresolvedError
+
+Layout = Literal["default", "pge", "scwadd"]
+LAYOUTS: tuple[str, ...] = ("default", "pge", "scwadd")
+
+DEFAULT_COLUMNS = (
+    "usage_point_id",
+    "service",
+    "interval_start_local",
+    "interval_start_utc",
+    "duration_seconds",
+    "delivered",
+    "received",
+    "net",
+    "unit",
+    "quality",
+    "tou",
+)
+PGE_COLUMNS_TEMPLATE = ("TYPE", "DATE", "START TIME", "END TIME", "USAGE ({unit})", "COST", "NOTES")
+
+# Which column a MeterReading's values go to, by its ReadingType's flowDirection.
+ROLE_DELIVERED, ROLE_RECEIVED, ROLE_NET = 0, 1, 2
+_ROLES: dict[int | None, int] = {
+    None: ROLE_DELIVERED,
+    FlowDirection.FORWARD: ROLE_DELIVERED,
+    FlowDirection.REVERSE: ROLE_RECEIVED,
+    FlowDirection.NET: ROLE_NET,
+}
+_ENERGY_UNITS = {
+    None,
+    UnitOfMeasure.WH,
+    UnitOfMeasure.THERM,
+    UnitOfMeasure.FT3,
+    UnitOfMeasure.M3,
+    UnitOfMeasure.VARH,
+}
+_MAX_GAPS_LISTED = 200
+
+
+class ConversionError(ValueError):
+    """Input that cannot be converted faithfully; the message names the file and the problem."""
+
+
+@dataclass
+class InputReport:
+    name: str
+    sha256: str
+    bytes: int
+    entries: int = 0
+    interval_blocks: int = 0
+    readings: int = 0
+
+
+@dataclass
+class Gap:
+    start_utc: str
+    end_utc: str
+    seconds: int
+
+
+@dataclass
+class ReadingTypeReport:
+    meter_reading: str
+    flow_direction: int | None
+    column: str
+    uom: int | None
+    unit: str
+    power_of_ten_multiplier: int | None
+    interval_length: int | None
+    commodity: int | None
+    accumulation_behaviour: int | None
+
+
+@dataclass
+class UsagePointReport:
+    id: str
+    service: str
+    unit: str
+    time_zone: str
+    reading_types: list[ReadingTypeReport] = field(default_factory=list)
+    first_interval_start_utc: str | None = None
+    last_interval_end_utc: str | None = None
+    rows: int = 0
+    gap_count: int = 0
+    gap_seconds: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+
+
+@dataclass
+class ConversionReport:
+    layout: str
+    inputs: list[InputReport] = field(default_factory=list)
+    usage_points: list[UsagePointReport] = field(default_factory=list)
+    customer_name_present: bool = False
+    rows: int = 0
+    readings_read: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    ignored_readings: int = 0
+    notes: list[str] = field(default_factory=list)
+    output_sha256: str = ""
+    output_bytes: int = 0
+
+    @property
+    def gap_count(self) -> int:
+        return sum(point.gap_count for point in self.usage_points)
+
+    @property
+    def period(self) -> tuple[str | None, str | None]:
+        starts = [p.first_interval_start_utc for p in self.usage_points]
+        ends = [p.last_interval_end_utc for p in self.usage_points]
+        return (
+            min((s for s in starts if s), default=None),
+            max((e for e in ends if e), default=None),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready facts for a manifest (no meter values, no customer name)."""
+        data = asdict(self)
+        data["gap_count"] = self.gap_count
+        data["period_start_utc"], data["period_end_utc"] = self.period
+        return data
+
+
+# Helpers -----------------------------------------------------------------------------------------
+
+
+def _utc_text(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decimal_text(value: Decimal | None) -> str:
+    if value is None:
+        return ""
+    if value == 0:
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def _service_name(kind: int | None) -> str:
+    if kind is None:
+        return "electricity"
+    try:
+        return ServiceKind(kind).name.lower()
+    except ValueError:
+        return f"service kind {kind}"
+
+
+def _quality_text(qualities: str) -> str:
+    if not qualities:
+        return ""
+    names = []
+    for code in qualities.split(","):
+        try:
+            names.append(Quality(int(code)).name.lower())
+        except ValueError:
+            names.append(code)
+    return ";".join(names)
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, target: IO[bytes]) -> None:
+        super().__init__()
+        self._target = target
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self._target.write(chunk)
+        return len(chunk)
+
+
+class _HashingReader(io.RawIOBase):
+    def __init__(self, source: IO[bytes]) -> None:
+        super().__init__()
+        self._source = source
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.name = getattr(source, "name", "<stream>")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        if not data:
+            return 0
+        self.digest.update(data)
+        self.size += len(data)
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+
+# The spool ---------------------------------------------------------------------------------------
+
+
+class _Spool:
+    """Readings on disk, keyed for the sorted, de-duplicated read-back."""
+
+    def __init__(self, directory: str) -> None:
+        self.db = sqlite3.connect(os.path.join(directory, "readings.sqlite"))
+        self.db.executescript(
+            """
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            PRAGMA temp_store = FILE;
+            PRAGMA cache_size = -8000;
+            CREATE TABLE readings (
+                block_key INTEGER, start INTEGER, duration INTEGER, value INTEGER, cost INTEGER,
+                quality TEXT, tou INTEGER, updated INTEGER, seq INTEGER
+            );
+            """
+        )
+        self.block_keys: dict[str | None, int] = {}
+        self.seq = 0
+
+    def add_block(self, key: str | None, block: IntervalBlock, updated: int | None) -> int:
+        key_id = self.block_keys.setdefault(key, len(self.block_keys))
+        self.seq += 1
+        seq, stamp = self.seq, updated or 0
+        rows = [
+            (
+                key_id,
+                r.start,
+                r.duration,
+                r.value,
+                r.cost,
+                ",".join(map(str, r.qualities)) if r.qualities else "",
+                r.tou,
+                stamp,
+                seq,
+            )
+            for r in block.readings
+        ]
+        self.db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# Layouts -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    point: UsagePointReport
+    zone: tzinfo
+    start: int
+    duration: int
+    delivered: Decimal | None
+    received: Decimal | None
+    net: Decimal | None
+    has_received_channel: bool
+    cost: int | None
+    quality: str
+    tou: int | None
+
+
+class _LayoutWriter:
+    def __init__(self, out: IO[str], customer_name: str | None) -> None:
+        self.csv = csv.writer(out, lineterminator="\r\n")
+        self.customer_name = customer_name
+
+    def begin(self, points: Sequence[UsagePointReport]) -> None:
+        pass
+
+    def begin_point(self, point: UsagePointReport) -> None:
+        pass
+
+    def row(self, row: _Row) -> None:
+        raise NotImplementedError
+
+
+def _local(epoch: int, zone: tzinfo) -> datetime:
+    return datetime.fromtimestamp(epoch, zone)
+
+
+class _DefaultLayout(_LayoutWriter):
+    def begin(self, points: Sequence[UsagePointReport]) -> None:
+        self.csv.writerow(DEFAULT_COLUMNS)
+
+    def row(self, row: _Row) -> None:
+        received = row.received
+        if received is None and row.has_received_channel:
+            received = Decimal(0)
+        self.csv.writerow(
+            (
+                row.point.id,
+                row.point.service,
+                _local(row.start, row.zone).isoformat(),
+                _utc_text(row.start),
+                row.duration,
+                _decimal_text(row.delivered),
+                _decimal_text(received),
+                _decimal_text(row.net),
+                row.point.unit,
+                row.quality,
+                "" if row.tou is None else row.tou,
+            )
+        )
+
+
+class _ScwaddLayout(_LayoutWriter):
+    """The original tool's four columns, made correct."""
+
+    def begin(self, points: Sequence[UsagePointReport]) -> None:
+        units = sorted({p.unit for p in points if p.unit}) or ["kWh"]
+        unit = units[0] if len(units) == 1 else " or ".join(units) + ": see the usage point"
+        self.csv.writerow(
+            (
+                "SA_UUID",
+                "Interval Timestamp",
+                f"Delivered From Grid Value ({unit})",
+                f"Back To Grid Value ({unit})",
+            )
+        )
+
+    def row(self, row: _Row) -> None:
+        self.csv.writerow(
+            (
+                row.point.id,
+                _local(row.start, row.zone).isoformat(),
+                _decimal_text(row.delivered if row.delivered is not None else Decimal(0)),
+                _decimal_text(row.received if row.received is not None else Decimal(0)),
+            )
+        )
+
+
+class _PgeLayout(_LayoutWriter):
+    """PG&E's "Green Button Download My Data" CSV: account lines, a blank line, the columns.
+    One such section per usage point."""
+
+    def __init__(self, out: IO[str], customer_name: str | None) -> None:
+        super().__init__(out, customer_name)
+        self._sections = 0
+
+    def begin_point(self, point: UsagePointReport) -> None:
+        if self._sections:
+            self.csv.writerow(())
+        self._sections += 1
+        self.csv.writerow(("Name", self.customer_name or ""))
+        self.csv.writerow(("Address", ""))
+        self.csv.writerow(("Account Number", ""))
+        self.csv.writerow(("Service", f"Service {self._sections} ({point.id})"))
+        self.csv.writerow(())
+        unit = point.unit or "kWh"
+        self.csv.writerow(tuple(c.format(unit=unit) for c in PGE_COLUMNS_TEMPLATE))
+
+    def row(self, row: _Row) -> None:
+        start = _local(row.start, row.zone)
+        end = _local(row.start + row.duration - 60, row.zone)
+        usage = row.net
+        if usage is None:
+            usage = (row.delivered or Decimal(0)) - (row.received or Decimal(0))
+        kind = "Natural gas usage" if row.point.service == "gas" else "Electric usage"
+        if row.point.service not in ("gas", "electricity"):
+            kind = f"{row.point.service.capitalize()} usage"
+        cost = ""
+        if row.cost is not None:
+            dollars = Decimal(row.cost).scaleb(-5)
+            text = format(
+                dollars.quantize(Decimal("0.01"))
+                if dollars == dollars.quantize(Decimal("0.01"))
+                else dollars.normalize(),
+                "f",
+            )
+            cost = f"-${text[1:]}" if text.startswith("-") else f"${text}"
+        notes = ""
+        if _ambiguous(start):
+            notes = (
+                f"repeated hour, UTC offset {start.strftime('%z')[:3]}:{start.strftime('%z')[3:]}"
+            )
+        self.csv.writerow(
+            (
+                kind,
+                start.strftime("%Y-%m-%d"),
+                start.strftime("%H:%M"),
+                end.strftime("%H:%M"),
+                _decimal_text(usage),
+                cost,
+                notes,
+            )
+        )
+
+
+def _ambiguous(local: datetime) -> bool:
+    """True on the repeated hour of a fall-back day (the wall time happens twice)."""
+    zone = local.tzinfo
+    if zone is None or zone is UTC:
+        return False
+    naive = local.replace(tzinfo=None)
+    return bool(
+        naive.replace(tzinfo=zone, fold=0).utcoffset()
+        != naive.replace(tzinfo=zone, fold=1).utcoffset()
+    )
+
+
+_LAYOUT_CLASSES: dict[str, type[_LayoutWriter]] = {
+    "default": _DefaultLayout,
+    "pge": _PgeLayout,
+    "scwadd": _ScwaddLayout,
+}
+
+
+# The conversion ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _output(out: str | Path | IO[bytes]) -> Iterator[IO[bytes]]:
+    """A path is written to a temporary file beside it and renamed into place only when
+    complete; a stream is written as it goes."""
+    if not isinstance(out, str | Path):
+        yield out
+        return
+    target = Path(out)
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed or removed below
+        dir=target.parent or ".", prefix=f".{target.name}.", suffix=".partial", delete=False
+    )
+    try:
+        with handle:
+            yield handle
+        os.replace(handle.name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
+        raise
+
+
+def convert(
+    inputs: Sequence[Source],
+    out: str | Path | IO[bytes],
+    layout: str = "default",
+    tz: str | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+    workdir: str | Path | None = None,
+) -> ConversionReport:
+    """Convert ESPI documents into one CSV at ``out``; see the module docstring.
+
+    Raises :class:`~scwadd_core.espi.parser.EspiParseError` for malformed input and
+    :class:`ConversionError` for documents whose readings cannot be placed; nothing is written
+    to a path ``out`` in either case.
+    """
+    if layout not in _LAYOUT_CLASSES:
+        raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if tz is not None:
+        tzinfo_for(None, tz)  # fail on a bad zone before reading anything
+    report = ConversionReport(layout=layout)
+    resolver = Resolver()
+    with tempfile.TemporaryDirectory(prefix="scwadd-convert-", dir=workdir) as scratch:
+        spool = _Spool(scratch)
+        try:
+            for index, source in enumerate(inputs):
+                name = names[index] if names is not None else source_name(source)
+                report.inputs.append(_read_input(source, name, spool, resolver, progress))
+            report.readings_read = sum(i.readings for i in report.inputs)
+            channels = _resolve_channels(spool, resolver, report)
+            with _output(out) as raw:
+                hashing = _HashingWriter(raw)
+                buffered = io.BufferedWriter(hashing, buffer_size=1 << 16)
+                text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+                if layout == "pge":
+                    text.write("\ufeff")  # PG&E's own file starts with a BOM; Excel wants it
+                _write_rows(spool, channels, layout, tz, resolver, report, text)
+                text.flush()
+                text.detach()
+                buffered.flush()
+                report.output_sha256 = hashing.digest.hexdigest()
+                report.output_bytes = hashing.size
+        finally:
+            spool.close()
+    report.customer_name_present = resolver.customer_name() is not None
+    return report
+
+
+def _read_input(
+    source: Source,
+    name: str,
+    spool: _Spool,
+    resolver: Resolver,
+    progress: Callable[[int], None] | None,
+) -> InputReport:
+    opened: IO[bytes] | None = None
+    if isinstance(source, str | Path):
+        try:
+            opened = open(source, "rb")  # noqa: SIM115 - closed in the finally below
+        except OSError as error:
+            raise EspiParseError(name, None, None, f"cannot read: {error.strerror}") from None
+        stream: IO[bytes] = opened
+    else:
+        stream = source
+    hashing = _HashingReader(stream)
+    hashing.name = str(source) if isinstance(source, str | Path) else hashing.name
+    facts = InputReport(name=name, sha256="", bytes=0)
+    try:
+        for entry in iter_entries(hashing, name=name, progress=progress):  # type: ignore[arg-type]
+            facts.entries += 1
+            if isinstance(entry.obj, IntervalBlock):
+                facts.interval_blocks += 1
+                facts.readings += spool.add_block(
+                    Resolver.block_key(entry), entry.obj, entry.updated
+                )
+            else:
+                resolver.add(entry)
+    finally:
+        if opened is not None:
+            opened.close()
+    facts.sha256 = hashing.digest.hexdigest()
+    facts.bytes = hashing.size
+    return facts
+
+
+@dataclass
+class _ChannelInfo:
+    channel: Channel
+    role: int | None
+    point_index: int
+
+
+def _resolve_channels(
+    spool: _Spool, resolver: Resolver, report: ConversionReport
+) -> dict[int, _ChannelInfo]:
+    points: dict[str, UsagePointReport] = {}
+    order: list[str] = []
+    infos: dict[int, _ChannelInfo] = {}
+    for key, key_id in spool.block_keys.items():
+        try:
+            channel = resolver.channel(key)
+        except UnresolvedError as error:
+            raise ConversionError(str(error)) from None
+        rt = channel.reading_type
+        role = _ROLES.get(rt.flow_direction) if rt.uom in _ENERGY_UNITS else None
+        unit, _shift = display_unit(rt.uom)
+        if channel.usage_point_id not in points:
+            zone = channel.local_time
+            points[channel.usage_point_id] = UsagePointReport(
+                id=channel.usage_point_id,
+                service=_service_name(channel.service_kind),
+                unit="",
+                time_zone=_zone_label(zone),
+            )
+            order.append(channel.usage_point_id)
+        point = points[channel.usage_point_id]
+        if role is not None and (not point.unit or role == ROLE_DELIVERED):
+            point.unit = unit
+        point.reading_types.append(
+            ReadingTypeReport(
+                meter_reading=channel.meter_reading,
+                flow_direction=rt.flow_direction,
+                column=("delivered", "received", "net")[role] if role is not None else "ignored",
+                uom=rt.uom,
+                unit=unit,
+                power_of_ten_multiplier=rt.power_of_ten_multiplier,
+                interval_length=rt.interval_length,
+                commodity=rt.commodity,
+                accumulation_behaviour=rt.accumulation_behaviour,
+            )
+        )
+        if role is None:
+            report.notes.append(
+                f"MeterReading {channel.meter_reading} (flowDirection {rt.flow_direction}, "
+                f"uom {rt.uom}) is not interval energy: its readings are counted as ignored"
+            )
+        infos[key_id] = _ChannelInfo(channel, role, order.index(channel.usage_point_id))
+    # Units must agree within a usage point's energy columns, else delivered - received is
+    # meaningless; the display unit makes Wh and kWh agree, Wh and therms never.
+    for point in points.values():
+        units = {r.unit for r in point.reading_types if r.column != "ignored"}
+        if len(units) > 1:
+            raise ConversionError(
+                f"usage point {point.id} mixes units {sorted(units)}: expected one unit per "
+                "usage point"
+            )
+    report.usage_points = [points[p] for p in order]
+    return infos
+
+
+def _zone_label(params: Any) -> str:
+    if params is None:
+        return "UTC (no LocalTimeParameters)"
+    offset = params.tz_offset
+    sign = "+" if offset >= 0 else "-"
+    hours, rest = divmod(abs(offset), 3600)
+    label = f"UTC{sign}{hours:02d}:{rest // 60:02d}"
+    if params.dst_offset:
+        label += f", DST +{params.dst_offset // 60} min"
+    return label
+
+
+def _write_rows(
+    spool: _Spool,
+    channels: dict[int, _ChannelInfo],
+    layout: str,
+    tz: str | None,
+    resolver: Resolver,
+    report: ConversionReport,
+    text: IO[str],
+) -> None:
+    writer = _LAYOUT_CLASSES[layout](text, resolver.customer_name())
+    writer.begin(report.usage_points)
+    db = spool.db
+    db.execute(
+        "CREATE TABLE channels (block_key INTEGER PRIMARY KEY, point INTEGER, role INTEGER,"
+        " exponent INTEGER)"
+    )
+    db.executemany(
+        "INSERT INTO channels VALUES (?,?,?,?)",
+        [
+            (
+                key_id,
+                info.point_index,
+                -1 if info.role is None else info.role,
+                (info.channel.reading_type.power_of_ten_multiplier or 0)
+                + display_unit(info.channel.reading_type.uom)[1],
+            )
+            for key_id, info in channels.items()
+        ],
+    )
+    ignored = db.execute(
+        "SELECT count(*) FROM readings JOIN channels USING (block_key) WHERE role < 0"
+    ).fetchone()[0]
+    report.ignored_readings = ignored
+    cursor = db.execute(
+        """
+        SELECT point, start, duration, role, value, exponent, cost, quality, tou
+        FROM readings JOIN channels USING (block_key)
+        WHERE role >= 0
+        ORDER BY point, start, duration, role, updated DESC, seq DESC
+        """
+    )
+    zones: dict[int, tzinfo] = {}
+    received_points: set[int] = set()
+    for key_id, info in channels.items():
+        del key_id
+        if info.role == ROLE_RECEIVED:
+            received_points.add(info.point_index)
+        if info.point_index not in zones:
+            zones[info.point_index] = tzinfo_for(info.channel.local_time, tz)
+    if tz:
+        for point in report.usage_points:
+            point.time_zone = tz
+    current_point = -1
+    series_end: dict[int, int] = {}
+    group_key: tuple[int, int, int] | None = None
+    values: dict[int, tuple[Decimal | None, int | None, str, int | None]] = {}
+
+    def flush() -> None:
+        if group_key is None:
+            return
+        point_index, start, duration = group_key
+        point = report.usage_points[point_index]
+        delivered = values.get(ROLE_DELIVERED)
+        received = values.get(ROLE_RECEIVED)
+        net_reading = values.get(ROLE_NET)
+        delivered_value = delivered[0] if delivered else None
+        received_value = received[0] if received else None
+        if net_reading is not None:
+            net = net_reading[0]
+        elif delivered_value is None and received_value is None:
+            net = None
+        else:
+            net = (delivered_value or Decimal(0)) - (received_value or Decimal(0))
+        main = delivered or received or net_reading
+        assert main is not None
+        writer.row(
+            _Row(
+                point=point,
+                zone=zones[point_index],
+                start=start,
+                duration=duration,
+                delivered=delivered_value,
+                received=received_value,
+                net=net,
+                has_received_channel=point_index in received_points,
+                cost=main[1],
+                quality=_quality_text(main[2]),
+                tou=main[3],
+            )
+        )
+        point.rows += 1
+        report.rows += 1
+        previous_end = series_end.get(duration)
+        if previous_end is not None and start > previous_end:
+            point.gap_count += 1
+            point.gap_seconds += start - previous_end
+            if len(point.gaps) < _MAX_GAPS_LISTED:
+                point.gaps.append(
+                    Gap(_utc_text(previous_end), _utc_text(start), start - previous_end)
+                )
+        if previous_end is None and point.first_interval_start_utc is None:
+            point.first_interval_start_utc = _utc_text(start)
+        series_end[duration] = max(previous_end or 0, start + duration)
+        last = max(series_end.values())
+        point.last_interval_end_utc = _utc_text(last)
+
+    winners: dict[int, tuple[int | None, int]] = {}
+    for point_index, start, duration, role, value, exponent, cost, quality, tou in cursor:
+        key = (point_index, start, duration)
+        if key != group_key:
+            flush()
+            values = {}
+            winners = {}
+            group_key = key
+            if point_index != current_point:
+                current_point = point_index
+                series_end = {}
+                writer.begin_point(report.usage_points[point_index])
+        if role in values:
+            report.duplicates += 1
+            winner_value, winner_exponent = winners[role]
+            if not _same_value(winner_value, winner_exponent, value, exponent):
+                report.conflicts += 1
+            continue
+        winners[role] = (value, exponent)
+        scaled = None if value is None else Decimal(value).scaleb(exponent)
+        values[role] = (scaled, cost, quality, tou)
+    flush()
+
+
+def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
+    if a is None or b is None:
+        return a is b
+    if a_exp == b_exp:
+        return a == b
+    return Decimal(a).scaleb(a_exp) == Decimal(b).scaleb(b_exp)
+
+
+def local_interval_label(epoch: int, zone: tzinfo) -> str:
+    """ISO 8601 local time with its UTC offset (what the default layout writes)."""
+    return _local(epoch, zone).isoformat()
+
+
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "LAYOUTS",
+    "ConversionError",
+    "ConversionReport",
+    "InputReport",
+    "UsagePointReport",
+    "convert",
+    "local_interval_label",
+]
