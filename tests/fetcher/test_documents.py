@@ -1,0 +1,74 @@
+import pytest
+from scwadd_fetcher.documents import (
+    MalformedDocument,
+    batch_list_resources,
+    check_feed,
+    usage_point_ids,
+)
+
+USAGE_POINTS = b"""<?xml version="1.0"?>
+<ns1:feed xmlns:ns1="http://www.w3.org/2005/Atom" xmlns:ns0="http://naesb.org/espi">
+  <ns1:id>urn:x</ns1:id>
+  <ns1:entry>
+    <ns1:link rel="self" href="https://api/x/resource/Subscription/S1/UsagePoint/QUJD"/>
+    <ns1:content><ns0:UsagePoint><ns0:ServiceCategory><ns0:kind>0</ns0:kind>
+    </ns0:ServiceCategory></ns0:UsagePoint></ns1:content>
+  </ns1:entry>
+  <entry xmlns="http://www.w3.org/2005/Atom">
+    <link rel="up" href="https://api/x/resource/Subscription/S1/UsagePoint"/>
+    <link rel="self" href="https://api/x/resource/Subscription/S1/UsagePoint/REVG"/>
+    <content><UsagePoint xmlns="http://naesb.org/espi"/></content>
+  </entry>
+</ns1:feed>"""
+
+
+def test_usage_points_are_read_by_namespace_whatever_the_prefix():
+    assert usage_point_ids(USAGE_POINTS) == ["QUJD", "REVG"]
+
+
+def test_batch_list_resources():
+    body = (
+        b'<ns0:BatchList xmlns:ns0="http://naesb.org/espi">'
+        b"<ns0:resources>https://a/Batch/Bulk/1?correlationID=x</ns0:resources>"
+        b"<ns0:resources> https://a/Batch/Bulk/2 </ns0:resources></ns0:BatchList>"
+    )
+    assert batch_list_resources(body) == [
+        "https://a/Batch/Bulk/1?correlationID=x",
+        "https://a/Batch/Bulk/2",
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"<feed",
+        b"<html><body>Service Unavailable</body></html>",
+        b'<BatchList xmlns="http://naesb.org/espi"/>',
+    ],
+)
+def test_malformed_documents_are_refused(body):
+    with pytest.raises(MalformedDocument):
+        batch_list_resources(body)
+    with pytest.raises(MalformedDocument):
+        check_feed(body)
+
+
+def test_entities_are_not_expanded():
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE f [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><id>&e;</id></feed>'
+    )
+    assert check_feed(body) == 0
+
+
+def test_check_feed_counts_readings():
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><entry><content>'
+        b'<IntervalBlock xmlns="http://naesb.org/espi">'
+        b"<IntervalReading><timePeriod><duration>900</duration><start>0</start></timePeriod>"
+        b"<value>1</value></IntervalReading>"
+        b"<IntervalReading><value>2</value></IntervalReading>"
+        b"</IntervalBlock></content></entry></feed>"
+    )
+    assert check_feed(body) == 2
