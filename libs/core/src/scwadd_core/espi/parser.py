@@ -294,7 +294,7 @@ class _Reader:
         start = self.req_int(element, inner, "start", f"{what} {name}")
         duration = self.req_int(element, inner, "duration", f"{what} {name}")
         if ms_aware and abs(start) >= _MILLISECONDS_THRESHOLD:
-            start, duration = start // 1000, duration // 1000
+            start //= 1000  # durations stay in seconds (UInt32 could not hold a year in ms)
         return DateTimeInterval(start=start, duration=duration)
 
     def time(self, kids: dict[str, etree._Element], name: str, what: str) -> int | None:
