@@ -8,15 +8,16 @@ announced resource) — 2 or 3, against the original's 16.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import EspiSession, PermanentError
 from scwadd_fetcher.documents import MalformedDocument, check_feed, usage_point_ids
-from scwadd_fetcher.notifications import BatchWaiters
+from scwadd_fetcher.notifications import Announced, BatchWaiters, Expectation
 from scwadd_fetcher.windows import DAY, Window, is_range_refusal, max_range_from_message, split
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,9 @@ class FetchOptions:
     max_range_seconds: int | None = None
     notification_timeout: float = 300.0
     rerequests: int = 2  # after a 202 whose notification never came
+    # "usagepoint": Batch/Subscription/{id}/UsagePoint/{up}, synchronous at PG&E (200);
+    # "subscription": Batch/Subscription/{id}, one asynchronous request (202) for all meters.
+    batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
 
 
 @dataclass
@@ -90,6 +94,8 @@ class JobFetch:
         self.options = options
         self.progress = progress
         self.outcome = FetchOutcome(max_range_seconds=options.max_range_seconds)
+        self._consumed: set[str] = set()
+        self._subscription_marker = b""
 
     async def _say(self, message: str) -> None:
         if self.progress is not None:
@@ -97,6 +103,7 @@ class JobFetch:
 
     async def run(self, subscription_id: str) -> FetchOutcome:
         base = self.options.api_base.rstrip("/")
+        self._subscription_marker = f"/Subscription/{subscription_id}/".encode()
         listing = await self.session.call(
             f"{base}/Subscription/{subscription_id}/UsagePoint",
             check_body=_check_usage_point_list,
@@ -106,20 +113,23 @@ class JobFetch:
         if not ids:
             raise PermanentError("the utility shared no meter (UsagePoint) for this account")
         self.outcome.usage_points = ids
+        if self.options.batch_scope == "subscription":
+            # One (asynchronous) request covers every UsagePoint of the subscription.
+            await self._say(f"Asking PG&E for the data of {len(ids)} meter(s).")
+            await self._fetch_period(f"{base}/Batch/Subscription/{subscription_id}", "all")
+            return self.outcome
         for index, usage_point in enumerate(ids):
             await self._say(f"Fetching meter {index + 1} of {len(ids)}.")
-            await self._fetch_usage_point(base, subscription_id, index, usage_point)
+            url = f"{base}/Batch/Subscription/{subscription_id}/UsagePoint/{usage_point}"
+            await self._fetch_period(url, f"usagepoint-{index}")
         return self.outcome
 
-    async def _fetch_usage_point(
-        self, base: str, subscription_id: str, index: int, usage_point: str
-    ) -> None:
-        url = f"{base}/Batch/Subscription/{subscription_id}/UsagePoint/{usage_point}"
+    async def _fetch_period(self, url: str, label: str) -> None:
         remaining = self.options.period
         while remaining.start < remaining.end:
             window = split(remaining, self.outcome.max_range_seconds)[0]
             try:
-                await self._fetch_window(url, index, window)
+                await self._fetch_window(url, label, window)
             except RangeTooLong as refusal:
                 # Learned from the custodian: cut the rest of the period accordingly.
                 self.outcome.max_range_seconds = refusal.max_seconds
@@ -127,9 +137,9 @@ class JobFetch:
                 continue
             remaining = Window(window.end, remaining.end)
 
-    def _object_name(self, index: int, window: Window, part: int | None = None) -> str:
+    def _object_name(self, label: str, window: Window, part: int | None = None) -> str:
         suffix = "" if part is None else f"-{part}"
-        return f"{self.job_id}/usagepoint-{index}/{window.start}-{window.end}{suffix}.xml"
+        return f"{self.job_id}/{label}/{window.start}-{window.end}{suffix}.xml"
 
     async def _store(self, name: str, body: bytes) -> None:
         readings = check_feed(body)
@@ -138,73 +148,103 @@ class JobFetch:
         self.outcome.readings += readings
         metrics.READINGS_FETCHED.inc(readings)
 
-    async def _fetch_window(self, url: str, index: int, window: Window) -> None:
+    def _refusal(self, text: str, window: Window) -> Exception | None:
+        """What a 400 means: None for "a batch is already being prepared" (wait for it)."""
+        if UNPROCESSED_BATCH in text.lower():
+            return None
+        if is_range_refusal(text):
+            learned = max_range_from_message(text)
+            if learned is None or learned >= window.seconds:
+                learned = window.seconds // 2
+            if learned < DAY:
+                return PermanentError("the utility refused even a one-day request for the data")
+            return RangeTooLong(learned)
+        return PermanentError(
+            "the utility's data service refused the request for the usage data: "
+            + text.strip()[:200]
+        )
+
+    async def _fetch_window(self, url: str, label: str, window: Window) -> None:
         correlation_ids: set[str] = set()
         for _ in range(1 + self.options.rerequests):
             correlation_id = uuid.uuid4().hex
             correlation_ids.add(correlation_id)
-            expectation = self.waiters.expect(correlation_ids, url)
-            params = {
-                "published-min": str(window.start),
-                "published-max": str(window.end),
-                "correlationID": correlation_id,
-            }
+            expectation = self.waiters.expect(
+                correlation_ids, url, accepts_candidates=self.options.batch_scope == "subscription"
+            )
             try:
+                params = {
+                    "published-min": str(window.start),
+                    "published-max": str(window.end),
+                    "correlationID": correlation_id,
+                }
                 response = await self.session.call(
                     url, params=params, check_body=_check_feed, ok=(200, 202, 204, 400)
                 )
-            except BaseException:
-                self.waiters.cancel(expectation)
-                raise
-            status = response.status_code
-            if status == 200:
-                self.waiters.cancel(expectation)
-                await self._store(self._object_name(index, window), response.content)
-                return
-            if status == 204:
-                self.waiters.cancel(expectation)
-                self.outcome.empty_windows.append(window)
-                return
-            if status == 400:
-                text = response.text
-                if UNPROCESSED_BATCH not in text.lower():
-                    self.waiters.cancel(expectation)
-                    if is_range_refusal(text):
-                        learned = max_range_from_message(text)
-                        if learned is None or learned >= window.seconds:
-                            learned = max(DAY, window.seconds // 2)
-                        if learned >= window.seconds:
-                            raise PermanentError(
-                                "the utility refused even a one-day request for the data"
-                            )
-                        raise RangeTooLong(learned)
-                    raise PermanentError(
-                        "the utility's data service refused the request for the usage data: "
-                        + text.strip()[:200]
-                    )
-            # 202, or a batch request for this data is already being processed: wait for it.
-            urls = await self.waiters.wait(expectation, self.options.notification_timeout)
-            if urls is None:
-                log.warning(
-                    "no batch notification within %.0f s; asking again",
-                    self.options.notification_timeout,
-                )
-                continue
-            for part, announced in enumerate(urls):
-                answer = await self.session.call(
-                    announced,
-                    client_token="/Batch/Bulk/" in announced,
-                    check_body=_check_feed,
-                    ok=(200, 204),
-                )
-                if answer.status_code == 204:
+                status = response.status_code
+                if status == 200:
+                    await self._store(self._object_name(label, window), response.content)
+                    return
+                if status == 204:
                     self.outcome.empty_windows.append(window)
-                    continue
-                await self._store(self._object_name(index, window, part), answer.content)
-            return
+                    return
+                if status == 400:
+                    refusal = self._refusal(response.text, window)
+                    if refusal is not None:
+                        raise refusal
+                # 202, or a batch of this data is already being prepared: wait for the BatchList.
+                if await self._await_batch(expectation, label, window):
+                    return
+            finally:
+                self.waiters.cancel(expectation)
+            log.warning(
+                "no usable batch notification within %.0f s; asking again",
+                self.options.notification_timeout,
+            )
         raise PermanentError(
             "the utility accepted the request for the usage data but never delivered it"
         )
+
+    async def _await_batch(self, expectation: Expectation, label: str, window: Window) -> bool:
+        deadline = time.monotonic() + self.options.notification_timeout
+        while (announced := await self.waiters.next(expectation, deadline)) is not None:
+            stored = 0
+            for item in announced:
+                if item.url in self._consumed:
+                    continue  # a duplicated notification
+                body = await self._get_announced(item)
+                if body is None:
+                    continue
+                self._consumed.add(item.url)
+                if body:
+                    await self._store(self._object_name(label, window, len(self._consumed)), body)
+                else:
+                    self.outcome.empty_windows.append(window)
+                stored += 1
+            if stored:
+                return True
+        return False
+
+    async def _get_announced(self, item: Announced) -> bytes | None:
+        """The announced document (b"" when it holds no data), or None when it is not ours."""
+        if not item.exact:
+            # Somebody's batch: ours only if our customer's token may read it and it is about
+            # our subscription.
+            answer = await self.session.call(
+                item.url, check_body=_check_feed, ok=(200, 204, 403, 404)
+            )
+            if answer.status_code in (403, 404):
+                return None
+            if answer.status_code == 200 and self._subscription_marker not in answer.content:
+                return None
+        else:
+            answer = await self.session.call(
+                item.url,
+                client_token="/Batch/Bulk/" in item.url,
+                check_body=_check_feed,
+                ok=(200, 204),
+            )
+        return answer.content if answer.status_code == 200 else b""
 
 
 __all__ = [

@@ -19,7 +19,7 @@ class FetchJob(Base):
     __tablename__ = "fetch_jobs"
 
     job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # running, completed, failed
+    status: Mapped[str] = mapped_column(String(16), index=True)  # running, completed, failed
     owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,12 +21,12 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from nats.aio.msg import Msg
 from nats.js.object_store import ObjectStore
-from scwadd_core.bus import Bus
+from scwadd_core.bus import Bus, ConsumerPolicy
 from scwadd_core.custodian import Custodian
 from scwadd_core.events import (
     BATCH_READY,
@@ -66,6 +66,7 @@ class FetcherOptions:
     max_range_days: int | None = None
     notification_timeout: float = 300.0
     rerequests: int = 2
+    batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -99,6 +100,9 @@ class Fetcher:
         self.raw_store = raw_store
         self.options = options
         self.waiters = BatchWaiters()
+        # A fetch can take minutes (rate limit, 202 waits): a duplicate grant event offered while
+        # another replica holds the job is handed back for long enough to see it finish.
+        self.policy = ConsumerPolicy(max_deliver=30, backoff=(2.0, 5.0, 10.0, 30.0, 60.0))
         self._api_origin = _origin(options.api_base)
 
     # -- batch notifications ---------------------------------------------------------------
@@ -204,6 +208,7 @@ class Fetcher:
                 max_range_seconds=max_range,
                 notification_timeout=self.options.notification_timeout,
                 rerequests=self.options.rerequests,
+                batch_scope=self.options.batch_scope,
             ),
             progress=lambda message: self._progress(job_id, "fetching", message),
         )

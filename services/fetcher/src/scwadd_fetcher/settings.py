@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from scwadd_core.settings import CustodianSettings, DatabaseSettings, SealingSettings
 
@@ -20,6 +22,9 @@ class FetcherSettings(CustodianSettings, DatabaseSettings, SealingSettings):
     # How long to wait for the BatchList after a 202 before asking again, and how often.
     BATCH_NOTIFICATION_TIMEOUT_SECONDS: float = Field(default=300.0, gt=0)
     BATCH_REREQUESTS: int = Field(default=2, ge=0)
+    # usagepoint: one synchronous batch request per UsagePoint (PG&E answers 200);
+    # subscription: one asynchronous request for the whole subscription (202 + BatchList).
+    BATCH_SCOPE: Literal["usagepoint", "subscription"] = "usagepoint"
     # Retries of 5xx, timeouts and malformed bodies (exponential backoff with jitter).
     FETCH_RETRY_ATTEMPTS: int = Field(default=5, ge=1)
     FETCH_RETRY_INITIAL_SECONDS: float = Field(default=1.0, ge=0)

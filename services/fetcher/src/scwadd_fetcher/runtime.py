@@ -1,0 +1,121 @@
+"""Wiring: settings → database, bus, custodian client, rate limit → the running service."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from scwadd_core.bus import Bus
+from scwadd_core.custodian import Custodian, CustodianConfig, make_http_client
+from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
+from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
+from scwadd_core.sealing import Keyring
+from scwadd_core.web import create_app, database_check, serve
+
+from scwadd_fetcher import metrics
+from scwadd_fetcher.api import RetryPolicy
+from scwadd_fetcher.jobs import JobLedger
+from scwadd_fetcher.ratelimit import Limits, SharedRateLimit
+from scwadd_fetcher.service import Fetcher, FetcherOptions, ObjectStoreRaw
+from scwadd_fetcher.settings import FetcherSettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = "scwadd_fetcher.migrations"
+DURABLE = "fetcher"
+# A BatchList is a handful of URLs; anything bigger is not one.
+MAX_NOTIFICATION_BYTES = 1_000_000
+
+
+def migrate(settings: FetcherSettings) -> None:
+    engine = make_engine(settings.DATABASE_URL)
+    try:
+        wait_for_database(engine)
+        run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
+    finally:
+        engine.dispose()
+
+
+def options_from(settings: FetcherSettings) -> FetcherOptions:
+    return FetcherOptions(
+        api_base=settings.PGE_API_BASE,
+        history_days=settings.HISTORY_DAYS,
+        max_range_days=settings.CUSTODIAN_MAX_RANGE_DAYS,
+        notification_timeout=settings.BATCH_NOTIFICATION_TIMEOUT_SECONDS,
+        rerequests=settings.BATCH_REREQUESTS,
+        batch_scope=settings.BATCH_SCOPE,
+        retry=RetryPolicy(
+            attempts=settings.FETCH_RETRY_ATTEMPTS,
+            initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,
+            max_wait=settings.FETCH_RETRY_MAX_SECONDS,
+        ),
+    )
+
+
+def add_notify_route(app: FastAPI, fetcher: Fetcher) -> None:
+    @app.post("/espi/notify")
+    async def notify(request: Request) -> Response:
+        """The custodian's BatchList. Answered at once; the waiting job (on any replica) gets it
+        through ``batch.ready``."""
+        body = await request.body()
+        if len(body) > MAX_NOTIFICATION_BYTES:
+            metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
+            return Response("a BatchList is never this large\n", status_code=413)
+        try:
+            event = fetcher.accept_notification(body)
+        except ValueError as error:
+            metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
+            log.warning("refused a notification: %s", error)
+            return Response(f"not a usable ESPI BatchList: {error}\n", status_code=400)
+        stored = await fetcher.bus.publish(event)
+        metrics.BATCH_NOTIFICATIONS.labels("accepted" if stored else "duplicate").inc()
+        return Response(status_code=200)
+
+
+async def main(settings: FetcherSettings) -> int:
+    engine = make_engine(settings.DATABASE_URL)
+    wait_for_database(engine)
+    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
+    owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    ledger = JobLedger(session_factory(engine), owner, settings.JOB_LEASE_SECONDS)
+    bus = await Bus.connect(settings.NATS_URL, name="fetcher")
+    await bus.ensure_streams()
+    kv = await bus.key_value(RATELIMIT_BUCKET)
+    raw = await bus.object_store(RAW_BUCKET)
+    config = CustodianConfig.from_settings(settings)
+    timeout = httpx.Timeout(settings.CUSTODIAN_TIMEOUT_SECONDS, connect=10.0)
+    custodian = Custodian(config, http=make_http_client(config, timeout=timeout))
+    limiter = SharedRateLimit(
+        kv,
+        Limits(
+            per_second=settings.RATE_LIMIT_PER_SECOND,
+            per_hour=settings.RATE_LIMIT_PER_HOUR,
+            per_day=settings.RATE_LIMIT_PER_DAY,
+        ),
+    )
+    fetcher = Fetcher(
+        bus=bus,
+        ledger=ledger,
+        custodian=custodian,
+        keyring=Keyring.parse(settings.TOKEN_SEALING_KEYS.get_secret_value()),
+        limiter=limiter,
+        raw_store=ObjectStoreRaw(raw),
+        options=options_from(settings),
+    )
+    await fetcher.listen_batch_ready()
+    app = create_app("fetcher", checks={"nats": bus.ready, "database": database_check(engine)})
+    add_notify_route(app, fetcher)
+
+    async def consume() -> None:
+        await bus.run_consumer(DURABLE, GRANT_RECEIVED, fetcher.handle_grant, policy=fetcher.policy)
+
+    try:
+        return await serve(
+            app, settings, bus=bus, background=[consume], on_shutdown=[custodian.aclose]
+        )
+    finally:
+        engine.dispose()
