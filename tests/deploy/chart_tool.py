@@ -56,7 +56,9 @@ def render(chart_dir: Path, values: dict[str, Any], out_dir: Path) -> int:
             (manifests / name).write_text(yaml.safe_dump(document, sort_keys=False))
             objects.append({"template": template, "file": name, "object": document})
     (out_dir / "objects.json").write_text(json.dumps(objects, indent=2))
-    notes = next((text for template, text in rendered.items() if template.endswith("NOTES.txt")), "")
+    notes = next(
+        (text for template, text in rendered.items() if template.endswith("NOTES.txt")), ""
+    )
     (out_dir / "NOTES.txt").write_text(notes)
     return 0
 
