@@ -716,8 +716,8 @@ def iter_entries(
                     while element.getprevious() is not None:
                         del parent[0]
         except etree.XMLSyntaxError as error:
-            line, column = error.position
-            raise EspiParseError(label, line, column, _syntax_message(error)) from None
+            line, column, message = _first_error(error, events.error_log)
+            raise EspiParseError(label, line, column, _syntax_message(message)) from None
         root = events.root
         if root is None:
             raise EspiParseError(label, None, None, "the document is empty")
@@ -744,8 +744,18 @@ def iter_entries(
             handle.close()
 
 
-def _syntax_message(error: etree.XMLSyntaxError) -> str:
-    message = str(error.msg or error).strip()
+def _first_error(error: etree.XMLSyntaxError, log: Any) -> tuple[int | None, int | None, str]:
+    """The first error this parser logged: the exception's own summary can be a later, vaguer
+    one ("no element found" at 0:0 after an undefined entity)."""
+    for entry in log:
+        if entry.level_name in ("ERROR", "FATAL"):
+            return entry.line or None, entry.column or None, entry.message
+    line, column = error.position
+    return line or None, column or None, str(error.msg or error)
+
+
+def _syntax_message(message: str) -> str:
+    message = message.strip()
     lowered = message.lower()
     if "entity" in lowered:
         return f"{message} (entities are not expanded: expected plain ESPI XML)"
