@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import ssl
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -79,7 +79,6 @@ def wait_until_ready(
     *,
     timeout: float = 60.0,
     verify: ssl.SSLContext | bool = True,
-    cert: tuple[str, str] | None = None,
 ) -> None:
     """Polls a readiness URL; fails early, with the child's log, if the child dies."""
     deadline = time.monotonic() + timeout
@@ -88,7 +87,7 @@ def wait_until_ready(
         if not child.alive():
             raise RuntimeError(f"{child.name} exited during start-up:\n{child.log_tail()}")
         try:
-            response = httpx.get(url, verify=verify, cert=cert, timeout=2.0)
+            response = httpx.get(url, verify=verify, timeout=2.0)
             if response.status_code == 200:
                 return
             last_error = f"HTTP {response.status_code}"

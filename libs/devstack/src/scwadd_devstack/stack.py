@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bcrypt
-
 from scwadd_core import devpki
+
 from scwadd_devstack.processes import (
     ChildProcess,
     free_port,
