@@ -1,0 +1,188 @@
+"""Database helpers: one engine per service, SQLite by default and PostgreSQL (psycopg 3) in
+production, and Alembic migrations run programmatically at start.
+
+Each service keeps its migrations in a package inside its own code, e.g.
+``services/auth/src/scwadd_auth/migrations/`` holding ``__init__.py``, ``script.py.mako``,
+``versions/`` and a three-line ``env.py``::
+
+    from scwadd_auth.models import Base
+    from scwadd_core.db import run_alembic_env
+    run_alembic_env(Base.metadata)
+
+and at start::
+
+    engine = make_engine(settings.DATABASE_URL)
+    run_migrations(settings.DATABASE_URL, package="scwadd_auth.migrations")
+    Session = session_factory(engine)
+
+A new revision: ``alembic_config(url, "scwadd_auth.migrations")`` with ``alembic.command.revision``.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+
+
+def normalize_url(url: str) -> URL:
+    """Accept the URLs operators write (``postgres://``, ``postgresql://``) and pin psycopg 3."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with settings that suit the engine behind it.
+
+    SQLite: the file's directory is created, foreign keys enforced, WAL so readers do not block
+    the writer, and a busy timeout so two threads of one service wait instead of failing.
+    PostgreSQL: connections are checked before use, so a database restart costs no request.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 30})
+        engine = sa_create_engine(parsed, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa_create_engine(parsed, **kwargs)
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (handlers return them)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def database_reachable(engine: Engine) -> bool:
+    """For ``/readyz``: a ``SELECT 1`` succeeds."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
+
+
+def wait_for_database(engine: Engine, timeout: float = 60.0) -> None:
+    """At start, wait (bounded, with backoff) for a database that may start after us."""
+    for attempt in Retrying(
+        stop=stop_after_delay(timeout),
+        wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
+        retry=retry_if_exception_type(OperationalError),
+        reraise=True,
+    ):
+        with attempt, engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+
+def _migrations_directory(package: str) -> str:
+    location = importlib.resources.files(package)
+    if not location.joinpath("env.py").is_file():
+        raise FileNotFoundError(f"{package} has no env.py: it is not an Alembic migrations package")
+    return str(location)
+
+
+def default_version_table(package: str) -> str:
+    """``scwadd_auth.migrations`` → ``alembic_version_scwadd_auth``: services never share a
+    version table, even if an operator points two of them at one database."""
+    return "alembic_version_" + package.split(".")[0]
+
+
+def alembic_config(url: str, package: str, version_table: str | None = None) -> Any:
+    """An Alembic ``Config`` for the migrations package ``package`` (no alembic.ini needed)."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", _migrations_directory(package))
+    # ConfigParser interpolates %; URL-encoded passwords contain it.
+    config.set_main_option(
+        "sqlalchemy.url",
+        normalize_url(url).render_as_string(hide_password=False).replace("%", "%%"),
+    )
+    config.attributes["version_table"] = version_table or default_version_table(package)
+    return config
+
+
+def run_migrations(
+    url: str, package: str, *, revision: str = "head", version_table: str | None = None
+) -> None:
+    """Upgrade the database at ``url`` to ``revision`` with the migrations in ``package``.
+
+    Safe to run from every replica at start: Alembic runs each step in a transaction, and on
+    PostgreSQL concurrent upgrades serialise on the version table.
+    """
+    from alembic import command
+
+    config = alembic_config(url, package, version_table)
+    log.info("running database migrations", extra={"migrations": package, "revision": revision})
+    command.upgrade(config, revision)
+
+
+def run_alembic_env(target_metadata: Any) -> None:
+    """The body of every service's ``migrations/env.py``."""
+    from alembic import context
+
+    config = context.config
+    version_table = config.attributes.get("version_table") or "alembic_version"
+    url = config.get_main_option("sqlalchemy.url")
+    if context.is_offline_mode():
+        context.configure(
+            url=url,
+            target_metadata=target_metadata,
+            literal_binds=True,
+            version_table=version_table,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _migrate_with(context, connection, target_metadata, version_table)
+        return
+    if url is None:
+        raise RuntimeError("no database URL: call scwadd_core.db.run_migrations(url, package)")
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            _migrate_with(context, connection, target_metadata, version_table)
+    finally:
+        engine.dispose()
+
+
+def _migrate_with(context: Any, connection: Any, metadata: Any, version_table: str) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=version_table,
+        # SQLite cannot ALTER most things; batch mode rebuilds the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    if connection.in_transaction():
+        connection.commit()

@@ -1,0 +1,111 @@
+"""Configuration from the environment, one pydantic-settings class per service.
+
+Each service declares its own ``Settings`` by combining the pieces it needs, for example::
+
+    class Settings(CustodianSettings, DatabaseSettings, SealingSettings):
+        HTTP_PORT: int = 8080
+        DATABASE_URL: str = "sqlite:///./auth.db"
+        PGE_AUTHORIZE_URL: str
+
+    settings = load_settings(Settings)   # exits 2 naming any missing variable
+
+Field names are the environment variable names (UPPER_CASE, as in docs/architecture.md), so a
+message about a field is a message about the variable the operator has to set.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads: the bus, the HTTP listener, TLS and logging."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    NATS_URL: str
+    HTTP_HOST: str = "0.0.0.0"  # noqa: S104 - a container must listen on all interfaces
+    HTTP_PORT: int = 8080
+    TLS_CERT_FILE: Path | None = None
+    TLS_KEY_FILE: Path | None = None
+    LOG_LEVEL: LogLevel = "INFO"
+
+    def tls_enabled(self) -> bool:
+        """HTTPS is served only when both halves of the key pair are configured."""
+        return self.TLS_CERT_FILE is not None and self.TLS_KEY_FILE is not None
+
+
+class DatabaseSettings(ServiceSettings):
+    """A service with its own database. Subclasses set a per-service SQLite default."""
+
+    DATABASE_URL: str
+
+
+class SealingSettings(ServiceSettings):
+    """A service that seals or opens tokens (see :mod:`scwadd_core.sealing`)."""
+
+    TOKEN_SEALING_KEYS: SecretStr
+
+
+class CustodianSettings(ServiceSettings):
+    """The third party's registration at the data custodian (PG&E or the sandbox)."""
+
+    PGE_CLIENT_ID: str
+    PGE_CLIENT_SECRET: SecretStr
+    PGE_CLIENT_CERT_FILE: Path
+    PGE_CLIENT_KEY_FILE: Path
+    PGE_CA_FILE: Path | None = None
+    PGE_TOKEN_URL: str
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+class SettingsError(Exception):
+    """The environment does not describe a usable configuration; the message says what to fix."""
+
+
+def describe_errors(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable."""
+    lines = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "?"
+        if item["type"] == "missing":
+            lines.append(f"missing required setting {name}: set the environment variable {name}")
+        else:
+            # The input value is left out on purpose: it may be a secret.
+            lines.append(f"invalid setting {name}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def read_settings(cls: type[SettingsT]) -> SettingsT:
+    """Build ``cls`` from the environment, or raise :class:`SettingsError` with a clear message."""
+    try:
+        return cls()
+    except ValidationError as error:
+        raise SettingsError(describe_errors(error)) from None
+
+
+def load_settings(cls: type[SettingsT]) -> SettingsT:
+    """Build ``cls`` from the environment; on a bad configuration print why and exit 2.
+
+    Used at service start, so a misconfigured pod fails at once with a message naming the
+    variable instead of at the first request.
+    """
+    try:
+        return read_settings(cls)
+    except SettingsError as error:
+        print(f"configuration error ({cls.__module__}.{cls.__name__}):", file=sys.stderr)
+        print(str(error), file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,9 @@
+"""Reusable test support: a real nats-server per test, databases on SQLite and PostgreSQL.
+
+The pytest fixtures live in :mod:`scwadd_core.testing.fixtures` (registered in the root
+``tests/conftest.py``); the helpers here are plain code, usable from ``make run`` or a benchmark.
+"""
+
+from scwadd_core.testing.nats import NatsServer, free_port, nats_server_binary
+
+__all__ = ["NatsServer", "free_port", "nats_server_binary"]
