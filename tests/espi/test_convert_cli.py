@@ -1,0 +1,89 @@
+"""`scwadd convert` as a user runs it: a real process, real files, real exit codes."""
+
+import json
+import subprocess
+import sys
+from datetime import date
+
+from espi_support import ELECTRIC, PACIFIC, feed_bytes, local_day_blocks, pacific_time, usage_point
+
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lol">'
+    b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;">]>\n<lolz>&lol2;</lolz>\n'
+)
+
+
+def scwadd(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "scwadd_core.cli", "convert", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _feed(first: date, days: int) -> bytes:
+    blocks = local_day_blocks(first, days, PACIFIC)
+    return feed_bytes(
+        [usage_point("UP1", [("MR1", ELECTRIC, blocks)], local_time=pacific_time(first.year))]
+    )
+
+
+def test_files_merge_into_one_csv_with_a_report(tmp_path) -> None:
+    (tmp_path / "a.xml").write_bytes(_feed(date(2024, 1, 1), 2))
+    (tmp_path / "b.xml").write_bytes(_feed(date(2024, 1, 2), 2))
+    result = scwadd(
+        str(tmp_path / "a.xml"),
+        str(tmp_path / "b.xml"),
+        "-o",
+        str(tmp_path / "out.csv"),
+        "--report",
+        str(tmp_path / "report.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0].startswith("usage_point_id,service,interval_start_local")
+    assert len(lines) == 1 + 3 * 96
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["duplicates"] == 96 and report["rows"] == 288
+    assert b"288 rows for 1 usage point(s)" in result.stderr
+
+
+def test_stdin_to_stdout_in_the_pge_layout() -> None:
+    result = scwadd("-", "--layout", "pge", stdin=_feed(date(2024, 6, 1), 1))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode("utf-8-sig")
+    assert "TYPE,DATE,START TIME,END TIME,USAGE (kWh),COST,NOTES" in text
+    assert text.count("Electric usage,2024-06-01,") == 96
+
+
+def test_bad_input_exits_1_naming_file_line_and_column(tmp_path) -> None:
+    (tmp_path / "lol.xml").write_bytes(BILLION_LAUGHS)
+    result = scwadd(str(tmp_path / "lol.xml"), "-o", str(tmp_path / "out.csv"))
+    assert result.returncode == 1
+    assert f"{tmp_path / 'lol.xml'}:2:1: a DOCTYPE declaration is not allowed".encode() in (
+        result.stderr
+    )
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_bad_stdin_is_named_stdin() -> None:
+    result = scwadd("-", stdin=b"<feed xmlns='http://www.w3.org/2005/Atom'>\n<entry>\n")
+    assert result.returncode == 1
+    assert b"<stdin>:3:" in result.stderr and b"malformed XML" in result.stderr
+
+
+def test_missing_file_is_bad_input(tmp_path) -> None:
+    result = scwadd(str(tmp_path / "absent.xml"))
+    assert result.returncode == 1
+    assert b"absent.xml: cannot read" in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    assert scwadd().returncode == 2
+    assert scwadd("x.xml", "--layout", "xlsx").returncode == 2
+    bad_zone = scwadd("x.xml", "--tz", "Atlantis/Lost")
+    assert bad_zone.returncode == 2
+    assert b"unknown time zone" in bad_zone.stderr
+    assert scwadd("-", "-").returncode == 2
