@@ -1,6 +1,54 @@
+"""Fixtures for the fetcher tests: a real sandbox on free ports that POSTs its notifications to
+the fetcher under test, a real nats-server (``nats_server`` from scwadd_core.testing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
 import pytest
+from scwadd_core import devpki
+from scwadd_core.sealing import generate_key
+from scwadd_core.testing.nats import free_port
+from scwadd_sandbox.testing import RunningSandbox, start_sandbox
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("fetcher-pki")
+    devpki.ensure_dev_pki(directory)
+    return directory
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
+def fetcher_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def sealing_keys() -> str:
+    return generate_key("test")
+
+
+SandboxFactory = Callable[..., AbstractContextManager[RunningSandbox]]
+
+
+@pytest.fixture
+def make_sandbox(pki_dir: Path, fetcher_port: int) -> SandboxFactory:
+    """Start a sandbox whose notification URI is the fetcher under test (overrides are
+    SandboxConfig fields, e.g. max_range_seconds)."""
+
+    def factory(**overrides: Any) -> AbstractContextManager[RunningSandbox]:
+        return start_sandbox(
+            pki_dir, notification_uri=f"https://127.0.0.1:{fetcher_port}/espi/notify", **overrides
+        )
+
+    return factory
+
+
+@pytest.fixture
+def sandbox(make_sandbox: SandboxFactory) -> Iterator[RunningSandbox]:
+    with make_sandbox() as running:
+        yield running

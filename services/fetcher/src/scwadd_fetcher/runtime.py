@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import uuid
+from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -15,6 +17,7 @@ from scwadd_core.db import make_engine, run_migrations, session_factory, wait_fo
 from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
 from scwadd_core.sealing import Keyring
 from scwadd_core.web import create_app, database_check, serve
+from sqlalchemy import Engine
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import RetryPolicy
@@ -76,7 +79,37 @@ def add_notify_route(app: FastAPI, fetcher: Fetcher) -> None:
         return Response(status_code=200)
 
 
-async def main(settings: FetcherSettings) -> int:
+@dataclass
+class FetcherRuntime:
+    """Everything one fetcher process holds; :func:`build` makes it, :meth:`serve` runs it."""
+
+    settings: FetcherSettings
+    engine: Engine
+    bus: Bus
+    custodian: Custodian
+    fetcher: Fetcher
+    app: FastAPI
+
+    async def serve(self, stop: asyncio.Event | None = None) -> int:
+        async def consume() -> None:
+            await self.bus.run_consumer(
+                DURABLE, GRANT_RECEIVED, self.fetcher.handle_grant, policy=self.fetcher.policy
+            )
+
+        try:
+            return await serve(
+                self.app,
+                self.settings,
+                bus=self.bus,
+                background=[consume],
+                on_shutdown=[self.custodian.aclose],
+                stop=stop,
+            )
+        finally:
+            self.engine.dispose()
+
+
+async def build(settings: FetcherSettings) -> FetcherRuntime:
     engine = make_engine(settings.DATABASE_URL)
     wait_for_database(engine)
     run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
@@ -109,13 +142,9 @@ async def main(settings: FetcherSettings) -> int:
     await fetcher.listen_batch_ready()
     app = create_app("fetcher", checks={"nats": bus.ready, "database": database_check(engine)})
     add_notify_route(app, fetcher)
+    return FetcherRuntime(settings, engine, bus, custodian, fetcher, app)
 
-    async def consume() -> None:
-        await bus.run_consumer(DURABLE, GRANT_RECEIVED, fetcher.handle_grant, policy=fetcher.policy)
 
-    try:
-        return await serve(
-            app, settings, bus=bus, background=[consume], on_shutdown=[custodian.aclose]
-        )
-    finally:
-        engine.dispose()
+async def main(settings: FetcherSettings) -> int:
+    runtime = await build(settings)
+    return await runtime.serve()
