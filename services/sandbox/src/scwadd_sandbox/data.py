@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import math
 from collections.abc import Iterator
@@ -182,14 +183,32 @@ def default_data_end(now: float) -> int:
     return int(dt.datetime(midnight.year, midnight.month, midnight.day, tzinfo=PACIFIC).timestamp())
 
 
+@functools.lru_cache(maxsize=65536)
+def _offset_of_hour(hour: int) -> int:
+    """UTC offset (seconds) in Pacific time during the UTC hour ``hour`` (epoch // 3600).
+
+    Pacific offsets only change on whole hours, so one lookup per hour is exact."""
+    offset = dt.datetime.fromtimestamp(hour * 3600, PACIFIC).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+@functools.lru_cache(maxsize=8192)
+def _midnight_of(local_day: int) -> int:
+    """Epoch of Pacific midnight starting the local day number ``local_day`` (days since 1970)."""
+    day = dt.date(1970, 1, 1) + dt.timedelta(days=local_day)
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=PACIFIC).timestamp())
+
+
+def _local_day(epoch: int) -> int:
+    return (epoch + _offset_of_hour(epoch // 3600)) // DAY
+
+
 def pacific_midnight(epoch: int) -> int:
-    local = dt.datetime.fromtimestamp(epoch, PACIFIC)
-    return int(dt.datetime(local.year, local.month, local.day, tzinfo=PACIFIC).timestamp())
+    return _midnight_of(_local_day(epoch))
 
 
 def next_pacific_midnight(epoch: int) -> int:
-    local = dt.datetime.fromtimestamp(epoch, PACIFIC).date() + dt.timedelta(days=1)
-    return int(dt.datetime(local.year, local.month, local.day, tzinfo=PACIFIC).timestamp())
+    return _midnight_of(_local_day(epoch) + 1)
 
 
 def interval_starts(spec: ReadingSpec, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -209,17 +228,33 @@ def interval_starts(spec: ReadingSpec, start: int, end: int) -> Iterator[tuple[i
         yield t, step
 
 
-def _unit(seed: int, *parts: object) -> float:
-    """A uniform [0, 1) number that depends on nothing but its arguments."""
-    digest = hashlib.blake2b(
-        ":".join(str(p) for p in (seed, *parts)).encode(), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big") / 2**64
+@functools.lru_cache(maxsize=1024)
+def _stream(seed: int, *parts: str) -> int:
+    """A 64-bit key naming one random stream (a meter's noise, a sky's clouds...)."""
+    digest = hashlib.sha256(":".join((str(seed), *parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+_MASK = 2**64 - 1
+
+
+def _unit(stream: int, t: int) -> float:
+    """A uniform [0, 1) number depending on nothing but (stream, t): splitmix64's finaliser."""
+    z = (stream + (t + 1) * 0x9E3779B97F4A7C15) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (z ^ (z >> 31)) / 2**64
 
 
 def _local_hours(epoch: int) -> tuple[float, int]:
-    local = dt.datetime.fromtimestamp(epoch, PACIFIC)
-    return local.hour + local.minute / 60, local.timetuple().tm_yday
+    """(local hour of day as a fraction, day of the year) in Pacific time."""
+    local_seconds = epoch + _offset_of_hour(epoch // 3600)
+    return (local_seconds % DAY) / 3600, _day_of_year(local_seconds // DAY)
+
+
+@functools.lru_cache(maxsize=8192)
+def _day_of_year(local_day: int) -> int:
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=local_day)).timetuple().tm_yday
 
 
 def _load_kw(seed: int, point: ServicePoint, t: int) -> float:
@@ -230,7 +265,7 @@ def _load_kw(seed: int, point: ServicePoint, t: int) -> float:
     morning = 0.45 * math.exp(-(((hour - 7.5) / 1.5) ** 2))
     evening = (0.9 + 0.8 * summer) * math.exp(-(((hour - 19.0) / 2.2) ** 2))
     afternoon_ac = 1.2 * summer * math.exp(-(((hour - 16.0) / 2.5) ** 2))
-    noise = 0.75 + 0.5 * _unit(seed, point.usage_point_id, "load", t)
+    noise = 0.75 + 0.5 * _unit(_stream(seed, point.usage_point_id, "load"), t)
     return point.load_scale * (base + morning + evening + afternoon_ac) * noise
 
 
@@ -242,20 +277,20 @@ def _solar_kw(seed: int, point: ServicePoint, t: int) -> float:
         return 0.0
     elevation = math.sin(math.pi * (hour - sunrise) / daylight)
     day_start = pacific_midnight(t)
-    clouds = 0.35 + 0.65 * _unit(seed, point.usage_point_id, "sky", day_start)
+    clouds = 0.35 + 0.65 * _unit(_stream(seed, point.usage_point_id, "sky"), day_start)
     return 4.2 * elevation * clouds
 
 
 def _gas_therms(seed: int, point: ServicePoint, start: int, duration: int) -> float:
     _hour, day_of_year = _local_hours(start)
     winter = max(0.0, math.cos((day_of_year - 15) / 365 * 2 * math.pi))
-    noise = 0.8 + 0.4 * _unit(seed, point.usage_point_id, "gas", start)
+    noise = 0.8 + 0.4 * _unit(_stream(seed, point.usage_point_id, "gas"), start)
     return point.load_scale * (0.6 + 3.4 * winter) * noise * duration / DAY
 
 
 def reading(seed: int, point: ServicePoint, meter: Meter, start: int, duration: int) -> Reading:
     spec = meter.spec
-    quality_draw = _unit(seed, meter.meter_reading_id, "quality", start)
+    quality_draw = _unit(_stream(seed, meter.meter_reading_id, "quality"), start)
     quality = (
         QUALITY_EDITED
         if quality_draw < 0.002

@@ -68,6 +68,7 @@ class Notifier:
             log.warning("notification for batch %s failed: %s", job.bulk_id, type(exc).__name__)
         finally:
             job.pending = False
+            job.settled.set()
 
     async def drain(self) -> None:
         """Cancel deliveries still waiting (on shutdown)."""

@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import math
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ class BatchJob:
     pending: bool = True
     notification: str = "scheduled"  # delivered / lost / failed: <reason> / scheduled
     deliveries: int = 0
+    # Set once the notification was sent, lost or failed; tests and tools wait on it.
+    settled: threading.Event = field(default_factory=threading.Event)
 
 
 class RateLimiter:
