@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import ssl
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import bcrypt
@@ -73,6 +73,16 @@ class StackSecrets:
         return created
 
 
+@dataclass(frozen=True)
+class ExternalCustodian:
+    """A custodian the stack does not start (a sandbox a test runs in-process, say)."""
+
+    web_url: str
+    api_url: str
+    client_id: str
+    client_secret: str
+
+
 @dataclass
 class StackConfig:
     run_dir: Path
@@ -81,6 +91,8 @@ class StackConfig:
     sandbox_args: list[str] = field(default_factory=list)
     # Per-service environment overrides, e.g. {"fetcher": {"HISTORY_DAYS": "30"}}.
     service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    # When set, no sandbox process is started; it must share ``run_dir / "pki"``.
+    custodian: ExternalCustodian | None = None
 
 
 class Stack:
@@ -91,6 +103,12 @@ class Stack:
         self.children: list[ChildProcess] = []
         self.pki = devpki.ensure_dev_pki(self.run_dir / "pki")
         self.secrets = StackSecrets.load_or_create(self.run_dir / "secrets.json")
+        if config.custodian is not None:
+            self.secrets = replace(
+                self.secrets,
+                client_id=config.custodian.client_id,
+                client_secret=config.custodian.client_secret,
+            )
 
     # -- public URLs -------------------------------------------------------------------
     @property
@@ -111,10 +129,14 @@ class Stack:
 
     @property
     def sandbox_web_url(self) -> str:
+        if self.config.custodian is not None:
+            return self.config.custodian.web_url
         return f"https://127.0.0.1:{self.ports.sandbox_web}"
 
     @property
     def sandbox_api_url(self) -> str:
+        if self.config.custodian is not None:
+            return self.config.custodian.api_url
         return f"https://127.0.0.1:{self.ports.sandbox_api}"
 
     @property
@@ -125,7 +147,8 @@ class Stack:
     def start(self) -> None:
         try:
             self._start_nats()
-            self._start_sandbox()
+            if self.config.custodian is None:
+                self._start_sandbox()
             for service in SERVICES:
                 self._start_service(service)
         except BaseException:
