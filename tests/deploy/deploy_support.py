@@ -93,3 +93,14 @@ def render_templatefile(text: str, variables: dict[str, str]) -> str:
 
 def template_references(text: str) -> set[str]:
     return set(TEMPLATE_REFERENCE.findall(text))
+
+
+def yaml_documents(path: Path, tools: Path = TOOLS_BIN) -> list[Any]:
+    """YAML read by the checker environment's PyYAML (the project's own has none)."""
+    script = (
+        "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))"
+    )
+    result = run([tools / "python", "-c", script, path])
+    assert result.returncode == 0, result.stderr
+    documents: list[Any] = json.loads(result.stdout)
+    return documents
