@@ -272,10 +272,7 @@ def test_user_data_deploys_a_chart_configuration_the_chart_accepts(
     # The Secrets bootstrap.sh creates are exactly those the chart is told to use.
     script = user_data["bootstrap"].read_text()
     created = set(re.findall(r"apply_secret (?:generic|tls) (\S+)", script))
-    referenced = {
-        v["existingSecret"]
-        for v in json.loads(json.dumps(unquote_yaml(values)))["secrets"].values()
-    }
+    referenced = {v["existingSecret"] for v in unquote_yaml(values)["secrets"].values()}
     assert created == referenced
     issuer = tmp_path / "issuer.yaml"
     issuer.write_text(files["/etc/scwadd/manifests/20-cluster-issuer.yaml"]["content"])
