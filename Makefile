@@ -38,7 +38,7 @@ test: setup browser
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/core/src services/*/src
+	$(VENV)/bin/mypy libs/*/src services/*/src
 
 bench: setup
 	$(VENV)/bin/python -m bench

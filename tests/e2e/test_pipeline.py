@@ -1,0 +1,176 @@
+"""The product, end to end: consent at the custodian becomes a 12-month CSV and a revoked grant.
+
+Every assertion is made against an independent witness: the sandbox's ground truth for the
+values, its authorization book for the revocation, its call counters for the cost per customer,
+JetStream's own subject counts for what was published, and the processes' log files for leaks.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from .conftest import System, scaled, submit_form
+
+pytestmark = pytest.mark.e2e
+
+GRANT_SUBJECT = "scwadd.events.grant.received"
+PROFILES = ("electric-15min", "solar", "gas-electric")
+
+
+def truth_by_interval(
+    system: System, subscription_id: str, start: int, end: int
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """(usage point, start) -> expected delivered/received in the CSV's unit, from the truth."""
+    answer = system.sandbox.admin.get(
+        "/admin/truth",
+        params={"subscription_id": subscription_id, "start": str(start), "end": str(end)},
+    )
+    answer.raise_for_status()
+    expected: dict[tuple[str, int], dict[str, Any]] = defaultdict(dict)
+    for point in answer.json()["usage_points"]:
+        for meter in point["meter_readings"]:
+            column = "received" if meter["flow_direction"] == 19 else "delivered"
+            for reading in meter["readings"]:
+                key = (point["usage_point_id"], reading["start"])
+                expected[key][column] = scaled(
+                    reading["value"], meter["power_of_ten_multiplier"], meter["uom"]
+                )
+                expected[key]["duration"] = reading["duration"]
+    return expected
+
+
+def epoch(utc_text: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(utc_text.replace("Z", "+00:00")).timestamp())
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_consent_becomes_a_csv_equal_to_the_truth_and_a_revoked_grant(
+    system: System, profile: str
+) -> None:
+    _consent, view = system.consent(profile)
+    assert view["phase"] == "done", view
+    assert view["revoked"] is True
+
+    grant = system.authorization_for(profile)
+    assert grant["status"] == 0, "the custodian must show the authorization revoked"
+    assert grant["revoked_by"] == "client"
+
+    rows, _manifest = system.export_for(grant["subscription_id"])
+    assert rows, "the export has rows"
+    starts = [epoch(r["interval_start_utc"]) for r in rows]
+    expected = truth_by_interval(system, grant["subscription_id"], min(starts), max(starts) + 86400)
+    got = {(r["usage_point_id"], epoch(r["interval_start_utc"])): r for r in rows}
+    # Same intervals, value for value: nothing lost, nothing invented.
+    assert set(got) == set(expected)
+    for key, row in got.items():
+        truth = expected[key]
+        assert Decimal(row["delivered"] or "0") == truth.get("delivered", Decimal(0)), key
+        assert Decimal(row["received"] or "0") == truth.get("received", Decimal(0)), key
+        assert int(row["duration_seconds"]) == truth["duration"]
+        assert "nan" not in ",".join(row.values()).lower()
+    # Twelve months, every usage point of the customer.
+    points = {point for point, _ in got}
+    assert points == set(grant["usage_point_ids"])
+    assert max(starts) - min(starts) >= 364 * 86400
+
+    calls = system.sandbox.state.call_report()["totals_by_authorization"]
+    per_meter_budget = 4 * len(points)
+    assert calls[grant["authorization_id"]] <= per_meter_budget
+    if len(points) == 1:
+        assert calls[grant["authorization_id"]] <= 4
+
+
+def test_duplicated_notifications_change_nothing(system: System) -> None:
+    profile = "multi-site"
+    system.sandbox.admin.put(
+        "/admin/faults", json={"notifications": {"duplicate_rate": 1.0}}
+    ).raise_for_status()
+    try:
+        _consent, view = system.consent(profile)
+    finally:
+        system.sandbox.admin.put("/admin/faults", json={}).raise_for_status()
+    assert view["phase"] == "done", view
+    grant = system.authorization_for(profile)
+    batches = [
+        b
+        for b in system.sandbox.admin.get("/admin/batches").json()
+        if b["authorization_id"] == grant["authorization_id"]
+    ]
+    assert batches, "the fetch went through the asynchronous (202 + notification) path"
+    assert all(b["deliveries"] >= 2 for b in batches if not b["pending"])
+    manifests = [e for e in system.exports() if str(e["name"]).endswith(".manifest.json")]
+    rows, _ = system.export_for(grant["subscription_id"])
+    assert rows
+    owners = []
+    with system.operator() as client:
+        for entry in manifests:
+            owners.append(client.get(str(entry["name"])).json().get("subscription_id"))
+    assert owners.count(grant["subscription_id"]) == 1, "one export, not one per notification"
+    assert grant["status"] == 0
+
+
+def test_duplicated_callback_changes_nothing(system: System) -> None:
+    with system.browser_client() as client:
+        landing = client.get(system.stack.customer_url)
+        to_custodian = submit_form(client, system.stack.customer_url, landing.text)
+        consent_url = to_custodian.headers["location"]
+        page = client.get(consent_url)
+        back = submit_form(
+            client,
+            consent_url,
+            page.text,
+            "decision=approve",
+            customer=system.customer_id("electric-60min"),
+        )
+        callback_url = back.headers["location"]
+        first = client.get(callback_url)
+        assert first.status_code in (302, 303)
+        grants_after_first = system.subject_counts().get(GRANT_SUBJECT, 0)
+        replay = client.get(callback_url)
+        assert replay.status_code == 400
+        assert system.subject_counts().get(GRANT_SUBJECT, 0) == grants_after_first
+
+
+def test_access_denied_publishes_nothing(system: System) -> None:
+    before = system.subject_counts().get(GRANT_SUBJECT, 0)
+    with system.browser_client() as client:
+        landing = client.get(system.stack.customer_url)
+        to_custodian = submit_form(client, system.stack.customer_url, landing.text)
+        consent_url = to_custodian.headers["location"]
+        page = client.get(consent_url)
+        back = submit_form(client, consent_url, page.text, "decision=cancel")
+        assert "error=access_denied" in back.headers["location"]
+        answer = client.get(back.headers["location"])
+        assert answer.status_code == 200
+        assert "PG&amp;E" in answer.text or "permission" in answer.text.lower()
+    assert system.subject_counts().get(GRANT_SUBJECT, 0) == before
+
+
+def test_forged_state_is_refused(system: System) -> None:
+    before = system.subject_counts().get(GRANT_SUBJECT, 0)
+    forged = system.stack.redirect_uri + "?" + urlencode({"code": "x" * 20, "state": "forged"})
+    with system.browser_client() as client:
+        client.get(system.stack.customer_url)
+        answer = client.get(forged)
+    assert answer.status_code == 400
+    assert system.subject_counts().get(GRANT_SUBJECT, 0) == before
+
+
+def test_no_token_code_or_secret_in_any_log(system: System) -> None:
+    # Runs last in this module: by now every flow above has issued tokens and codes.
+    state = system.sandbox.state
+    stack_secrets = system.stack.secrets
+    secrets = [*state.tokens, *state.refresh_tokens, *state.codes, system.sandbox.client_secret]
+    secrets += [stack_secrets.sealing_key.partition(":")[2], stack_secrets.operator_password]
+    assert len(secrets) > 3, "the flows above must have issued tokens"
+    logs = system.log_text()
+    assert logs, "the services wrote logs"
+    leaked = [s for s in secrets if s in logs]
+    assert leaked == []
