@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
+
 import pytest
 from scwadd_core.db import make_engine, run_migrations, session_factory
+from scwadd_core.logs import make_formatter
+from scwadd_core.testing import free_port
+from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 
 
 @pytest.fixture
@@ -11,3 +18,34 @@ def sessions(database_url):
     engine = make_engine(database_url)
     yield session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def auth_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def sandbox(tmp_path, auth_port) -> Iterator[RunningSandbox]:
+    """The real PG&E-shaped custodian on free ports, with our callback registered."""
+    with start_sandbox(
+        tmp_path / "pki", redirect_uri=f"http://127.0.0.1:{auth_port}/OAuthCallback"
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """Every log line of the test, rendered by the services' JSON formatter."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(make_formatter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
