@@ -62,8 +62,10 @@ class ScriptedCustodian:
         return answer
 
 
-def convert(documents: list[bytes], layout: str) -> Built:
-    lines = [line for doc in documents for line in doc.decode().splitlines()]
+def convert(documents, layout: str) -> Built:
+    lines = [line for _name, doc in documents for line in doc.decode().splitlines()]
+    if any("garbage" in line for line in lines):
+        raise ValueError("raw/job-1/0.xml line 1: not ESPI")
     csv = ("start,value\n" + "\n".join(lines) + "\n").encode()
     return Built(csv=csv, manifest={"usage_points": ["up1"]}, rows=len(lines), readings=len(lines))
 
@@ -157,6 +159,22 @@ async def test_concurrent_duplicates_send_one_delete(sessions):
     assert custodian.deletes == [AUTH_URI]
     with sessions() as session:
         assert session.query(ExportRecord).count() == 1
+
+
+async def test_unconvertible_data_still_revokes_and_says_why(sessions):
+    custodian = ScriptedCustodian()
+    exporter, blobs, published = make(sessions, custodian)
+    blobs.objects[(RAW_BUCKET, "raw/job-1/0.xml")] = b"garbage"
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert custodian.deletes == [AUTH_URI]
+    assert not [k for k in blobs.objects if k[0] == EXPORTS_BUCKET]
+    with sessions() as session:
+        grant = session.get(ExporterGrant, "job-1")
+        assert (grant.state, grant.reason) == (GrantState.REVOKED, "export_failed")
+    failed = [e for e in of_type(published, JobProgress) if e.phase == "failed"]
+    assert failed and "could not read" in failed[0].message
 
 
 async def test_fetch_result_before_its_grant_is_retried_later(sessions):

@@ -110,7 +110,9 @@ def view(row: JobStatus) -> StatusView:
         # Revoked without a delivery or a failure notice yet: the failure notice is on its way.
         message = "We could not get your data. Access to your data has been revoked."
         return StatusView("failed", message, True, row.delivered, True, row.export_rows)
-    phase = "exporting" if row.delivered and _RANK[row.phase] < _RANK["exporting"] else row.phase
+    # "done" is only ever shown with both facts in hand (delivered, revoked), whatever order the
+    # events came in; until then the job is still in its last step.
+    phase = "exporting" if row.delivered or row.phase == "done" else row.phase
     if row.delivered:
         message = "Your file is ready. We are now revoking our access to your data."
     else:

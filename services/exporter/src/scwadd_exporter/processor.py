@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -84,7 +84,12 @@ class Built:
     readings: int
 
 
-Convert = Callable[[list[bytes], str], Built]
+# (object name, bytes) of each raw document, and the CSV layout.
+Convert = Callable[[Sequence[tuple[str, bytes]], str], Built]
+
+
+class Unconvertible(Exception):
+    """The raw documents cannot be turned into a CSV; retrying will not change that."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,10 @@ class ExporterPolicy:
 
 DONE_SENTENCE = "Your data was delivered and access was revoked."
 EXPORTING_SENTENCE = "We are building your file."
+EXPORT_FAILED_SENTENCE = (
+    "PG&E sent data we could not read, so we stopped and revoked access. The operator has been "
+    "alerted."
+)
 OVERDUE_SENTENCE = "Your data did not arrive from PG&E in time, so we stopped and revoked access."
 
 
@@ -117,6 +126,7 @@ class Exporter:
         publish: Publish,
         convert: Convert,
         policy: ExporterPolicy | None = None,
+        unconvertible: tuple[type[Exception], ...] = (ValueError,),
     ) -> None:
         self.sessions = sessions
         self.blobs = blobs
@@ -124,6 +134,8 @@ class Exporter:
         self.publish = publish
         self.convert = convert
         self.policy = policy or ExporterPolicy()
+        # The converter's "this input is bad" exceptions (anything else is retried).
+        self.unconvertible = unconvertible
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction off the event loop; commit if it returns."""
@@ -164,7 +176,11 @@ class Exporter:
         grant = await self._load_grant(event.job_id)
         export = await self._db(lambda s: s.get(ExportRecord, event.job_id))
         if export is None:
-            export = await self._export(grant, event)
+            try:
+                export = await self._export(grant, event)
+            except Unconvertible as error:
+                await self._export_failed(event.job_id, str(error))
+                return
         await self.publish(
             ExportCompleted(
                 event_id=stable_event_id(event.job_id, "export.completed"),
@@ -190,8 +206,11 @@ class Exporter:
 
     async def _export(self, grant: ExporterGrant, event: FetchCompleted) -> ExportRecord:
         await self._progress(grant.job_id, "exporting", EXPORTING_SENTENCE)
-        documents = [await self.blobs.get(RAW_BUCKET, name) for name in event.raw_objects]
-        built = await asyncio.to_thread(self.convert, documents, self.policy.csv_layout)
+        documents = [(name, await self.blobs.get(RAW_BUCKET, name)) for name in event.raw_objects]
+        try:
+            built = await asyncio.to_thread(self.convert, documents, self.policy.csv_layout)
+        except self.unconvertible as error:
+            raise Unconvertible(str(error)) from error
         base = export_base_name(
             grant.subscription_id, grant.job_id, ledger.as_utc(grant.received_at)
         )
@@ -240,6 +259,14 @@ class Exporter:
             return stored
 
         return await self._db(store)
+
+    async def _export_failed(self, job_id: str, why: str) -> None:
+        """Bad input from the custodian: no CSV, but the grant is still revoked."""
+        metrics.EXPORTS.labels("failed").inc()
+        # The engine's message names the document, line and expectation; no meter values.
+        log.error("export failed: the raw documents cannot be converted", extra={"why": why})
+        await self._progress(job_id, "failed", EXPORT_FAILED_SENTENCE)
+        await self.revoke(job_id, reason="export_failed")
 
     # -- fetch.failed --------------------------------------------------------------------
     async def on_fetch_failed(self, event: FetchFailed) -> None:

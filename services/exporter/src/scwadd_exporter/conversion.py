@@ -1,0 +1,31 @@
+"""The exporter's use of the ESPI engine: raw documents in memory → CSV bytes + manifest facts."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+from scwadd_core.espi.convert import ConversionError, convert
+from scwadd_core.espi.parser import EspiParseError
+
+from scwadd_exporter.processor import Built
+
+# Input the engine refuses: converting it again cannot succeed.
+UNCONVERTIBLE = (EspiParseError, ConversionError)
+
+
+def convert_documents(documents: Sequence[tuple[str, bytes]], layout: str) -> Built:
+    """Merge one job's raw ESPI documents into one CSV; the report becomes the manifest."""
+    out = io.BytesIO()
+    report = convert(
+        [io.BytesIO(data) for _, data in documents],
+        out,
+        layout=layout,
+        names=[name for name, _ in documents],
+    )
+    return Built(
+        csv=out.getvalue(),
+        manifest=report.to_dict(),
+        rows=report.rows,
+        readings=report.readings_read,
+    )
