@@ -138,7 +138,11 @@ class EspiSession:
         if isinstance(error, RateLimited):
             # The shared budget already holds everyone back until Retry-After has passed.
             return 0.0
-        waiter = wait_exponential_jitter(initial=self.policy.initial_wait, max=self.policy.max_wait)
+        waiter = wait_exponential_jitter(
+            multiplier=self.policy.initial_wait,
+            jitter=self.policy.initial_wait,
+            max=self.policy.max_wait,
+        )
         return float(waiter(state))
 
     def _stop(self, state: RetryCallState) -> bool:

@@ -1,0 +1,145 @@
+"""The asynchronous path: 202, then a BatchList POSTed over HTTPS to /espi/notify."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fetcher_harness import (
+    Observer,
+    calls_for,
+    fetcher_settings,
+    grant_tokens,
+    readings_in,
+    running_fetcher,
+    truth,
+)
+from scwadd_core.bus import Bus
+from scwadd_core.events import FetchCompleted
+from scwadd_core.sealing import Keyring
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def observer(nats_server):
+    bus = await Bus.connect(nats_server, name="test")
+    watcher = Observer(bus)
+    await watcher.start()
+    yield watcher
+    await bus.close()
+
+
+def settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, **overrides):
+    return fetcher_settings(
+        sandbox,
+        nats_url=nats_server,
+        database_url=f"sqlite:///{tmp_path / 'fetcher.db'}",
+        port=fetcher_port,
+        sealing_keys=sealing_keys,
+        BATCH_SCOPE="subscription",
+        **overrides,
+    )
+
+
+async def _check_against_truth(sandbox, observer, grant, outcome):
+    assert isinstance(outcome, FetchCompleted), outcome
+    documents = await observer.raw_documents(outcome.raw_objects)
+    start, end = int(outcome.period_start.timestamp()), int(outcome.period_end.timestamp())
+    assert readings_in(documents) == truth(sandbox, grant.subscription_id, start, end)
+
+
+async def test_202_then_notification_gas_and_electric(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    tokens = await grant_tokens(sandbox, "gas-electric")
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        outcome = await observer.outcome(grant.job_id)
+    await _check_against_truth(sandbox, observer, grant, outcome)
+    assert len(outcome.usage_points) == 2
+    assert calls_for(sandbox, grant.authorization_uri) == {
+        "UsagePoint": 1,
+        "BatchSubscription": 1,
+        "BatchBulk": 1,
+    }
+
+
+async def _wait_for_batch(sandbox, notification: str) -> None:
+    for _ in range(400):
+        batches = sandbox.admin.get("/admin/batches").json()
+        if any(batch["notification"] == notification for batch in batches):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no batch reached notification state {notification!r}")
+
+
+async def test_lost_notification_is_asked_for_again(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    settings = settings_for(
+        sandbox,
+        nats_server,
+        tmp_path,
+        fetcher_port,
+        sealing_keys,
+        BATCH_NOTIFICATION_TIMEOUT_SECONDS=3.0,
+    )
+    tokens = await grant_tokens(sandbox, "electric-60min")
+    sandbox.admin.put("/admin/faults", json={"notifications": {"lose_rate": 1.0}})
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        await _wait_for_batch(sandbox, "lost")
+        sandbox.admin.put("/admin/faults", json={})  # the next notification arrives
+        outcome = await observer.outcome(grant.job_id)
+    await _check_against_truth(sandbox, observer, grant, outcome)
+    calls = calls_for(sandbox, grant.authorization_uri)
+    assert calls["BatchSubscription"] == 2  # the original request and one re-request
+    assert calls["BatchBulk"] == 1
+    assert len(outcome.raw_objects) == 1
+
+
+async def test_duplicated_notification_changes_nothing(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    tokens = await grant_tokens(sandbox, "solar")
+    sandbox.admin.put("/admin/faults", json={"notifications": {"duplicate_rate": 1.0}})
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        outcome = await observer.outcome(grant.job_id)
+        await _wait_for_batch(sandbox, "delivered")
+        # Let the second copy travel through /espi/notify and batch.ready like the first.
+        await asyncio.sleep(1.0)
+    batches = sandbox.admin.get("/admin/batches").json()
+    assert [batch["deliveries"] for batch in batches] == [2]
+    await _check_against_truth(sandbox, observer, grant, outcome)
+    assert calls_for(sandbox, grant.authorization_uri)["BatchBulk"] == 1
+    assert len(outcome.raw_objects) == 1
+    assert [e.job_id for e in observer.all_outcomes].count(grant.job_id) == 1
+
+
+async def test_unrelated_or_forged_notifications_are_refused(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys
+):
+    import ssl
+
+    import httpx
+
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    url = f"https://127.0.0.1:{fetcher_port}/espi/notify"
+    async with (
+        running_fetcher(settings),
+        httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(sandbox.pki.ca_cert))
+        ) as web,
+    ):
+        not_xml = await web.post(url, content=b"hello")
+        elsewhere = await web.post(
+            url,
+            content=b'<BatchList xmlns="http://naesb.org/espi">'
+            b"<resources>https://evil.example/steal</resources></BatchList>",
+        )
+    assert not_xml.status_code == 400
+    assert elsewhere.status_code == 400

@@ -1,0 +1,226 @@
+"""What the custodian does wrong, and what the fetcher makes of it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from fetcher_harness import (
+    Observer,
+    calls_for,
+    fetcher_settings,
+    grant_tokens,
+    readings_in,
+    running_fetcher,
+    truth,
+)
+from prometheus_client import REGISTRY
+from scwadd_core.bus import Bus
+from scwadd_core.events import FetchCompleted, FetchFailed
+from scwadd_core.sealing import Keyring
+from scwadd_fetcher.jobs import JobLedger
+from scwadd_fetcher.windows import DAY
+from scwadd_sandbox.config import RateLimits
+
+pytestmark = pytest.mark.anyio
+
+
+def metric(endpoint: str, status: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "scwadd_custodian_calls_total", {"endpoint": endpoint, "status": status}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+async def observer(nats_server):
+    bus = await Bus.connect(nats_server, name="test")
+    watcher = Observer(bus)
+    await watcher.start()
+    yield watcher
+    await bus.close()
+
+
+def settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, **overrides):
+    return fetcher_settings(
+        sandbox,
+        nats_url=nats_server,
+        database_url=f"sqlite:///{tmp_path / 'fetcher.db'}",
+        port=fetcher_port,
+        sealing_keys=sealing_keys,
+        **overrides,
+    )
+
+
+async def fetch_one(
+    sandbox, observer, settings, sealing_keys, profile="electric-15min", before=None
+):
+    tokens = await grant_tokens(sandbox, "electric-15min")
+    if before is not None:
+        before(tokens)
+    async with running_fetcher(settings) as runtime:
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        outcome = await observer.outcome(grant.job_id)
+        ledger: JobLedger = runtime.fetcher.ledger
+        job = ledger.get(grant.job_id)
+    return grant, outcome, job
+
+
+async def assert_equals_truth(sandbox, observer, grant, outcome):
+    assert isinstance(outcome, FetchCompleted), outcome
+    documents = await observer.raw_documents(outcome.raw_objects)
+    start, end = int(outcome.period_start.timestamp()), int(outcome.period_end.timestamp())
+    assert readings_in(documents) == truth(sandbox, grant.subscription_id, start, end)
+
+
+async def test_204_no_data_is_a_completed_fetch_with_nothing_stored(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    sandbox.admin.put(
+        "/admin/faults", json={"endpoints": {"BatchSubscriptionUsagePoint": {"empty_rate": 1.0}}}
+    )
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    _grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys)
+    assert isinstance(outcome, FetchCompleted)
+    assert outcome.raw_objects == []
+    assert job is not None and job.status == "completed"
+    assert sandbox.admin.get("/admin/calls").json()["responses_by_status"]["204"] == 1
+
+
+async def test_5xx_and_malformed_bodies_are_retried_until_good(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    faults = {
+        "error_500_rate": 0.3,
+        "error_503_rate": 0.2,
+        "malformed_rate": 0.2,
+        "truncate_rate": 0.2,
+    }
+    sandbox.admin.put(
+        "/admin/faults",
+        json={
+            "seed": 7,
+            "endpoints": {"UsagePoint": faults, "BatchSubscriptionUsagePoint": faults},
+        },
+    )
+    settings = settings_for(
+        sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, FETCH_RETRY_ATTEMPTS=12
+    )
+    grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
+    statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
+    calls = calls_for(sandbox, grant.authorization_uri)
+    # Every failed answer was asked again; exactly one good answer of each kind was kept.
+    assert sum(calls.values()) > 2
+    assert int(statuses.get("500", 0)) + int(statuses.get("503", 0)) >= 1
+    assert outcome.custodian_calls == sum(calls.values())
+
+
+async def test_5xx_forever_fails_the_job_with_a_sentence(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    sandbox.admin.put(
+        "/admin/faults",
+        json={"endpoints": {"BatchSubscriptionUsagePoint": {"error_500_rate": 1.0}}},
+    )
+    settings = settings_for(
+        sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, FETCH_RETRY_ATTEMPTS=3
+    )
+    grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys)
+    assert isinstance(outcome, FetchFailed)
+    assert "kept failing" in outcome.reason and outcome.reason.endswith(".")
+    assert calls_for(sandbox, grant.authorization_uri)["BatchSubscriptionUsagePoint"] == 3
+    assert job is not None and job.status == "failed"
+
+
+async def test_expired_access_token_is_refreshed_once_and_rotated(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+
+    def expire(_tokens):
+        assert sandbox.admin.post("/admin/tokens/expire", json={}).json()["expired"] >= 1
+
+    refused = metric("Subscription/UsagePoint", "401")
+    grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys, before=expire)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
+    # The refreshed tokens were kept, sealed, for a takeover by another replica.
+    assert job is not None and job.sealed_access_token and job.sealed_refresh_token
+    keyring = Keyring.parse(sealing_keys)
+    from scwadd_core.events import SealedSecret
+
+    fresh = keyring.open(
+        SealedSecret.model_validate_json(job.sealed_access_token), job_id=grant.job_id
+    )
+    assert fresh != keyring.open(grant.access_token, job_id=grant.job_id)
+    # One 401 (the sandbox does not count calls with an unknown token), then the data.
+    assert metric("Subscription/UsagePoint", "401") == refused + 1
+    assert calls_for(sandbox, grant.authorization_uri)["UsagePoint"] == 1
+
+
+async def test_revoked_grant_fails_after_one_refresh(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+
+    def revoke(tokens):
+        authorization_id = tokens.authorization_uri.rstrip("/").rsplit("/", 1)[-1]
+        answer = sandbox.admin.post(f"/admin/authorizations/{authorization_id}/revoke")
+        assert answer.status_code == 200, answer.text
+
+    refused = metric("Subscription/UsagePoint", "401")
+    _grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys, before=revoke)
+    assert isinstance(outcome, FetchFailed)
+    assert "refused access" in outcome.reason
+    # One refused call, one refresh attempt (refused too: the grant is gone), no more calls.
+    assert metric("Subscription/UsagePoint", "401") == refused + 1
+    assert job is not None and job.status == "failed"
+
+
+async def test_429_retry_after_is_honoured(
+    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    # The custodian allows 1 call per second; we are configured (wrongly) for 50.
+    with make_sandbox(rate_limits=RateLimits(per_second=1, per_hour=1000, per_day=1000)) as sandbox:
+        settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+        grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
+        await assert_equals_truth(sandbox, observer, grant, outcome)
+        statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
+    assert int(statuses["429"]) >= 1
+
+
+async def test_window_splitting_learned_from_the_custodian_leaves_no_gap(
+    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    with make_sandbox(max_range_seconds=100 * DAY) as sandbox:
+        settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+        grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
+        await assert_equals_truth(sandbox, observer, grant, outcome)
+        calls = calls_for(sandbox, grant.authorization_uri)
+    windows = sorted(
+        tuple(int(x) for x in name.rsplit("/", 1)[-1].removesuffix(".xml").split("-"))
+        for name in outcome.raw_objects
+    )
+    assert windows[0][0] == int(outcome.period_start.timestamp())
+    assert windows[-1][1] == int(outcome.period_end.timestamp())
+    for before, after in itertools.pairwise(windows):
+        assert before[1] == after[0]
+    assert all(end - start <= 100 * DAY for start, end in windows)
+    assert len(windows) == 4  # 366 days in windows of at most 100
+    # One refused request taught the limit; then one call per window.
+    assert calls == {"UsagePoint": 1, "BatchSubscriptionUsagePoint": 5}
+
+
+async def test_window_splitting_from_the_setting_costs_no_refusal(
+    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    with make_sandbox(max_range_seconds=200 * DAY) as sandbox:
+        settings = settings_for(
+            sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, CUSTODIAN_MAX_RANGE_DAYS=200
+        )
+        grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
+        await assert_equals_truth(sandbox, observer, grant, outcome)
+        assert calls_for(sandbox, grant.authorization_uri) == {
+            "UsagePoint": 1,
+            "BatchSubscriptionUsagePoint": 2,
+        }
