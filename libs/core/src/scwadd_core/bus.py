@@ -152,8 +152,11 @@ class Bus:
         after us in a pod restart or ``make run``); later outages are survived by reconnecting
         forever, publishes failing meanwhile."""
 
+        closing: list[NatsClient] = []
+
         async def disconnected() -> None:
-            log.warning("disconnected from NATS; reconnecting")
+            if not (closing and (closing[0].is_closed or closing[0].is_draining)):
+                log.warning("disconnected from NATS; reconnecting")
 
         async def reconnected() -> None:
             log.info("reconnected to NATS")
@@ -179,6 +182,7 @@ class Bus:
                     reconnected_cb=reconnected,
                     error_cb=error,
                 )
+        closing.append(nc)
         log.info(
             "connected to NATS",
             extra={"nats_server": nc.connected_url.netloc if nc.connected_url else None},
@@ -205,6 +209,13 @@ class Bus:
 
     @property
     def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def sleep_unless_stopping(self, seconds: float) -> bool:
+        """Sleep for ``seconds`` or until a stop is requested; True if the service is stopping.
+        For periodic background tasks (retention, watchdogs)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
         return self._stopping.is_set()
 
     async def close(self) -> None:

@@ -80,8 +80,10 @@ def describe_errors(error: ValidationError) -> str:
     """One line per problem, naming the environment variable."""
     lines = []
     for item in error.errors():
-        name = ".".join(str(part) for part in item["loc"]) or "?"
-        if item["type"] == "missing":
+        name = ".".join(str(part) for part in item["loc"])
+        if not name:  # a check across several settings names them in its message
+            lines.append(f"invalid configuration: {item['msg'].removeprefix('Value error, ')}")
+        elif item["type"] == "missing":
             lines.append(f"missing required setting {name}: set the environment variable {name}")
         else:
             # The input value is left out on purpose: it may be a secret.

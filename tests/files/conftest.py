@@ -1,0 +1,69 @@
+"""A real files service (uvicorn on a free port) over a real nats-server, with a few exports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import bcrypt
+import pytest
+from nats.js.object_store import ObjectStore
+from scwadd_core.bus import Bus
+from scwadd_core.events import EXPORTS_BUCKET
+from scwadd_core.settings import ServiceSettings
+from scwadd_core.testing import free_port
+from scwadd_core.web import serve
+from scwadd_files.app import FilesService, build_app
+from scwadd_files.htpasswd import Verifier
+from scwadd_files.throttle import LoginThrottle
+
+OPERATOR = ("operator", "correct horse battery staple")
+CSV_NAME = "sub123-2026-11-26-abcd1234.csv"
+CSV_BODY = b"".join(f"2026-01-01T00:{m:02d}:00Z,{m}\n".encode() for m in range(60)) * 3000
+MANIFEST_NAME = "sub123-2026-11-26-abcd1234.manifest.json"
+MANIFEST_BODY = b'{"rows": 180000}'
+
+
+@dataclass
+class FilesServer:
+    url: str
+    bus: Bus
+    store: ObjectStore
+    service: FilesService
+
+
+@pytest.fixture
+async def files_server(nats_server: str) -> AsyncIterator[FilesServer]:
+    bus = await Bus.connect(nats_server, name="files-test")
+    store = await bus.object_store(EXPORTS_BUCKET)
+    await store.put(CSV_NAME, CSV_BODY)
+    await store.put(MANIFEST_NAME, MANIFEST_BODY)
+    # Cost 4 keeps the suite fast; the cost does not change what is tested.
+    users = {OPERATOR[0]: bcrypt.hashpw(OPERATOR[1].encode(), bcrypt.gensalt(4))}
+    service = FilesService(
+        bus,
+        Verifier(users),
+        LoginThrottle(free_failures=3, base_delay=30.0),
+        retention_days=30,
+    )
+    port = free_port()
+    settings = ServiceSettings(NATS_URL=nats_server, HTTP_HOST="127.0.0.1", HTTP_PORT=port)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(serve(build_app(service), settings, stop=stop))
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            try:
+                await client.get(url + "/healthz")
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+    try:
+        yield FilesServer(url, bus, store, service)
+    finally:
+        stop.set()
+        await asyncio.wait_for(runner, 30)
+        await bus.close()
