@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 from scwadd_core.espi.localtime import tzinfo_for
 from scwadd_core.espi.model import (
@@ -167,10 +168,6 @@ class ConversionReport:
 # Helpers -----------------------------------------------------------------------------------------
 
 
-def _utc_text(epoch: int) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _decimal_text(value: Decimal | None) -> str:
     if value is None:
         return ""
@@ -188,6 +185,7 @@ def _service_name(kind: int | None) -> str:
         return f"service kind {kind}"
 
 
+@lru_cache(maxsize=4096)
 def _quality_text(qualities: str) -> str:
     if not qualities:
         return ""
@@ -290,10 +288,84 @@ class _Spool:
 # Layouts -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Row:
+class _Clock:
+    """Time labels for one zone, cached: formatting ~1M timestamps through ``datetime`` and a
+    Python ``tzinfo`` would dominate a conversion.
+
+    Offsets are cached per 15-minute slot (UTC offsets change only on such boundaries), date
+    texts per day; both caches are bounded by the period covered, not by the file size.
+    """
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, int] = {}
+        self._dates: dict[int, str] = {}
+        self._offset_texts: dict[int, str] = {}
+
+    def offset(self, epoch: int) -> int:
+        slot = epoch // 900
+        found = self._offsets.get(slot)
+        if found is None:
+            delta = datetime.fromtimestamp(slot * 900, self.zone).utcoffset()
+            found = int(delta.total_seconds()) if delta is not None else 0
+            self._offsets[slot] = found
+        return found
+
+    def _date(self, day: int) -> str:
+        text = self._dates.get(day)
+        if text is None:
+            text = _EPOCH_DATE.fromordinal(_EPOCH_ORDINAL + day).isoformat()
+            self._dates[day] = text
+        return text
+
+    def offset_text(self, offset: int) -> str:
+        text = self._offset_texts.get(offset)
+        if text is None:
+            sign = "+" if offset >= 0 else "-"
+            hours, rest = divmod(abs(offset), 3600)
+            text = f"{sign}{hours:02d}:{rest // 60:02d}"
+            self._offset_texts[offset] = text
+        return text
+
+    def wall(self, epoch: int) -> tuple[str, int, int, int, int]:
+        """Local date text, hour, minute, second and the UTC offset in seconds."""
+        offset = self.offset(epoch)
+        day, second_of_day = divmod(epoch + offset, 86400)
+        hour, rest = divmod(second_of_day, 3600)
+        return self._date(day), hour, rest // 60, rest % 60, offset
+
+    def local_iso(self, epoch: int) -> str:
+        date_text, hour, minute, second, offset = self.wall(epoch)
+        return f"{date_text}T{hour:02d}:{minute:02d}:{second:02d}{self.offset_text(offset)}"
+
+    def utc_iso(self, epoch: int) -> str:
+        day, second_of_day = divmod(epoch, 86400)
+        hour, rest = divmod(second_of_day, 3600)
+        return f"{self._date(day)}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
+
+    def repeated(self, epoch: int) -> bool:
+        """True when this wall-clock time also labels another instant (a fall-back hour)."""
+        wall = epoch + self.offset(epoch)
+        for probe in (epoch - 7200, epoch + 7200):
+            other_offset = self.offset(probe)
+            other = wall - other_offset
+            if other != epoch and self.offset(other) == other_offset:
+                return True
+        return False
+
+
+_EPOCH_DATE = datetime(1970, 1, 1).date()
+_EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
+_UTC_CLOCK = _Clock(UTC)
+
+
+def _utc_text(epoch: int) -> str:
+    return _UTC_CLOCK.utc_iso(epoch)
+
+
+class _Row(NamedTuple):
     point: UsagePointReport
-    zone: tzinfo
+    clock: _Clock
     start: int
     duration: int
     delivered: Decimal | None
@@ -320,8 +392,7 @@ class _LayoutWriter:
         raise NotImplementedError
 
 
-def _local(epoch: int, zone: tzinfo) -> datetime:
-    return datetime.fromtimestamp(epoch, zone)
+_ZERO = Decimal(0)
 
 
 class _DefaultLayout(_LayoutWriter):
@@ -331,13 +402,13 @@ class _DefaultLayout(_LayoutWriter):
     def row(self, row: _Row) -> None:
         received = row.received
         if received is None and row.has_received_channel:
-            received = Decimal(0)
+            received = _ZERO
         self.csv.writerow(
             (
                 row.point.id,
                 row.point.service,
-                _local(row.start, row.zone).isoformat(),
-                _utc_text(row.start),
+                row.clock.local_iso(row.start),
+                _UTC_CLOCK.utc_iso(row.start),
                 row.duration,
                 _decimal_text(row.delivered),
                 _decimal_text(received),
@@ -368,11 +439,14 @@ class _ScwaddLayout(_LayoutWriter):
         self.csv.writerow(
             (
                 row.point.id,
-                _local(row.start, row.zone).isoformat(),
-                _decimal_text(row.delivered if row.delivered is not None else Decimal(0)),
-                _decimal_text(row.received if row.received is not None else Decimal(0)),
+                row.clock.local_iso(row.start),
+                _decimal_text(row.delivered if row.delivered is not None else _ZERO),
+                _decimal_text(row.received if row.received is not None else _ZERO),
             )
         )
+
+
+_CENT = Decimal("0.01")
 
 
 class _PgeLayout(_LayoutWriter):
@@ -396,52 +470,39 @@ class _PgeLayout(_LayoutWriter):
         self.csv.writerow(tuple(c.format(unit=unit) for c in PGE_COLUMNS_TEMPLATE))
 
     def row(self, row: _Row) -> None:
-        start = _local(row.start, row.zone)
-        end = _local(row.start + row.duration - 60, row.zone)
+        clock = row.clock
+        date_text, hour, minute, _second, offset = clock.wall(row.start)
+        _end_date, end_hour, end_minute, _s, _o = clock.wall(row.start + row.duration - 60)
         usage = row.net
         if usage is None:
-            usage = (row.delivered or Decimal(0)) - (row.received or Decimal(0))
-        kind = "Natural gas usage" if row.point.service == "gas" else "Electric usage"
-        if row.point.service not in ("gas", "electricity"):
-            kind = f"{row.point.service.capitalize()} usage"
+            usage = (row.delivered or _ZERO) - (row.received or _ZERO)
+        service = row.point.service
+        if service == "gas":
+            kind = "Natural gas usage"
+        elif service == "electricity":
+            kind = "Electric usage"
+        else:
+            kind = f"{service.capitalize()} usage"
         cost = ""
         if row.cost is not None:
             dollars = Decimal(row.cost).scaleb(-5)
-            text = format(
-                dollars.quantize(Decimal("0.01"))
-                if dollars == dollars.quantize(Decimal("0.01"))
-                else dollars.normalize(),
-                "f",
-            )
+            cents = dollars.quantize(_CENT)
+            text = format(cents if dollars == cents else dollars.normalize(), "f")
             cost = f"-${text[1:]}" if text.startswith("-") else f"${text}"
         notes = ""
-        if _ambiguous(start):
-            notes = (
-                f"repeated hour, UTC offset {start.strftime('%z')[:3]}:{start.strftime('%z')[3:]}"
-            )
+        if clock.repeated(row.start):
+            notes = f"repeated hour, UTC offset {clock.offset_text(offset)}"
         self.csv.writerow(
             (
                 kind,
-                start.strftime("%Y-%m-%d"),
-                start.strftime("%H:%M"),
-                end.strftime("%H:%M"),
+                date_text,
+                f"{hour:02d}:{minute:02d}",
+                f"{end_hour:02d}:{end_minute:02d}",
                 _decimal_text(usage),
                 cost,
                 notes,
             )
         )
-
-
-def _ambiguous(local: datetime) -> bool:
-    """True on the repeated hour of a fall-back day (the wall time happens twice)."""
-    zone = local.tzinfo
-    if zone is None or zone is UTC:
-        return False
-    naive = local.replace(tzinfo=None)
-    return bool(
-        naive.replace(tzinfo=zone, fold=0).utcoffset()
-        != naive.replace(tzinfo=zone, fold=1).utcoffset()
-    )
 
 
 _LAYOUT_CLASSES: dict[str, type[_LayoutWriter]] = {
@@ -678,14 +739,13 @@ def _write_rows(
         ORDER BY point, start, duration, role, updated DESC, seq DESC
         """
     )
-    zones: dict[int, tzinfo] = {}
+    clocks: dict[int, _Clock] = {}
     received_points: set[int] = set()
-    for key_id, info in channels.items():
-        del key_id
+    for info in channels.values():
         if info.role == ROLE_RECEIVED:
             received_points.add(info.point_index)
-        if info.point_index not in zones:
-            zones[info.point_index] = tzinfo_for(info.channel.local_time, tz)
+        if info.point_index not in clocks:
+            clocks[info.point_index] = _Clock(tzinfo_for(info.channel.local_time, tz))
     if tz:
         for point in report.usage_points:
             point.time_zone = tz
@@ -709,13 +769,13 @@ def _write_rows(
         elif delivered_value is None and received_value is None:
             net = None
         else:
-            net = (delivered_value or Decimal(0)) - (received_value or Decimal(0))
+            net = (delivered_value or _ZERO) - (received_value or _ZERO)
         main = delivered or received or net_reading
         assert main is not None
         writer.row(
             _Row(
                 point=point,
-                zone=zones[point_index],
+                clock=clocks[point_index],
                 start=start,
                 duration=duration,
                 delivered=delivered_value,
@@ -739,9 +799,14 @@ def _write_rows(
                 )
         if previous_end is None and point.first_interval_start_utc is None:
             point.first_interval_start_utc = _utc_text(start)
-        series_end[duration] = max(previous_end or 0, start + duration)
-        last = max(series_end.values())
-        point.last_interval_end_utc = _utc_text(last)
+        end = start + duration
+        if previous_end is None or end > previous_end:
+            series_end[duration] = end
+
+    def close_point() -> None:
+        if current_point >= 0 and series_end:
+            point = report.usage_points[current_point]
+            point.last_interval_end_utc = _utc_text(max(series_end.values()))
 
     winners: dict[int, tuple[int | None, int]] = {}
     for point_index, start, duration, role, value, exponent, cost, quality, tou in cursor:
@@ -752,6 +817,7 @@ def _write_rows(
             winners = {}
             group_key = key
             if point_index != current_point:
+                close_point()
                 current_point = point_index
                 series_end = {}
                 writer.begin_point(report.usage_points[point_index])
@@ -765,6 +831,7 @@ def _write_rows(
         scaled = None if value is None else Decimal(value).scaleb(exponent)
         values[role] = (scaled, cost, quality, tou)
     flush()
+    close_point()
 
 
 def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
@@ -777,7 +844,7 @@ def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
 
 def local_interval_label(epoch: int, zone: tzinfo) -> str:
     """ISO 8601 local time with its UTC offset (what the default layout writes)."""
-    return _local(epoch, zone).isoformat()
+    return _Clock(zone).local_iso(epoch)
 
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""`make bench`: the project's benchmarks (not tests: figures, written to docs/benchmarks.md)."""
