@@ -54,12 +54,13 @@ def test_malformed_documents_are_refused(body):
         check_feed(body)
 
 
-def test_entities_are_not_expanded():
+def test_a_doctype_is_refused_before_any_entity_is_expanded():
     body = (
         b'<?xml version="1.0"?><!DOCTYPE f [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
         b'<feed xmlns="http://www.w3.org/2005/Atom"><id>&e;</id></feed>'
     )
-    assert check_feed(body) == 0
+    with pytest.raises(MalformedDocument):
+        check_feed(body)
 
 
 def test_check_feed_counts_readings():
@@ -68,7 +69,8 @@ def test_check_feed_counts_readings():
         b'<IntervalBlock xmlns="http://naesb.org/espi">'
         b"<IntervalReading><timePeriod><duration>900</duration><start>0</start></timePeriod>"
         b"<value>1</value></IntervalReading>"
-        b"<IntervalReading><value>2</value></IntervalReading>"
+        b"<IntervalReading><timePeriod><duration>900</duration><start>900</start></timePeriod>"
+        b"<value>2</value></IntervalReading>"
         b"</IntervalBlock></content></entry></feed>"
     )
     assert check_feed(body) == 2
