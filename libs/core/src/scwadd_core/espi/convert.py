@@ -292,24 +292,38 @@ class _Clock:
     """Time labels for one zone, cached: formatting ~1M timestamps through ``datetime`` and a
     Python ``tzinfo`` would dominate a conversion.
 
-    Offsets are cached per 15-minute slot (UTC offsets change only on such boundaries), date
-    texts per day; both caches are bounded by the period covered, not by the file size.
+    Offsets are cached per UTC day, and per 15-minute slot on the days the offset changes (UTC
+    offsets change only on such boundaries); date texts per day. The caches are bounded by the
+    period covered, not by the file size.
     """
 
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
+        self._days: dict[int, int] = {}
         self._offsets: dict[int, int] = {}
         self._dates: dict[int, str] = {}
         self._offset_texts: dict[int, str] = {}
 
     def offset(self, epoch: int) -> int:
+        day = epoch // 86400
+        steady = self._days.get(day)
+        if steady is None:
+            at_start, at_end = self._exact(day * 86400), self._exact(day * 86400 + 86399)
+            # A zone changes offset at most once a day: equal ends mean one offset all day.
+            steady = at_start if at_start == at_end else _CHANGES_TODAY
+            self._days[day] = steady
+        if steady != _CHANGES_TODAY:
+            return steady
         slot = epoch // 900
         found = self._offsets.get(slot)
         if found is None:
-            delta = datetime.fromtimestamp(slot * 900, self.zone).utcoffset()
-            found = int(delta.total_seconds()) if delta is not None else 0
+            found = self._exact(slot * 900)
             self._offsets[slot] = found
         return found
+
+    def _exact(self, epoch: int) -> int:
+        delta = datetime.fromtimestamp(epoch, self.zone).utcoffset()
+        return int(delta.total_seconds()) if delta is not None else 0
 
     def _date(self, day: int) -> str:
         text = self._dates.get(day)
@@ -354,6 +368,7 @@ class _Clock:
         return False
 
 
+_CHANGES_TODAY = -(10**9)  # no real UTC offset
 _EPOCH_DATE = datetime(1970, 1, 1).date()
 _EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
 _UTC_CLOCK = _Clock(UTC)
