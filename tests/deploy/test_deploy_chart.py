@@ -493,3 +493,28 @@ def test_a_missing_secret_stops_the_render_naming_both_ways(
     result = render_chart(tmp_path / "out", CHART / "ci" / "default-values.yaml")
     assert result.returncode == 1
     assert "set secrets.pge.clientId or secrets.pge.existingSecret" in result.stderr
+
+
+def test_sandbox_is_optional_and_listens_on_its_port_values(rendered: dict[str, Rendered]) -> None:
+    assert not rendered["default"].has("Deployment", "scwadd-sandbox")
+    staging = rendered["existing-secrets"]
+    sandbox = pod_spec(staging.get("Deployment", "scwadd-sandbox"))["containers"][0]
+    assert sandbox["args"][:5] == [
+        "sandbox",
+        "--host=0.0.0.0",
+        "--web-port=9443",
+        "--api-port=9444",
+        "--pki-dir=/etc/scwadd/sandbox",
+    ]
+    assert {p["name"]: p["containerPort"] for p in sandbox["ports"]} == {
+        "browser": 9443,
+        "api": 9444,
+    }
+    # The services may reach it, as they would reach PG&E.
+    auth_egress = network_policy(staging, "auth")["egress"]
+    sandbox_rule = [r for r in auth_egress if "podSelector" in r["to"][0]][-1]
+    assert (
+        sandbox_rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+        == "sandbox"
+    )
+    assert {p["port"] for p in sandbox_rule["ports"]} == {9443, 9444}
