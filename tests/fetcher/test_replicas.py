@@ -1,0 +1,107 @@
+"""Several fetcher replicas and repeated events: the budget is shared, a job is fetched once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import pytest
+from fetcher_harness import Observer, calls_for, fetcher_settings, grant_tokens, running_fetcher
+from prometheus_client import REGISTRY
+from scwadd_core.bus import Bus
+from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
+from scwadd_core.sealing import Keyring
+from scwadd_core.testing.nats import free_port
+from scwadd_sandbox.config import RateLimits
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def observer(nats_server):
+    bus = await Bus.connect(nats_server, name="test")
+    watcher = Observer(bus)
+    await watcher.start()
+    yield watcher
+    await bus.close()
+
+
+def acked_grants() -> float:
+    value = REGISTRY.get_sample_value(
+        "scwadd_bus_messages_total",
+        {"durable": "fetcher", "subject": GRANT_RECEIVED, "outcome": "acked"},
+    )
+    return value or 0.0
+
+
+async def test_two_replicas_share_one_budget_and_one_database(
+    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    # The custodian counts 1 call per second for the client ID, whichever replica makes it.
+    strict = RateLimits(per_second=1, per_hour=2000, per_day=20000)
+    with make_sandbox(rate_limits=strict) as sandbox:
+        database = f"sqlite:///{tmp_path / 'fetcher.db'}"
+        replicas = [
+            fetcher_settings(
+                sandbox,
+                nats_url=nats_server,
+                database_url=database,
+                port=port,
+                sealing_keys=sealing_keys,
+                RATE_LIMIT_PER_SECOND=1.0,
+            )
+            for port in (fetcher_port, free_port())
+        ]
+        keyring = Keyring.parse(sealing_keys)
+        tokens = [
+            await grant_tokens(sandbox, p) for p in ("electric-15min", "solar", "electric-60min")
+        ]
+        async with contextlib.AsyncExitStack() as stack:
+            for settings in replicas:
+                await stack.enter_async_context(running_fetcher(settings))
+            grants = [await observer.publish_grant(t, keyring) for t in tokens]
+            outcomes = await asyncio.gather(*(observer.outcome(g.job_id) for g in grants))
+        statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
+        calls = [calls_for(sandbox, g.authorization_uri) for g in grants]
+    assert all(isinstance(o, FetchCompleted) for o in outcomes)
+    assert all(sum(c.values()) == 2 for c in calls)
+    # Both replicas worked, and the custodian never had to refuse a call as too frequent.
+    engine = create_engine(database)
+    with engine.connect() as connection:
+        owners = {row[0] for row in connection.execute(text("SELECT owner FROM fetch_jobs"))}
+    engine.dispose()
+    assert len(owners) == 2
+    assert "429" not in statuses
+
+
+async def test_the_same_grant_twice_is_fetched_once(
+    sandbox, nats_server, database_url, fetcher_port, sealing_keys, observer
+):
+    settings = fetcher_settings(
+        sandbox,
+        nats_url=nats_server,
+        database_url=database_url,
+        port=fetcher_port,
+        sealing_keys=sealing_keys,
+    )
+    tokens = await grant_tokens(sandbox, "electric-15min")
+    keyring = Keyring.parse(sealing_keys)
+    before = acked_grants()
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, keyring)
+        first = await observer.outcome(grant.job_id)
+        # The same grant again (a new event id, so JetStream does not drop it as a duplicate).
+        again = grant.model_copy(update={"event_id": "another-" + grant.event_id})
+        await observer.bus.publish(again)
+        for _ in range(400):
+            if acked_grants() >= before + 2:
+                break
+            await asyncio.sleep(0.05)
+    assert acked_grants() == before + 2
+    assert isinstance(first, FetchCompleted)
+    assert calls_for(sandbox, grant.authorization_uri) == {
+        "UsagePoint": 1,
+        "BatchSubscriptionUsagePoint": 1,
+    }
+    assert [e.job_id for e in observer.all_outcomes].count(grant.job_id) == 1
