@@ -11,3 +11,19 @@ def sessions(database_url):
     engine = make_engine(database_url)
     yield session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    """The real PG&E-shaped custodian on free ports (mutual TLS on its API face)."""
+    from scwadd_sandbox.testing import start_sandbox
+
+    with start_sandbox(tmp_path / "pki") as running:
+        yield running
+
+
+@pytest.fixture
+def exporter_port() -> int:
+    from scwadd_core.testing import free_port
+
+    return free_port()
