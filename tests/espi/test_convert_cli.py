@@ -87,3 +87,15 @@ def test_usage_errors_exit_2() -> None:
     assert bad_zone.returncode == 2
     assert b"unknown time zone" in bad_zone.stderr
     assert scwadd("-", "-").returncode == 2
+
+
+def test_sample_is_generated_schema_valid_and_converted(tmp_path) -> None:
+    from espi_support import assert_schema_valid
+
+    result = scwadd("--sample", str(tmp_path / "sample.xml"), "-o", str(tmp_path / "s.csv"))
+    assert result.returncode == 0, result.stderr
+    assert_schema_valid((tmp_path / "sample.xml").read_bytes())
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    # A week from 2024-10-30 crosses the fall-back day: 7 x 96 + 4 electric, 7 x 24 + 1 gas rows.
+    assert len(lines) == 1 + (7 * 96 + 4) + (7 * 24 + 1)
+    assert any(",gas," in line and "therms" in line for line in lines)

@@ -1,6 +1,7 @@
 """`scwadd convert`: Green Button (ESPI) XML to CSV.
 
     scwadd convert INPUT... [-o OUT] [--layout default|pge|scwadd] [--tz ZONE] [--report FILE]
+    scwadd convert --sample sample.xml -o sample.csv     # a generated sample, no account needed
 
 Several inputs merge into one CSV; ``-`` reads standard input (as an input) or writes standard
 output (as ``-o``, the default). A file output appears only once complete. Exit status: 0 done,
@@ -33,7 +34,13 @@ def register(subparsers: Any) -> None:
         description="Convert Green Button (ESPI) XML documents to one CSV. Several inputs merge; "
         "readings repeated across them are written once (the most recently updated wins).",
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="ESPI XML file, or - for stdin")
+    parser.add_argument("inputs", nargs="*", metavar="INPUT", help="ESPI XML file, or - for stdin")
+    parser.add_argument(
+        "--sample",
+        metavar="FILE",
+        help="write a generated PG&E-shaped sample feed (a week of electricity with solar "
+        "export and gas, across a DST change) to FILE and convert it",
+    )
     parser.add_argument(
         "-o", "--output", default="-", metavar="OUT", help="CSV file to write (default: stdout)"
     )
@@ -64,6 +71,13 @@ def _usage_error(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.sample:
+        from scwadd_core.espi.sample import write_sample_feed
+
+        write_sample_feed(args.sample)
+        args.inputs = [*args.inputs, args.sample]
+    if not args.inputs:
+        return _usage_error("give at least one INPUT (or --sample FILE)")
     if args.tz:
         try:
             iana_zone(args.tz)

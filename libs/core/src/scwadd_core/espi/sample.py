@@ -1,0 +1,138 @@
+"""A generated, PG&E-shaped sample feed: something to convert without a utility account.
+
+``write_sample_feed(out)`` writes one week of 15-minute electricity (delivered, plus solar export
+as a second MeterReading) and hourly gas for two usage points, around the November DST change,
+with Pacific LocalTimeParameters. Values are deterministic (a daily load shape plus a fixed
+pseudo-random wobble) so the same call always writes the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from scwadd_core.espi.localtime import local_time_parameters_for
+from scwadd_core.espi.model import (
+    DateTimeInterval,
+    IntervalBlock,
+    IntervalReading,
+    Quality,
+    ReadingType,
+    UsagePoint,
+)
+from scwadd_core.espi.writer import MeterReadingData, Output, UsagePointData, write_usage_feed
+
+SAMPLE_ZONE = ZoneInfo("America/Los_Angeles")
+SAMPLE_FIRST_DAY = date(2024, 10, 30)
+SAMPLE_DAYS = 7
+
+_ELECTRIC = ReadingType(
+    accumulation_behaviour=4,
+    commodity=1,
+    currency=840,
+    flow_direction=1,
+    interval_length=900,
+    kind=12,
+    power_of_ten_multiplier=-3,
+    uom=72,
+)
+_SOLAR = ReadingType(
+    accumulation_behaviour=4,
+    commodity=1,
+    currency=840,
+    flow_direction=19,
+    interval_length=900,
+    kind=12,
+    power_of_ten_multiplier=-3,
+    uom=72,
+)
+_GAS = ReadingType(
+    accumulation_behaviour=4,
+    commodity=7,
+    currency=840,
+    flow_direction=1,
+    interval_length=3600,
+    kind=12,
+    power_of_ten_multiplier=-3,
+    uom=169,
+)
+
+
+def _local_days(first: date, days: int) -> Iterator[tuple[int, int]]:
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        following = day + timedelta(days=1)
+        start = datetime(day.year, day.month, day.day, tzinfo=SAMPLE_ZONE)
+        end = datetime(following.year, following.month, following.day, tzinfo=SAMPLE_ZONE)
+        yield int(start.timestamp()), int(end.timestamp())
+
+
+def _hour_of_day(epoch: int) -> float:
+    local = datetime.fromtimestamp(epoch, UTC).astimezone(SAMPLE_ZONE)
+    return local.hour + local.minute / 60
+
+
+def _blocks(kind: str, interval: int, seed: int) -> Iterator[IntervalBlock]:
+    wobble = random.Random(seed)  # noqa: S311 - repeatable sample data, not a secret
+    for start, end in _local_days(SAMPLE_FIRST_DAY, SAMPLE_DAYS):
+        readings = []
+        for moment in range(start, end, interval):
+            hour = _hour_of_day(moment)
+            if kind == "delivered":  # Wh per 15 minutes: a night floor, morning and evening peaks
+                shape = (
+                    90
+                    + 160 * math.exp(-((hour - 8) ** 2) / 4)
+                    + 260 * math.exp(-((hour - 19) ** 2) / 6)
+                )
+                value = int(shape * 1000 * (0.85 + 0.3 * wobble.random()))
+                cost = value // 40  # $0.25/kWh: value/1e6 kWh x 0.25 $ x 1e5 (cost unit)
+                readings.append(IntervalReading(moment, interval, value, cost, (Quality.VALID,)))
+            elif kind == "received":  # solar export around midday
+                sun = max(0.0, math.sin(math.pi * (hour - 7) / 10)) if 7 <= hour <= 17 else 0.0
+                value = int(sun * 420 * 1000 * (0.7 + 0.3 * wobble.random()))
+                readings.append(IntervalReading(moment, interval, value, None, (Quality.VALID,)))
+            else:  # gas, therms x 1000 per hour
+                shape = (
+                    20
+                    + 60 * math.exp(-((hour - 7) ** 2) / 3)
+                    + 40 * math.exp(-((hour - 20) ** 2) / 5)
+                )
+                value = int(shape * (0.8 + 0.4 * wobble.random()))
+                readings.append(IntervalReading(moment, interval, value, None, (Quality.VALID,)))
+        yield IntervalBlock(DateTimeInterval(start, end - start), readings)
+
+
+def sample_usage_points() -> list[UsagePointData]:
+    local_time = local_time_parameters_for(SAMPLE_ZONE, SAMPLE_FIRST_DAY.year)
+    return [
+        UsagePointData(
+            id="1234567890",
+            usage_point=UsagePoint(kind=0),
+            meter_readings=[
+                MeterReadingData(
+                    "RUxFQ1RSSUM6REVMSVZFUkVE", _ELECTRIC, _blocks("delivered", 900, 1)
+                ),
+                MeterReadingData("RUxFQ1RSSUM6UkVDRUlWRUQ", _SOLAR, _blocks("received", 900, 2)),
+            ],
+            local_time=local_time,
+            title="Electric service",
+        ),
+        UsagePointData(
+            id="2345678901",
+            usage_point=UsagePoint(kind=1),
+            meter_readings=[MeterReadingData("R0FTOkRFTElWRVJFRA", _GAS, _blocks("gas", 3600, 3))],
+            local_time=local_time,
+            title="Gas service",
+        ),
+    ]
+
+
+def write_sample_feed(out: Output) -> int:
+    """Write the sample (PG&E style); returns the number of entries."""
+    published = datetime(2024, 11, 6, 12, 0, tzinfo=UTC)
+    return write_usage_feed(
+        out, "SAMPLE-SUBSCRIPTION", sample_usage_points(), style="pge", published=published
+    )
