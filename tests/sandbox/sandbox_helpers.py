@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from scwadd_sandbox.testing import RunningSandbox
+from scwadd_sandbox.testing import RunningSandbox, submit_consent
 
 YEAR = 365 * 86400
 
@@ -20,29 +19,22 @@ def consent(
     decision: str = "approve",
 ) -> httpx.Response:
     """Drive the real consent page as a browser would: GET the page, POST its form."""
+    query = httpx.QueryParams(
+        {
+            "client_id": sandbox.client_id,
+            "redirect_uri": sandbox.redirect_uri,
+            "response_type": "code",
+            "state": state,
+            "login": "guest",
+        }
+    )
     with sandbox.web_client() as web:
-        page = web.get(
-            "/myAuthorization",
-            params={
-                "client_id": sandbox.client_id,
-                "redirect_uri": sandbox.redirect_uri,
-                "response_type": "code",
-                "state": state,
-                "login": "guest",
-            },
-        )
-        assert page.status_code == 200, page.text
-        match = re.search(r'name="request_id" value="([^"]+)"', page.text)
-        assert match is not None
-        customer = next(c for c in sandbox.state.customers if c.profile == profile)
-        return web.post(
-            "/myAuthorization",
-            data={
-                "request_id": match.group(1),
-                "decision": decision,
-                "customer": customer.retail_customer_id,
-                "history": str(history),
-            },
+        return submit_consent(
+            web,
+            f"{sandbox.authorize_url}?{query}",
+            profile=profile,
+            history_days=history // 86400,
+            decision=decision,
         )
 
 

@@ -76,6 +76,17 @@ def test_empty_fault_answers_204_and_hang_answers_late(
         api.get(url, headers=grant.headers, params=params, timeout=0.5)
 
 
+def test_added_latency_delays_the_answer(sandbox: RunningSandbox, api: httpx.Client) -> None:
+    token = client_token(sandbox, api)
+    url = f"{sandbox.espi_base}/ReadServiceStatus"
+    slow = FaultConfig(endpoints={"ReadServiceStatus": EndpointFaults(latency_ms=1500)})
+    sandbox.admin.put("/admin/faults", json=slow.model_dump())
+    with pytest.raises(httpx.ReadTimeout):
+        api.get(url, headers=token, timeout=0.2)
+    sandbox.admin.put("/admin/faults", json=FaultConfig().model_dump())
+    assert api.get(url, headers=token, timeout=5).status_code == 200
+
+
 def test_early_token_expiry(sandbox: RunningSandbox, api: httpx.Client) -> None:
     grant = grant_for(sandbox, api)
     url = f"{sandbox.espi_base}/Subscription/{grant.subscription_id}/UsagePoint"

@@ -95,6 +95,7 @@ def test_another_clients_certificate_cannot_act_for_this_client(pki_dir: Path) -
             assert crossed.status_code == 400
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1")
 def test_tls_below_1_2_is_refused(sandbox: RunningSandbox) -> None:
     context = _context(sandbox.pki, sandbox.pki.client_cert, sandbox.pki.client_key)
     context.minimum_version = ssl.TLSVersion.TLSv1

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
+import re
 import secrets
 import ssl
 import threading
@@ -187,3 +189,46 @@ def start_sandbox(
         thread.join(30)
         web_socket.close()
         api_socket.close()
+
+
+_REQUEST_ID = re.compile(r'name="request_id" value="([^"]+)"')
+_CUSTOMER = re.compile(r'name="customer" value="([^"]+)"[^>]*>\s*[^<(]*\(([^)]+)\)')
+_HISTORY = re.compile(r'name="history" value="(\d+)"')
+
+
+def submit_consent(
+    web: httpx.Client,
+    authorize_url: str,
+    *,
+    profile: str = "electric-15min",
+    history_days: int = 365,
+    decision: str = "approve",
+) -> httpx.Response:
+    """Do what a customer does on the consent page, through the page itself.
+
+    GETs ``authorize_url`` (the full myAuthorization URL a third party redirected to), picks the
+    customer whose profile is ``profile`` and the history choice nearest ``history_days`` from the
+    page's own form, and posts it. Returns the answer unfollowed: a 302 to the redirect URI, or
+    the page's 400. ``web`` must trust the sandbox CA (``RunningSandbox.web_client()`` does).
+    """
+    page = web.get(authorize_url, follow_redirects=False)
+    if page.status_code != 200:
+        return page
+    text = page.text
+    request_id = _REQUEST_ID.search(text)
+    customers = {profile_name: value for value, profile_name in _CUSTOMER.findall(text)}
+    histories = [int(v) for v in _HISTORY.findall(text)]
+    if request_id is None or profile not in customers or not histories:
+        raise ValueError(f"the consent page offers no customer with profile {profile!r}")
+    history = min(histories, key=lambda seconds: abs(seconds - history_days * 86400))
+    action = httpx.URL(authorize_url).copy_with(query=None)
+    return web.post(
+        action,
+        data={
+            "request_id": html.unescape(request_id.group(1)),
+            "decision": decision,
+            "customer": html.unescape(customers[profile]),
+            "history": str(history),
+        },
+        follow_redirects=False,
+    )
