@@ -345,3 +345,17 @@ def test_reading_without_value_is_kept_as_an_empty_cell(tmp_path) -> None:
     convert([source], tmp_path / "out.csv")
     rows = read_csv(tmp_path / "out.csv")
     assert [(r["delivered"], r["net"]) for r in rows] == [("", ""), ("0.005", "0.005")]
+
+
+def test_bytes_inputs_and_a_stream_output(tmp_path) -> None:
+    import io
+
+    first = _electric_feed(date(2024, 1, 1), 1)
+    second = _electric_feed(date(2024, 1, 2), 1)
+    out = io.BytesIO()
+    report = convert([first, second], out, layout="scwadd")
+    assert report.rows == 192
+    assert [i.name for i in report.inputs] == ["<input 1>", "<input 2>"]
+    assert hashlib.sha256(out.getvalue()).hexdigest() == report.output_sha256
+    with pytest.raises(EspiParseError, match=r"^raw/7\.xml:"):
+        convert([b"<feed"], io.BytesIO(), names=["raw/7.xml"])

@@ -1,1 +1,13 @@
-"""The ESPI (Green Button) engine: a streaming, safe parser, a writer, and CSV layouts."""
+"""The ESPI (Green Button) engine: a streaming, safe parser, a writer, and CSV layouts.
+
+- :mod:`.model` — the data model (frozen dataclasses; raw integers, epoch seconds).
+- :mod:`.writer` — streaming, schema-valid ESPI XML in PG&E's or the generic style.
+- :mod:`.parser` — ``iter_entries(source)``: streaming, hostile-input-safe reading.
+- :mod:`.resolve` — ``Resolver``: UsagePoint → MeterReading → ReadingType / IntervalBlock and
+  LocalTimeParameters through link hrefs, in any entry order.
+- :mod:`.convert` — ``convert(inputs, out, layout, tz) -> ConversionReport``: documents → one CSV
+  and the facts for a manifest. Layouts are documented in ``docs/csv.md``.
+- :mod:`.localtime` — DST rule bitfields and a ``tzinfo`` from LocalTimeParameters.
+- :mod:`.sample` — a generated PG&E-shaped sample feed.
+- :mod:`.convert_cli` — ``scwadd convert``.
+"""

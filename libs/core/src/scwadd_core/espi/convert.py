@@ -1,9 +1,9 @@
 """ESPI documents → one CSV, plus the facts a manifest needs.
 
 ``convert(inputs, out, layout="default", tz=None) -> ConversionReport`` reads any number of ESPI
-documents (paths or binary streams), merges their readings, writes one CSV and reports what it
-did: usage points, reading types, units, period covered, rows, gaps, duplicates, conflicts and the
-CSV's sha256.
+documents (paths, binary streams or bytes; ``names=`` labels them in errors), merges their
+readings, writes one CSV and reports what it did: usage points, reading types, units, period
+covered, rows, gaps, duplicates, conflicts and the CSV's sha256.
 
 Memory stays flat however big the inputs: readings are spooled, block by block, into a SQLite
 file in a temporary directory, and read back sorted by usage point, interval start and duration.
@@ -552,7 +552,7 @@ def _output(out: str | Path | IO[bytes]) -> Iterator[IO[bytes]]:
 
 
 def convert(
-    inputs: Sequence[Source],
+    inputs: Sequence[Source | bytes],
     out: str | Path | IO[bytes],
     layout: str = "default",
     tz: str | None = None,
@@ -577,7 +577,12 @@ def convert(
         spool = _Spool(scratch)
         try:
             for index, source in enumerate(inputs):
-                name = names[index] if names is not None else source_name(source)
+                if names is not None:
+                    name = names[index]
+                elif isinstance(source, bytes):
+                    name = f"<input {index + 1}>"
+                else:
+                    name = source_name(source)
                 report.inputs.append(_read_input(source, name, spool, resolver, progress))
             report.readings_read = sum(i.readings for i in report.inputs)
             channels = _resolve_channels(spool, resolver, report)
@@ -600,13 +605,15 @@ def convert(
 
 
 def _read_input(
-    source: Source,
+    source: Source | bytes,
     name: str,
     spool: _Spool,
     resolver: Resolver,
     progress: Callable[[int], None] | None,
 ) -> InputReport:
     opened: IO[bytes] | None = None
+    if isinstance(source, bytes | bytearray | memoryview):
+        source = io.BytesIO(bytes(source))
     if isinstance(source, str | Path):
         try:
             opened = open(source, "rb")  # noqa: SIM115 - closed in the finally below
