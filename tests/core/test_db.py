@@ -58,3 +58,15 @@ def test_an_unreachable_database_is_reported_not_ready() -> None:
         "postgresql+psycopg://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
     )
     assert database_reachable(engine) is False
+
+
+def test_concurrent_migrations_from_two_replicas_both_succeed(database_url: str) -> None:
+    """The chart's init containers may run the migration at the same moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: run_migrations(database_url, package=PACKAGE), range(2)))
+    assert results == [None, None]
+    engine = make_engine(database_url)
+    assert "example_notes" in inspect(engine).get_table_names()
+    engine.dispose()

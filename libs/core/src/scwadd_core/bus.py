@@ -73,6 +73,7 @@ from scwadd_core.metrics import (
     DEAD_LETTERS,
     EVENTS_PUBLISHED,
 )
+from scwadd_core.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -131,10 +132,12 @@ class _ConsumerState:
 class Bus:
     """One NATS connection with its JetStream context; see the module docstring."""
 
-    def __init__(self, nc: NatsClient, *, name: str = "scwadd") -> None:
+    def __init__(self, nc: NatsClient, *, name: str = "scwadd", replicas: int = 1) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.name = name
+        # Replicas for the streams and buckets this process creates (NATS_STREAM_REPLICAS).
+        self.replicas = replicas
         self._stopping = asyncio.Event()
         self._consumers: list[_ConsumerState] = []
 
@@ -147,6 +150,7 @@ class Bus:
         *,
         name: str = "scwadd",
         connect_timeout: float = 60.0,
+        replicas: int = 1,
     ) -> Bus:
         """Connect, retrying with backoff for up to ``connect_timeout`` seconds (NATS may start
         after us in a pod restart or ``make run``); later outages are survived by reconnecting
@@ -187,7 +191,14 @@ class Bus:
             "connected to NATS",
             extra={"nats_server": nc.connected_url.netloc if nc.connected_url else None},
         )
-        return cls(nc, name=name)
+        return cls(nc, name=name, replicas=replicas)
+
+    @classmethod
+    async def from_settings(cls, settings: ServiceSettings, *, name: str) -> Bus:
+        """Connect to ``NATS_URL`` with ``NATS_STREAM_REPLICAS`` for what this process creates."""
+        return await cls.connect(
+            settings.NATS_URL, name=name, replicas=settings.NATS_STREAM_REPLICAS
+        )
 
     @property
     def is_connected(self) -> bool:
@@ -238,7 +249,7 @@ class Bus:
         *,
         max_age_days: float = 30.0,
         duplicate_window: float = 600.0,
-        replicas: int = 1,
+        replicas: int | None = None,
     ) -> None:
         """Create or update ``SCWADD_EVENTS`` and ``SCWADD_DLQ``. Safe to call from every replica.
 
@@ -258,7 +269,7 @@ class Bus:
                 discard=DiscardPolicy.OLD,
                 max_age=age,
                 duplicate_window=duplicate_window,
-                num_replicas=replicas,
+                num_replicas=replicas or self.replicas,
             )
             try:
                 await self.js.stream_info(name)
@@ -516,14 +527,16 @@ class Bus:
 
     # -- buckets ----------------------------------------------------------------------------
 
-    async def object_store(self, bucket: str, *, replicas: int = 1) -> ObjectStore:
+    async def object_store(self, bucket: str, *, replicas: int | None = None) -> ObjectStore:
         """The object store ``bucket`` (``scwadd-raw``, ``scwadd-exports``), created if missing."""
         try:
             return await self.js.object_store(bucket)
         except nats.js.errors.BucketNotFoundError:
             return await self.js.create_object_store(
                 bucket,
-                config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas),
+                config=ObjectStoreConfig(
+                    storage=StorageType.FILE, replicas=replicas or self.replicas
+                ),
             )
 
     async def key_value(
@@ -532,7 +545,7 @@ class Bus:
         *,
         history: int = 1,
         ttl: float | None = None,
-        replicas: int = 1,
+        replicas: int | None = None,
     ) -> KeyValue:
         """The KV bucket ``bucket`` (``scwadd-ratelimit``), created if missing.
 
@@ -548,7 +561,7 @@ class Bus:
                     history=history,
                     ttl=ttl,
                     storage=StorageType.FILE,
-                    replicas=replicas,
+                    replicas=replicas or self.replicas,
                 )
             )
 

@@ -20,8 +20,12 @@ A new revision: ``alembic_config(url, "scwadd_auth.migrations")`` with ``alembic
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import importlib.resources
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,19 +131,66 @@ def alembic_config(url: str, package: str, version_table: str | None = None) -> 
     return config
 
 
+def _advisory_lock_key(name: str) -> int:
+    # pg_advisory_lock takes a signed 64-bit key; derive a stable one from the version table.
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 def run_migrations(
-    url: str, package: str, *, revision: str = "head", version_table: str | None = None
+    url: str,
+    package: str,
+    *,
+    revision: str = "head",
+    version_table: str | None = None,
+    wait_seconds: float = 60.0,
 ) -> None:
     """Upgrade the database at ``url`` to ``revision`` with the migrations in ``package``.
 
-    Safe to run from every replica at start: Alembic runs each step in a transaction, and on
-    PostgreSQL concurrent upgrades serialise on the version table.
+    Waits (bounded) for the database first. Safe when several replicas or init containers run it
+    at once: on PostgreSQL they serialise on an advisory lock named after the version table, so
+    the second one finds the schema current and does nothing; on SQLite the database file's own
+    write lock does the same.
     """
     from alembic import command
 
     config = alembic_config(url, package, version_table)
-    log.info("running database migrations", extra={"migrations": package, "revision": revision})
-    command.upgrade(config, revision)
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        wait_for_database(engine, timeout=wait_seconds)
+        log.info("running database migrations", extra={"migrations": package, "revision": revision})
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            if connection.dialect.name == "postgresql":
+                key = _advisory_lock_key(config.attributes["version_table"])
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                connection.commit()
+                try:
+                    command.upgrade(config, revision)
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    connection.commit()
+            else:
+                with _sqlite_migration_lock(normalize_url(url).database):
+                    command.upgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _sqlite_migration_lock(database: str | None) -> Iterator[None]:
+    # SQLite's DDL is not serialised the way PostgreSQL's advisory lock serialises it: two
+    # processes would both try to create the version table. A lock file beside the database
+    # (SQLite is only ever shared by processes on one host) makes the second one wait.
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    lock_path = Path(database).expanduser().resolve().with_suffix(".migrate.lock")
+    with open(lock_path, "a+b") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
 def run_alembic_env(target_metadata: Any) -> None:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -40,6 +40,8 @@ class ServiceSettings(BaseSettings):
     TLS_CERT_FILE: Path | None = None
     TLS_KEY_FILE: Path | None = None
     LOG_LEVEL: LogLevel = "INFO"
+    # Replicas of the streams and buckets a service creates: 3 on a three-node NATS cluster.
+    NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
 
     def tls_enabled(self) -> bool:
         """HTTPS is served only when both halves of the key pair are configured."""

@@ -28,7 +28,7 @@ def make_service(bus: Bus, settings: Settings, users: dict[str, bytes]) -> Files
 
 
 async def main(settings: Settings, users: dict[str, bytes]) -> int:
-    bus = await Bus.connect(settings.NATS_URL, name="files")
+    bus = await Bus.from_settings(settings, name="files")
     # Created here too, so the listing works before the first export exists.
     await bus.object_store(EXPORTS_BUCKET)
     service = make_service(bus, settings, users)
