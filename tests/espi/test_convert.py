@@ -359,3 +359,17 @@ def test_bytes_inputs_and_a_stream_output(tmp_path) -> None:
     assert hashlib.sha256(out.getvalue()).hexdigest() == report.output_sha256
     with pytest.raises(EspiParseError, match=r"^raw/7\.xml:"):
         convert([b"<feed"], io.BytesIO(), names=["raw/7.xml"])
+
+
+def test_usage_point_without_readings_is_reported(tmp_path) -> None:
+    electric = usage_point(
+        "UP-E", [("MR1", ELECTRIC, local_day_blocks(date(2024, 1, 2), 1, PACIFIC))]
+    )
+    empty_gas = usage_point("UP-G", [("MR2", GAS, [])], kind=1)
+    source = write(tmp_path, "in.xml", feed_bytes([electric, empty_gas]))
+    report = convert([source], tmp_path / "out.csv")
+    assert [(p.id, p.rows, p.service) for p in report.usage_points] == [
+        ("UP-E", 96, "electricity"),
+        ("UP-G", 0, "gas"),
+    ]
+    assert "usage point UP-G has no interval readings" in report.notes

@@ -41,7 +41,7 @@ from scwadd_core.espi.model import (
     display_unit,
 )
 from scwadd_core.espi.parser import EspiParseError, Source, iter_entries, source_name
-from scwadd_core.espi.resolve import Channel, Resolver, UnresolvedError
+from scwadd_core.espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
 
 Layout = Literal["default", "pge", "scwadd"]
 LAYOUTS: tuple[str, ...] = ("default", "pge", "scwadd")
@@ -704,6 +704,20 @@ def _resolve_channels(
                 f"usage point {point.id} mixes units {sorted(units)}: expected one unit per "
                 "usage point"
             )
+    # Usage points the documents describe but hold no readings for are reported too (rows 0):
+    # "no data for the gas meter" is a fact the manifest must carry.
+    for path, entry in resolver.usage_points.items():
+        point_id = usage_point_id(path)
+        if point_id not in points:
+            kind = getattr(entry.obj, "kind", None)
+            points[point_id] = UsagePointReport(
+                id=point_id,
+                service=_service_name(kind),
+                unit="",
+                time_zone=_zone_label(resolver.local_time_for(path)),
+            )
+            order.append(point_id)
+            report.notes.append(f"usage point {point_id} has no interval readings")
     report.usage_points = [points[p] for p in order]
     return infos
 
