@@ -88,9 +88,10 @@ async def stream_object(
 ) -> AsyncIterator[bytes]:
     """Yield bytes ``start``..``end`` (inclusive) of ``entry``, chunk by chunk.
 
-    When the whole object is read, its SHA-256 is checked against the recorded digest and
-    :class:`ObjectIntegrityError` raised on a mismatch (after the bytes went out: the caller
-    can only abort the response, which the client sees as a truncated download).
+    When the whole object is read, its SHA-256 is checked against the recorded digest before
+    the last chunk is released, and :class:`ObjectIntegrityError` raised on a mismatch: a caller
+    streaming an HTTP response aborts it, and the client sees a truncated download rather than
+    a complete-looking wrong file.
     """
     last = entry.size - 1 if end is None else min(end, entry.size - 1)
     if entry.size == 0 or start > last:
@@ -98,6 +99,7 @@ async def stream_object(
     whole = start == 0 and last == entry.size - 1
     digest = sha256()
     offset = 0
+    held_back: bytes | None = None  # the whole object's last chunk waits for the digest check
     subscription = await js.subscribe(f"$O.{bucket}.C.{entry.nuid}", ordered_consumer=True)
     try:
         async for message in subscription.messages:
@@ -106,18 +108,19 @@ async def stream_object(
             offset += len(chunk)
             if whole:
                 digest.update(chunk)
-            if chunk_end >= start and chunk_start <= last:
+                if held_back is not None:
+                    yield held_back
+                held_back = chunk
+            elif chunk_end >= start and chunk_start <= last:
                 yield chunk[max(start - chunk_start, 0) : last - chunk_start + 1]
-            pending = message.metadata.num_pending
-            if chunk_end >= last and not whole:
-                break
-            if pending == 0:
+            if message.metadata.num_pending == 0 or (chunk_end >= last and not whole):
                 break
     finally:
         await subscription.unsubscribe()
     if whole:
         if offset != entry.size:
             raise ObjectIntegrityError(f"{entry.name}: read {offset} bytes of {entry.size}")
-        expected = entry.sha256_hex if entry.digest else None
-        if expected is not None and digest.hexdigest() != expected:
+        if entry.digest and digest.hexdigest() != entry.sha256_hex:
             raise ObjectIntegrityError(f"{entry.name}: SHA-256 does not match the stored digest")
+        if held_back is not None:
+            yield held_back
