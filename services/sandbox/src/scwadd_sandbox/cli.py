@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from scwadd_core import devpki
+from scwadd_core.logs import configure_logging
 
 from scwadd_sandbox.config import (
     DEFAULT_CLIENT_ID,
@@ -165,6 +166,7 @@ def _url_host(host: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from scwadd_sandbox.server import SandboxServer, bind
 
+    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
     pki = devpki.ensure_dev_pki(args.pki_dir)
     try:
         config, notes = config_from_args(args, pki)

@@ -194,7 +194,6 @@ class SandboxState:
     config: SandboxConfig
     clock: Callable[[], float] = time.time
     customers: tuple[Customer, ...] = ()
-    data_end: int = 0
     faults: FaultInjector = field(init=False)
     limiter: RateLimiter = field(init=False)
     consent_requests: dict[str, ConsentRequest] = field(default_factory=dict)
@@ -215,7 +214,6 @@ class SandboxState:
 
     def __post_init__(self) -> None:
         self.customers = build_customers(self.config.seed)
-        self.data_end = self.config.data_end or default_data_end(self.clock())
         self.faults = FaultInjector(self.config.faults)
         self.limiter = RateLimiter(self.config.rate_limits, self.clock)
 
@@ -234,6 +232,12 @@ class SandboxState:
             if record.subscription_id == subscription_id:
                 return record
         return None
+
+    @property
+    def data_end(self) -> int:
+        """Readings exist up to here: the configured end, or the start of today (Pacific), so a
+        sandbox left running gains a day of data at each Pacific midnight."""
+        return self.config.data_end or default_data_end(self.clock())
 
     @property
     def data_start(self) -> int:
