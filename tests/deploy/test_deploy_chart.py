@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from deploy_support import (
     CHART,
+    CHECKOV_ENV,
     KUBERNETES_VERSION,
     SERVICES,
     VALUE_SETS,
@@ -141,7 +142,7 @@ def test_checkov_passes_on_every_value_set(
             "--skip-check",
             ",".join(sorted(CHECKOV_SKIPS)),
         ],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "BC_SKIP_MAPPING": "TRUE"},
+        env=CHECKOV_ENV,
     )
     reports = json_documents(result.stdout)
     assert len(reports) == len(rendered), result.stderr

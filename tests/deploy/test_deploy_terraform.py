@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from deploy_support import (
     CHART,
+    CHECKOV_ENV,
     HCL_PYTHON,
     TERRAFORM,
     load_rendered,
@@ -122,7 +123,7 @@ def test_checkov_passes_on_terraform(deploy_tools: Path) -> None:
             "--output",
             "json",
         ],
-        env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "BC_SKIP_MAPPING": "TRUE"},
+        env=CHECKOV_ENV,
     )
     report = json.loads(result.stdout)
     failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
