@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from scwadd_core.bus import Bus
 from scwadd_core.events import EXPORTS_BUCKET
@@ -28,7 +29,18 @@ def make_service(bus: Bus, settings: Settings, users: dict[str, bytes]) -> Files
 
 
 async def main(settings: Settings, users: dict[str, bytes]) -> int:
-    bus = await Bus.from_settings(settings, name="files")
+    try:
+        bus = await Bus.from_settings(settings, name="files")
+    except Exception as error:
+        # The URL may carry credentials: name the host only.
+        where = urlsplit(settings.NATS_URL)
+        log.error(
+            "cannot reach NATS at %s:%s, giving up: %s",
+            where.hostname,
+            where.port,
+            type(error).__name__,
+        )
+        return 1
     # Created here too, so the listing works before the first export exists.
     await bus.object_store(EXPORTS_BUCKET)
     service = make_service(bus, settings, users)
