@@ -163,3 +163,16 @@ def test_prefixes_do_not_matter_and_a_dropped_namespace_is_tolerated() -> None:
 def test_bare_service_status_document() -> None:
     data = f'<ServiceStatus xmlns="{ESPI}"><currentStatus>1</currentStatus></ServiceStatus>'
     assert [e.obj for e in _parse(data.encode())] == [ServiceStatus(1)]
+
+
+def test_padded_and_large_quality_codes_read_exactly() -> None:
+    readings = "".join(
+        f"<IntervalReading><ReadingQuality><quality> {q} </quality></ReadingQuality>"
+        f"<timePeriod><duration>900</duration><start>{i * 900}</start></timePeriod>"
+        f"<value>{i}</value></IntervalReading>"
+        for i, q in enumerate([8, 19, 0])
+    )
+    data = f'<IntervalBlock xmlns="{ESPI}">{readings}</IntervalBlock>'.encode()
+    block = _parse(data)[0].obj
+    assert [r.qualities for r in block.readings] == [(8,), (19,), (0,)]
+    assert [r.value for r in block.readings] == [0, 1, 2]
