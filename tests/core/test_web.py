@@ -183,3 +183,14 @@ def test_sigterm_stops_a_service_process_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     assert "stop requested" in output
     assert os.path.exists(script)
+
+
+async def test_a_port_in_use_ends_serve_with_exit_code_1() -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = ServiceSettings(NATS_URL="nats://unused", HTTP_HOST="127.0.0.1", HTTP_PORT=port)
+        assert await asyncio.wait_for(serve(create_app("x"), settings), 30) == 1

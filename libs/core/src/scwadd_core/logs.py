@@ -92,6 +92,8 @@ class RedactingJsonFormatter(JsonFormatter):
             else str(value)
             for key, value in log_data.items()
         }
+        # uvicorn adds an ANSI-coloured copy of every message; the plain one is enough.
+        rendered.pop("color_message", None)
         return {key: _redact_value(key, value) for key, value in rendered.items()}
 
 

@@ -144,6 +144,15 @@ def uvicorn_config(app: FastAPI, settings: ServiceSettings, **options: Any) -> u
     )
 
 
+async def _serve_http(server: uvicorn.Server) -> None:
+    try:
+        await server.serve()
+    except SystemExit as error:
+        # uvicorn exits the process when it cannot listen (port taken, unreadable certificate);
+        # turned into an error here so the service still shuts its other parts down cleanly.
+        raise RuntimeError(f"the HTTP server could not start (uvicorn exit {error.code})") from None
+
+
 async def serve(
     app: FastAPI,
     settings: ServiceSettings,
@@ -171,7 +180,7 @@ async def serve(
             installed.append(sig)
 
     server = _Server(uvicorn_config(app, settings, **uvicorn_options))
-    server_task = asyncio.create_task(server.serve(), name="http")
+    server_task = asyncio.create_task(_serve_http(server), name="http")
     workers = [
         asyncio.create_task(factory(), name=f"background-{n}")
         for n, factory in enumerate(background)
