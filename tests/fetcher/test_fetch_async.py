@@ -14,11 +14,17 @@ from fetcher_harness import (
     running_fetcher,
     truth,
 )
+from prometheus_client import REGISTRY
 from scwadd_core.bus import Bus
 from scwadd_core.events import FetchCompleted
 from scwadd_core.sealing import Keyring
 
 pytestmark = pytest.mark.anyio
+
+
+def notifications(outcome: str) -> float:
+    value = REGISTRY.get_sample_value("scwadd_batch_notifications_total", {"outcome": outcome})
+    return value or 0.0
 
 
 @pytest.fixture
@@ -106,12 +112,14 @@ async def test_duplicated_notification_changes_nothing(
     settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
     tokens = await grant_tokens(sandbox, "solar")
     sandbox.admin.put("/admin/faults", json={"notifications": {"duplicate_rate": 1.0}})
+    accepted, duplicates = notifications("accepted"), notifications("duplicate")
     async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
         outcome = await observer.outcome(grant.job_id)
         await _wait_for_batch(sandbox, "delivered")
-        # Let the second copy travel through /espi/notify and batch.ready like the first.
-        await asyncio.sleep(1.0)
+    # Both copies reached /espi/notify; JetStream kept one batch.ready.
+    assert notifications("accepted") == accepted + 1
+    assert notifications("duplicate") == duplicates + 1
     batches = sandbox.admin.get("/admin/batches").json()
     assert [batch["deliveries"] for batch in batches] == [2]
     await _check_against_truth(sandbox, observer, grant, outcome)

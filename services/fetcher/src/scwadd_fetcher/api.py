@@ -104,6 +104,10 @@ class AccessToken:
         try:
             answer = await self._custodian.refresh(self._refresh_token)
         except CustodianError as error:
+            if error.retryable:
+                # The token endpoint is down, not the grant: allow the refresh again later.
+                self.refreshed = False
+                raise TransientError(f"token refresh: {error}") from error
             log.warning("access token refresh refused: %s", error)
             return False
         self.value = answer.access_token
@@ -184,6 +188,18 @@ class EspiSession:
             ) from error
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _token(self, client_token: bool) -> str:
+        if not client_token:
+            return self.access_token.value
+        try:
+            return await self.custodian.client_token()
+        except CustodianError as error:
+            if error.retryable:
+                raise TransientError(f"client token: {error}") from error
+            raise PermanentError(
+                f"the utility refused this application's client credentials ({error})"
+            ) from error
+
     async def _call_once(
         self,
         url: str,
@@ -195,7 +211,7 @@ class EspiSession:
         endpoint = endpoint_of(url)
         while True:
             await self.limiter.acquire()
-            token = await self.custodian.client_token() if client_token else self.access_token.value
+            token = await self._token(client_token)
             self.calls += 1
             try:
                 response = await self.custodian.http.get(url, params=params, headers=bearer(token))

@@ -41,7 +41,7 @@ from scwadd_core.events import (
     decode,
     stable_event_id,
 )
-from scwadd_core.sealing import Keyring
+from scwadd_core.sealing import Keyring, SealingError
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
@@ -188,12 +188,19 @@ class Fetcher:
                 sealed_refresh.model_dump_json() if sealed_refresh else None,
             )
 
-        token = AccessToken(
-            self.custodian,
-            self.keyring.open(access, job_id=job_id),
-            self.keyring.open(refresh, job_id=job_id) if refresh else None,
-            on_rotate=rotate,
-        )
+        try:
+            opened_access = self.keyring.open(access, job_id=job_id)
+            opened_refresh = self.keyring.open(refresh, job_id=job_id) if refresh else None
+        except SealingError as error:
+            # No retry can open it: the key is gone or the event was tampered with.
+            log.error("sealed token does not open: %s", error)
+            reason = "The customer's access token could not be opened (unknown sealing key)."
+            await self._progress(job_id, "failed", reason)
+            failed = FetchFailed(
+                job_id=job_id, reason=reason, event_id=stable_event_id(job_id, "fetch.failed")
+            )
+            return failed, FAILED
+        token = AccessToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
         session = EspiSession(self.custodian, self.limiter, token, self.options.retry)
         period = history_period(self.options.history_days)
         max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
