@@ -11,6 +11,7 @@ from sandbox_helpers import client_token
 from scwadd_core import devpki
 from scwadd_sandbox.config import registration_from_mapping
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
+from scwadd_sandbox.tls import server_context
 
 
 def _context(
@@ -97,11 +98,22 @@ def test_another_clients_certificate_cannot_act_for_this_client(pki_dir: Path) -
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1")
 def test_tls_below_1_2_is_refused(sandbox: RunningSandbox) -> None:
-    context = _context(sandbox.pki, sandbox.pki.client_cert, sandbox.pki.client_key)
-    context.minimum_version = ssl.TLSVersion.TLSv1
-    context.maximum_version = ssl.TLSVersion.TLSv1_1
+    pki = sandbox.pki
+    # The client's own OpenSSL may refuse old versions too, so the server setting is checked
+    # directly as well as over the wire.
+    for require in (True, False):
+        server = server_context(
+            pki.server_cert, pki.server_key, client_ca=pki.ca_cert, require_client_cert=require
+        )
+        assert server.minimum_version == ssl.TLSVersion.TLSv1_2
+    exactly_12 = _context(pki, pki.client_cert, pki.client_key)
+    exactly_12.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert _token_request(sandbox, exactly_12).status_code == 200
+    old = _context(pki, pki.client_cert, pki.client_key)
+    old.minimum_version = ssl.TLSVersion.TLSv1
+    old.maximum_version = ssl.TLSVersion.TLSv1_1
     with pytest.raises((httpx.ConnectError, ssl.SSLError)):
-        _token_request(sandbox, context)
+        _token_request(sandbox, old)
 
 
 def test_optional_handshake_mode_answers_pges_invalid_certificate(pki_dir: Path) -> None:

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scwadd_sandbox import documents
 from scwadd_sandbox.config import ESPI_ROOT, TOKEN_PATH, SandboxConfig
-from scwadd_sandbox.data import Customer, Meter, ServicePoint
+from scwadd_sandbox.data import Meter, ServicePoint, interval_starts
 from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import (
@@ -207,12 +207,13 @@ def create_api_app(config: SandboxConfig, state: SandboxState | None = None) -> 
         clipped_end = min(end, state.data_end)
         if clipped_end <= clipped_start:
             return None
-        if meters and all(meter.spec.daily for meter in meters):
-            # A daily reading starts at Pacific midnight: none may start inside a short window.
-            from scwadd_sandbox.data import interval_starts
-
-            if next(interval_starts(meters[0].spec, clipped_start, clipped_end), None) is None:
-                return None
+        # A daily reading starts at Pacific midnight: none may start inside a short window.
+        only_daily = bool(meters) and all(meter.spec.daily for meter in meters)
+        if (
+            only_daily
+            and next(interval_starts(meters[0].spec, clipped_start, clipped_end), None) is None
+        ):
+            return None
         return clipped_start, clipped_end
 
     base = config.espi_base
@@ -573,11 +574,3 @@ def parse_range(request: Request, data_end: int, max_range: int) -> tuple[int, i
     if end - start > max_range:
         raise _text(400, f"The requested range exceeds the maximum of {max_range} seconds")
     return start, end
-
-
-def customer_summary(customer: Customer) -> dict[str, Any]:
-    return {
-        "retail_customer_id": customer.retail_customer_id,
-        "name": customer.name,
-        "profile": customer.profile,
-    }
