@@ -115,7 +115,7 @@ async def build(settings: FetcherSettings) -> FetcherRuntime:
     run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
     owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     ledger = JobLedger(session_factory(engine), owner, settings.JOB_LEASE_SECONDS)
-    bus = await Bus.connect(settings.NATS_URL, name="fetcher")
+    bus = await Bus.from_settings(settings, name="fetcher")
     await bus.ensure_streams()
     kv = await bus.key_value(RATELIMIT_BUCKET)
     raw = await bus.object_store(RAW_BUCKET)
