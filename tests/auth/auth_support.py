@@ -10,8 +10,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
+import nats
 from scwadd_auth.runtime import main
 from scwadd_auth.settings import AuthSettings
+from scwadd_core.events import GRANT_RECEIVED, STREAM_EVENTS, GrantReceived
 from scwadd_sandbox.testing import RunningSandbox
 
 
@@ -64,3 +66,19 @@ async def running_auth(settings: AuthSettings) -> AsyncIterator[RunningAuth]:
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 30) == 0
+
+
+async def grant_events(nats_url: str) -> list[GrantReceived]:
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(STREAM_EVENTS, subjects_filter=GRANT_RECEIVED)
+        count = (info.state.subjects or {}).get(GRANT_RECEIVED, 0)
+        events: list[GrantReceived] = []
+        if count:
+            sub = await js.pull_subscribe(GRANT_RECEIVED, stream=STREAM_EVENTS)
+            for msg in await sub.fetch(count, timeout=5):
+                events.append(GrantReceived.model_validate_json(msg.data))
+        return events
+    finally:
+        await nc.close()

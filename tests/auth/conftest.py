@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-import io
-import logging
 from collections.abc import Iterator
 
 import pytest
 from scwadd_core.db import make_engine, run_migrations, session_factory
-from scwadd_core.logs import make_formatter
 from scwadd_core.testing import free_port
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 
@@ -32,20 +29,3 @@ def sandbox(tmp_path, auth_port) -> Iterator[RunningSandbox]:
         tmp_path / "pki", redirect_uri=f"http://127.0.0.1:{auth_port}/OAuthCallback"
     ) as running:
         yield running
-
-
-@pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """Every log line of the test, rendered by the services' JSON formatter."""
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(make_formatter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield buffer
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)

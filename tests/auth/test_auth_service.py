@@ -7,18 +7,21 @@ form, back to our callback with the sandbox's code.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 import ssl
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import nats
 import pytest
-from auth_support import auth_settings, running_auth
+from auth_support import auth_settings, grant_events, running_auth
+from scwadd_auth import ledger
 from scwadd_auth.models import Grant
-from scwadd_core.db import make_engine
-from scwadd_core.events import GRANT_RECEIVED, STREAM_EVENTS, GrantReceived
+from scwadd_core.db import make_engine, run_migrations, session_factory
+from scwadd_core.events import GrantReceived
+from scwadd_core.logs import make_formatter
 from scwadd_core.sealing import Keyring
 from sqlalchemy import select
 
@@ -59,25 +62,12 @@ def grants_counted(metrics_text: str, outcome: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def grant_events(nats_url: str) -> list[GrantReceived]:
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(STREAM_EVENTS, subjects_filter=GRANT_RECEIVED)
-        count = (info.state.subjects or {}).get(GRANT_RECEIVED, 0)
-        events: list[GrantReceived] = []
-        if count:
-            sub = await js.pull_subscribe(GRANT_RECEIVED, stream=STREAM_EVENTS)
-            for msg in await sub.fetch(count, timeout=5):
-                events.append(GrantReceived.model_validate_json(msg.data))
-        return events
-    finally:
-        await nc.close()
-
-
 async def test_consent_records_a_sealed_grant_publishes_once_and_logs_no_secret(
-    sandbox, nats_server, database_url, auth_port, captured_logs
+    sandbox, nats_server, database_url, auth_port, caplog
 ):
+    # INFO, as the services run; pytest's own formatter, so nothing is masked for us: a token
+    # that reached a log call at all would show here.
+    caplog.set_level(logging.INFO)
     settings = auth_settings(sandbox, nats_server, database_url, auth_port)
     async with running_auth(settings) as auth:
         async with httpx.AsyncClient(base_url=auth.url) as browser:
@@ -140,10 +130,17 @@ async def test_consent_records_a_sealed_grant_publishes_once_and_logs_no_secret(
     for secret in (access, refresh, code, state):
         assert secret not in dump
 
-    logs = captured_logs.getvalue()
+    # Rendered as the services render them (JSON, redaction on), minus this test's own client.
+    formatter = make_formatter()
+    service_records = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+    logs = "\n".join(formatter.format(r) for r in service_records)
     assert "grant recorded" in logs
     for secret in (access, refresh, code, state, sandbox.client_secret):
         assert secret not in logs
+    # Tokens never even reach a log call (the access log's query string is masked above).
+    raw = "\n".join(r.getMessage() for r in service_records)
+    for secret in (access, refresh, sandbox.client_secret):
+        assert secret not in raw
 
 
 async def test_forged_missing_and_foreign_states_are_refused(
@@ -221,3 +218,58 @@ async def test_a_code_the_custodian_refuses_publishes_nothing(
         assert refused.status_code == 502
         assert "could not confirm your permission" in refused.text
     assert await grant_events(nats_server) == []
+
+
+async def test_a_grant_recorded_but_not_published_before_a_crash_is_published_at_start(
+    sandbox, nats_server, database_url, auth_port
+):
+    """The ledger row is committed before the publish; a crash in between loses nothing."""
+    settings = auth_settings(sandbox, nats_server, database_url, auth_port)
+    keyring = Keyring.parse(settings.TOKEN_SEALING_KEYS.get_secret_value())
+    event = GrantReceived(
+        job_id="crashed-job",
+        subscription_id="7",
+        resource_uri="https://custodian.test/Batch/Subscription/7",
+        authorization_uri="https://custodian.test/Authorization/9",
+        scope="FB=4",
+        access_token=keyring.seal("an-access-token", job_id="crashed-job"),
+    )
+    run_migrations(database_url, package="scwadd_auth.migrations")
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            ledger.record_grant(session, status_id="sid-crashed", event=event)
+        for _restart in range(2):
+            async with (
+                running_auth(settings) as auth,
+                httpx.AsyncClient(base_url=auth.url) as browser,
+            ):
+                for _ in range(100):
+                    with session_factory(engine)() as session:
+                        if session.get(Grant, "crashed-job").published_at is not None:
+                            break
+                    await asyncio.sleep(0.1)
+                view = (await browser.get("/api/status/sid-crashed")).json()
+                assert view["phase"] == "waiting"
+        events = await grant_events(nats_server)
+        # Published once, with the event id the ledger kept, across two restarts.
+        assert [e.event_id for e in events] == [event.event_id]
+        assert events[0].access_token == event.access_token
+    finally:
+        engine.dispose()
+
+
+async def test_two_callbacks_racing_with_one_code_make_one_grant(
+    sandbox, nats_server, sqlite_url, auth_port
+):
+    settings = auth_settings(sandbox, nats_server, sqlite_url, auth_port)
+    async with running_auth(settings) as auth:
+        async with httpx.AsyncClient(base_url=auth.url) as browser:
+            callback = await consent(sandbox, await begin(browser))
+            answers = await asyncio.gather(*(browser.get(callback) for _ in range(3)))
+        locations = {a.headers.get("location") for a in answers if a.status_code == 303}
+        assert len(locations) == 1
+        # A racer that lost before the winner finished is told the link was used, never 5xx.
+        assert {a.status_code for a in answers} <= {303, 400}
+    assert len(await grant_events(nats_server)) == 1
+    assert sandbox.state.calls_by_client[(sandbox.client_id, "token")] == 1

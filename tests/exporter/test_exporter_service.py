@@ -12,6 +12,7 @@ import base64
 import csv
 import io
 import json
+import logging
 import os
 import re
 from datetime import datetime
@@ -86,8 +87,9 @@ def csv_values(body: bytes) -> dict[tuple[str, int, str], Decimal]:
 
 @pytest.mark.parametrize("profile", ["solar", "gas-electric"])
 async def test_export_equals_the_custodians_truth_and_the_grant_ends_revoked(
-    sandbox, nats_server, database_url, exporter_port, profile
+    sandbox, nats_server, database_url, exporter_port, profile, caplog
 ):
+    caplog.set_level(logging.INFO)
     grant = await obtain_grant(sandbox, profile)
     end = sandbox.state.data_end
     start = end - 10 * DAY
@@ -152,6 +154,13 @@ async def test_export_equals_the_custodians_truth_and_the_grant_ends_revoked(
     record = sandbox.state.authorizations[grant.authorization_id]
     assert record.status == "revoked" and record.revoked_by == "third_party"
     assert deletes(sandbox) == 1
+    client_tokens = [t for t, r in sandbox.state.tokens.items() if r.token_class == "client"]
+    assert client_tokens, "the exporter revoked with a client token the sandbox issued"
+    service_lines = "\n".join(
+        r.getMessage() for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))
+    )
+    for secret in (*client_tokens, grant.tokens.access_token, sandbox.client_secret):
+        assert secret not in service_lines
 
 
 async def test_a_failed_fetch_is_revoked_too(sandbox, nats_server, sqlite_url, exporter_port):
