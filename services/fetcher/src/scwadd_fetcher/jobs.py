@@ -84,6 +84,7 @@ class JobLedger:
             if job.status != RUNNING:
                 return self._finished(job)
             # Take over only if the lease is ours or ran out; the UPDATE's WHERE decides races.
+            # (Evaluated by the database only: SQLite hands back naive datetimes.)
             taken = session.execute(
                 update(FetchJob)
                 .where(FetchJob.job_id == job_id, FetchJob.status == RUNNING)
@@ -94,6 +95,7 @@ class JobLedger:
                     attempts=FetchJob.attempts + 1,
                     updated_at=now,
                 )
+                .execution_options(synchronize_session=False)
             )
             session.commit()
             if taken.rowcount != 1:  # type: ignore[attr-defined]
