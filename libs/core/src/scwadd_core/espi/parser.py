@@ -542,7 +542,6 @@ _X_VALUE = _xpath("e:IntervalReading/e:value/text()")
 _X_COST = _xpath("e:IntervalReading/e:cost/text()")
 _X_QUALITY = _xpath("e:IntervalReading/e:ReadingQuality/e:quality/text()")
 _X_TOU = _xpath("e:IntervalReading/e:tou/text()")
-_X_INTERVAL = _xpath("e:interval/e:start/text()|e:interval/e:duration/text()")
 _X_INTERVAL_PARTS = _xpath("count(e:interval/*)")
 
 
@@ -559,19 +558,21 @@ def _fast_block(element: etree._Element) -> IntervalBlock | None:
     starts, durations, values = _X_START(element), _X_DURATION(element), _X_VALUE(element)
     if not len(starts) == len(durations) == len(values) == count:
         return None
-    costs, qualities, tous = _X_COST(element), _X_QUALITY(element), _X_TOU(element)
-    expected_children = 2 * count + len(costs) + len(qualities) + len(tous)
+    qualities = _X_QUALITY(element)
+    # Children beyond timePeriod, value and ReadingQuality: only then look for cost and tou.
+    extra = int(_X_CHILDREN(element)) - 2 * count - len(qualities)
+    costs = _X_COST(element) if extra else []
+    tous = _X_TOU(element) if extra else []
     if (
         len(costs) not in (0, count)
         or len(qualities) not in (0, count)
         or len(tous) not in (0, count)
-        or int(_X_CHILDREN(element)) != expected_children
+        or extra != len(costs) + len(tous)
     ):
         return None
     try:
         interval = None
-        interval_parts = _X_INTERVAL(element)
-        if interval_parts:
+        if len(element) == count + 1:
             if _local(element[0]) != "interval":
                 return None
             # Document order of <start>/<duration> is not fixed: read them by name.
