@@ -99,3 +99,11 @@ def test_sample_is_generated_schema_valid_and_converted(tmp_path) -> None:
     # A week from 2024-10-30 crosses the fall-back day: 7 x 96 + 4 electric, 7 x 24 + 1 gas rows.
     assert len(lines) == 1 + (7 * 96 + 4) + (7 * 24 + 1)
     assert any(",gas," in line and "therms" in line for line in lines)
+
+
+def test_unwritable_output_is_reported_without_a_traceback(tmp_path) -> None:
+    (tmp_path / "a.xml").write_bytes(_feed(date(2024, 1, 1), 1))
+    result = scwadd(str(tmp_path / "a.xml"), "-o", str(tmp_path / "missing-dir" / "out.csv"))
+    assert result.returncode == 1
+    assert b"Traceback" not in result.stderr
+    assert b"missing-dir" in result.stderr

@@ -108,6 +108,12 @@ def run(args: argparse.Namespace) -> int:
         except (EspiParseError, ConversionError) as error:
             print(f"scwadd convert: error: {error}", file=sys.stderr)
             return EXIT_BAD_INPUT
+        except OSError as error:  # the output cannot be written: say where, no traceback
+            print(
+                f"scwadd convert: error: {error.filename or args.output}: {error.strerror}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
         if out is sys.stdout.buffer:
             sys.stdout.flush()
     if args.report:
