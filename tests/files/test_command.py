@@ -101,3 +101,52 @@ def test_hash_password_makes_an_entry_the_service_accepts() -> None:
     user, _, hashed = result.stdout.strip().partition(":")
     assert user == "ops" and hashed.startswith("$2b$04$")
     assert bcrypt.checkpw("pässword".encode(), hashed.encode())
+
+
+def test_the_running_service_deletes_expired_exports(nats_server: str, tmp_path: Path) -> None:
+    """The periodic retention task is wired in: with a retention of about a second, an export
+    disappears from the store while the service runs."""
+    import asyncio
+
+    from scwadd_core.bus import Bus
+    from scwadd_core.events import EXPORTS_BUCKET
+    from scwadd_core.objects import list_entries
+
+    async def put_export() -> None:
+        bus = await Bus.connect(nats_server, name="writer")
+        store = await bus.object_store(EXPORTS_BUCKET)
+        await store.put("old-2026-01-01-00000000.csv", b"a,b\n")
+        await bus.close()
+
+    async def names() -> list[str]:
+        bus = await Bus.connect(nats_server, name="reader")
+        entries = await list_entries(bus.js, EXPORTS_BUCKET)
+        await bus.close()
+        return [e.name for e in entries]
+
+    asyncio.run(put_export())
+    env = base_env(nats_server, free_port()) | {
+        "HTPASSWD": f"ops:{bcrypt.hashpw(b'pw', bcrypt.gensalt(4)).decode()}",
+        "EXPORT_RETENTION_DAYS": "0.00001",  # 0.864 s
+        "RETENTION_INTERVAL_SECONDS": "0.2",
+    }
+    process = subprocess.Popen(
+        [SCWADD, "files"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while asyncio.run(names()) and time.monotonic() < deadline:
+            assert process.poll() is None
+            time.sleep(0.2)
+        assert asyncio.run(names()) == []
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    deletions = [
+        json.loads(line)
+        for line in output.splitlines()
+        if line.startswith("{") and "export deleted by retention" in line
+    ]
+    assert [d["object"] for d in deletions] == ["old-2026-01-01-00000000.csv"]
