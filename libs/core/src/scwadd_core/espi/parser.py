@@ -724,13 +724,12 @@ def iter_entries(
     try:
         try:
             for _event, element in events:
-                if _namespace(element) not in (ATOM_NS, ""):
-                    continue
-                seen_entry = True
-                _check_depth(reader, element)
-                parsed = _entry(reader, element)
-                if parsed is not None:
-                    yield parsed
+                if _namespace(element) in (ATOM_NS, ""):
+                    seen_entry = True
+                    _check_depth(reader, element)
+                    parsed = _entry(reader, element)
+                    if parsed is not None:
+                        yield parsed
                 # Drop the finished entry and its earlier siblings: memory stays flat.
                 element.clear(keep_tail=False)
                 parent = element.getparent()
