@@ -38,7 +38,8 @@ def main() -> int:
         "Written by `make bench` (`python -m bench`); figures from the machine it last ran on:\n"
         f"{platform.machine()}, {_cpus()} CPUs, Python {platform.python_version()}, "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC.\n"
-        "Numbers on a shared 2-core machine vary by 10-20% between runs.\n"
+        "Absolute times on a shared 2-core machine vary between runs (up to 2x when other work\n"
+        "competes for the CPUs); ratios measured in one run, interleaved, are steadier.\n"
     )
     OUTPUT.write_text(header + "\n" + "\n".join(sections))
     print(f"bench: wrote {OUTPUT}", file=sys.stderr)
