@@ -82,6 +82,13 @@ def hash_password(password: str, rounds: int = 12) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
+def _cost(hashed: bytes) -> int:
+    match = BCRYPT_PATTERN.match(hashed.decode())
+    if match is None:
+        raise HtpasswdError("not a bcrypt hash")
+    return int(match.group(1))
+
+
 @dataclass
 class _Remembered:
     user: str
@@ -105,7 +112,7 @@ class Verifier:
         remember_max: int = 1024,
     ) -> None:
         self._users = dict(users)
-        rounds = max(int(BCRYPT_PATTERN.match(h.decode()).group(1)) for h in users.values())  # type: ignore[union-attr]
+        rounds = max(_cost(hashed) for hashed in users.values())
         self._dummy = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds))
         self._key = secrets.token_bytes(32)
         self._remembered: OrderedDict[bytes, _Remembered] = OrderedDict()
