@@ -50,6 +50,8 @@ async def test_two_replicas_share_one_budget_and_one_database(
                 port=port,
                 sealing_keys=sealing_keys,
                 RATE_LIMIT_PER_SECOND=1.0,
+                # One job at a time per replica, so three jobs need both replicas.
+                FETCH_CONCURRENCY=1,
             )
             for port in (fetcher_port, free_port())
         ]

@@ -51,6 +51,7 @@ def options_from(settings: FetcherSettings) -> FetcherOptions:
         notification_timeout=settings.BATCH_NOTIFICATION_TIMEOUT_SECONDS,
         rerequests=settings.BATCH_REREQUESTS,
         batch_scope=settings.BATCH_SCOPE,
+        concurrency=settings.FETCH_CONCURRENCY,
         retry=RetryPolicy(
             attempts=settings.FETCH_RETRY_ATTEMPTS,
             initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,

@@ -67,6 +67,7 @@ class FetcherOptions:
     notification_timeout: float = 300.0
     rerequests: int = 2
     batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
+    concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -102,7 +103,11 @@ class Fetcher:
         self.waiters = BatchWaiters()
         # A fetch can take minutes (rate limit, 202 waits): a duplicate grant event offered while
         # another replica holds the job is handed back for long enough to see it finish.
-        self.policy = ConsumerPolicy(max_deliver=30, backoff=(2.0, 5.0, 10.0, 30.0, 60.0))
+        self.policy = ConsumerPolicy(
+            max_deliver=30,
+            backoff=(2.0, 5.0, 10.0, 30.0, 60.0),
+            concurrency=options.concurrency,
+        )
         self._api_origin = _origin(options.api_base)
 
     # -- batch notifications ---------------------------------------------------------------

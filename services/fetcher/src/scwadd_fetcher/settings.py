@@ -30,5 +30,8 @@ class FetcherSettings(CustodianSettings, DatabaseSettings, SealingSettings):
     FETCH_RETRY_INITIAL_SECONDS: float = Field(default=1.0, ge=0)
     FETCH_RETRY_MAX_SECONDS: float = Field(default=60.0, ge=0)
     CUSTODIAN_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
+    # Jobs one replica works on at once; the shared rate limit still paces their calls, so more
+    # only helps while jobs wait (202 notifications, latency).
+    FETCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     # A replica holds a job this long without renewing it before another may take it over.
     JOB_LEASE_SECONDS: float = Field(default=90.0, gt=0)
