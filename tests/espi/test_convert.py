@@ -373,3 +373,31 @@ def test_usage_point_without_readings_is_reported(tmp_path) -> None:
         ("UP-G", 0, "gas"),
     ]
     assert "usage point UP-G has no interval readings" in report.notes
+
+
+def test_links_meet_whatever_their_host_or_escaping(tmp_path) -> None:
+    atom, espi = "http://www.w3.org/2005/Atom", "http://naesb.org/espi"
+    base = "https://api.pge.com/GreenButtonConnect/espi/1_1/resource/Subscription/S"
+    reading_type = (
+        "<flowDirection>1</flowDirection><powerOfTenMultiplier>-3</powerOfTenMultiplier>"
+        "<uom>72</uom>"
+    )
+    blocks_up = "/GreenButtonConnect/espi/1_1/resource/Subscription/S/UsagePoint/UP/MeterReading"
+    data = f"""<feed xmlns="{atom}">
+<entry><link rel="self" href="{base}/UsagePoint/UP"/><content>
+  <UsagePoint xmlns="{espi}"><ServiceCategory><kind>0</kind></ServiceCategory></UsagePoint>
+</content></entry>
+<entry><link rel="self" href="{base}/UsagePoint/UP/MeterReading/TVI%3D"/>
+  <link rel="related" href="/ReadingType/7"/>
+  <content><MeterReading xmlns="{espi}"/></content></entry>
+<entry><link rel="self" href="http://other.example/ReadingType/7"/><content>
+  <ReadingType xmlns="{espi}">{reading_type}</ReadingType>
+</content></entry>
+<entry><link rel="up" href="{blocks_up}/TVI=/IntervalBlock/"/>
+  <content><IntervalBlock xmlns="{espi}"><IntervalReading><timePeriod><duration>900</duration>
+  <start>0</start></timePeriod><value>1449000</value></IntervalReading></IntervalBlock></content></entry>
+</feed>"""
+    source = write(tmp_path, "links.xml", data.encode())
+    report = convert([source], tmp_path / "out.csv")
+    assert report.rows == 1
+    assert read_csv(tmp_path / "out.csv")[0]["delivered"] == "1.449"

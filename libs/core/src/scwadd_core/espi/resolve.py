@@ -10,15 +10,15 @@ UsagePoint → LocalTimeParameters. Feeds express it with ``self`` / ``up`` / ``
 - a MeterReading's ``up`` is its UsagePoint's MeterReading collection;
 - a UsagePoint's LocalTimeParameters is one of its ``related`` hrefs.
 
-Hrefs are compared by URL path (scheme, host, query and a trailing slash ignored), so absolute
-PG&E hrefs and relative ones meet. The resolver only holds the small metadata objects; readings
-never pass through it.
+Hrefs are compared by URL path (scheme, host, query and a trailing slash ignored, percent-escapes
+decoded), so absolute PG&E hrefs and relative ones meet. The resolver only holds the small
+metadata objects; readings never pass through it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from scwadd_core.espi.model import (
     Authorization,
@@ -35,7 +35,8 @@ from scwadd_core.espi.parser import ParsedEntry
 
 
 def href_path(href: str) -> str:
-    path = urlsplit(href.strip()).path
+    # Unquoted: PG&E's base64 ids end in "=", which one link may carry as "%3D" and another not.
+    path = unquote(urlsplit(href.strip()).path)
     return path.rstrip("/") or href.strip()
 
 
