@@ -151,3 +151,29 @@ async def test_unrelated_or_forged_notifications_are_refused(
         )
     assert not_xml.status_code == 400
     assert elsewhere.status_code == 400
+
+
+async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    # The BatchList comes late: we ask again meanwhile, and the custodian says it is on it.
+    sandbox.admin.put("/admin/faults", json={"notifications": {"delay_seconds": 4.0}})
+    settings = settings_for(
+        sandbox,
+        nats_server,
+        tmp_path,
+        fetcher_port,
+        sealing_keys,
+        BATCH_NOTIFICATION_TIMEOUT_SECONDS=2.5,
+        BATCH_REREQUESTS=4,
+    )
+    tokens = await grant_tokens(sandbox, "electric-60min")
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        outcome = await observer.outcome(grant.job_id)
+    await _check_against_truth(sandbox, observer, grant, outcome)
+    statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
+    assert int(statuses["400"]) >= 1  # "An unprocessed batch request ... already exists"
+    calls = calls_for(sandbox, grant.authorization_uri)
+    assert calls["BatchBulk"] == 1
+    assert len(outcome.raw_objects) == 1
