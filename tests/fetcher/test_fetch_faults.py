@@ -224,3 +224,37 @@ async def test_window_splitting_from_the_setting_costs_no_refusal(
             "UsagePoint": 1,
             "BatchSubscriptionUsagePoint": 2,
         }
+
+
+async def test_a_hanging_custodian_times_out_and_is_asked_again(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    import asyncio
+
+    hang = {"endpoints": {"BatchSubscriptionUsagePoint": {"hang_rate": 1.0}}, "hang_seconds": 60}
+    sandbox.admin.put("/admin/faults", json=hang)
+    settings = settings_for(
+        sandbox,
+        nats_server,
+        tmp_path,
+        fetcher_port,
+        sealing_keys,
+        # A week answers well within the timeout once the custodian stops hanging.
+        HISTORY_DAYS=7,
+        CUSTODIAN_TIMEOUT_SECONDS=2.0,
+        FETCH_RETRY_ATTEMPTS=20,
+        FETCH_RETRY_INITIAL_SECONDS=0.5,
+        FETCH_RETRY_MAX_SECONDS=0.5,
+    )
+    timeouts = metric("Batch/Subscription/UsagePoint", "timeout")
+    tokens = await grant_tokens(sandbox, "electric-15min")
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        for _ in range(600):
+            if metric("Batch/Subscription/UsagePoint", "timeout") > timeouts:
+                break
+            await asyncio.sleep(0.05)
+        sandbox.admin.put("/admin/faults", json={})  # the custodian recovers
+        outcome = await observer.outcome(grant.job_id)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
+    assert metric("Batch/Subscription/UsagePoint", "timeout") > timeouts
