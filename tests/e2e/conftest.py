@@ -93,6 +93,11 @@ class System:
 
         return asyncio.run(read())
 
+    def token_calls(self) -> int:
+        """Calls our client made to the custodian's token endpoint, of every grant type."""
+        report = self.sandbox.state.call_report()
+        return int(report["by_client"].get(self.sandbox.client_id, {}).get("token", 0))
+
     def log_text(self) -> str:
         logs = self.stack.run_dir / "logs"
         return "\n".join(p.read_text(errors="replace") for p in sorted(logs.glob("*.log")))

@@ -265,8 +265,16 @@ class Stack:
         env |= self.config.service_env.get(service, {})
         return env
 
-    def _start_service(self, service: str) -> None:
-        env = self.service_env(service)
+    def restart_service(self, service: str, env: dict[str, str] | None = None) -> None:
+        """Stops one service and starts it again, with ``env`` overriding its environment
+        (tests use it to change a setting or to crash a service between two steps)."""
+        old = self.child(service)
+        old.stop()
+        self.children.remove(old)
+        self._start_service(service, env or {})
+
+    def _start_service(self, service: str, extra_env: dict[str, str] | None = None) -> None:
+        env = self.service_env(service) | (extra_env or {})
         child = self._spawn(service, [venv_binary("scwadd"), service], env)
         scheme = "https" if "TLS_CERT_FILE" in env else "http"
         url = f"{scheme}://127.0.0.1:{env['HTTP_PORT']}/readyz"
