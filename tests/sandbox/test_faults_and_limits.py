@@ -103,13 +103,19 @@ def test_early_token_expiry(sandbox: RunningSandbox, api: httpx.Client) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(pki_dir: Path) -> None:
-    with start_sandbox(pki_dir, rate_limits=RateLimits()) as sandbox, sandbox.api_client() as api:
+    clock = _Clock(1_760_000_000.0)  # held still: the second call is within the same second
+    with (
+        start_sandbox(pki_dir, rate_limits=RateLimits(), clock=clock) as sandbox,
+        sandbox.api_client() as api,
+    ):
         token = client_token(sandbox, api)
         url = f"{sandbox.espi_base}/ReadServiceStatus"
         assert api.get(url, headers=token).status_code == 200
         limited = api.get(url, headers=token)
         assert limited.status_code == 429
         assert limited.headers["retry-after"] == "1"
+        clock.now += 1.5
+        assert api.get(url, headers=token).status_code == 200
 
 
 class _Clock:

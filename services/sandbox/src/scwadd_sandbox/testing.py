@@ -31,7 +31,7 @@ import re
 import secrets
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -118,9 +118,13 @@ def start_sandbox(
     extra_registrations: tuple[Registration, ...] = (),
     rate_limits: RateLimits | None = None,
     host: str = "127.0.0.1",
+    clock: Callable[[], float] | None = None,
     **overrides: Any,
 ) -> Iterator[RunningSandbox]:
-    """Start a sandbox on free ports; ``overrides`` are :class:`SandboxConfig` fields."""
+    """Start a sandbox on free ports; ``overrides`` are :class:`SandboxConfig` fields.
+
+    ``clock`` (epoch seconds) replaces the wall clock for token lifetimes and rate limits, so a
+    test can hold time still or move it."""
     pki = devpki.ensure_dev_pki(pki_dir)
     secret = client_secret or secrets.token_urlsafe(24)
     registration = registration_from_mapping(
@@ -150,6 +154,7 @@ def start_sandbox(
         api_socket=api_socket,
         server_cert=pki.server_cert,
         server_key=pki.server_key,
+        state=SandboxState(config, clock=clock) if clock is not None else None,
     )
     loop = asyncio.new_event_loop()
     failure: list[BaseException] = []
