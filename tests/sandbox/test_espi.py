@@ -285,3 +285,15 @@ def test_revocation_refuses_every_later_data_call(
     assert status.findtext(f".//{ESPI}status") == "0"
     listed = sandbox.admin.get("/admin/authorizations").json()
     assert listed[0]["status"] == "revoked" and listed[0]["revoked_by"] == "third_party"
+
+
+def test_authorization_times_in_milliseconds_like_older_pge_documents(pki_dir: Path) -> None:
+    with (
+        start_sandbox(pki_dir, authorization_times_in_ms=True) as sandbox,
+        sandbox.api_client() as api,
+    ):
+        grant = grant_for(sandbox, api)
+        document = api.get(grant.body["authorizationURI"], headers=client_token(sandbox, api))
+        record = sandbox.state.authorizations[grant.authorization_id]
+        root = etree.fromstring(document.content)
+        assert root.findtext(f".//{ESPI}expires_at") == str(record.expires_at * 1000)

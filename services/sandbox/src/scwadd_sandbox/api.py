@@ -415,14 +415,18 @@ def create_api_app(config: SandboxConfig, state: SandboxState | None = None) -> 
         records = [
             r for r in state.authorizations.values() if r.client_id == caller.token.client_id
         ]
-        return await answer(fault, documents.authorization_feed(base, records))
+        return await answer(
+            fault, documents.authorization_feed(base, records, config.authorization_times_in_ms)
+        )
 
     @app.get(ESPI_ROOT + "/Authorization/{authorization_id}")
     async def authorization(request: Request, authorization_id: str) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
         record = _own_authorization(state, caller, authorization_id)
-        return await answer(fault, documents.authorization_entry(base, record))
+        return await answer(
+            fault, documents.authorization_entry(base, record, config.authorization_times_in_ms)
+        )
 
     @app.delete(ESPI_ROOT + "/Authorization/{authorization_id}")
     async def revoke(request: Request, authorization_id: str) -> Response:

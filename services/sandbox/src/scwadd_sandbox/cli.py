@@ -94,6 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '400 "Invalid Certificate" instead of failing the handshake',
     )
     behaviour.add_argument(
+        "--authorization-times-in-ms",
+        action="store_true",
+        help="write Authorization times in epoch milliseconds, as older PG&E documents do",
+    )
+    behaviour.add_argument(
         "--faults",
         help="fault settings as JSON or @file.json (docs/sandbox.md; admin: PUT /admin/faults)",
     )
@@ -154,6 +159,7 @@ def config_from_args(
         max_range_seconds=args.max_range_days * 86400,
         data_days=args.data_days,
         require_cert_in_handshake=not args.optional_client_cert,
+        authorization_times_in_ms=args.authorization_times_in_ms,
         faults=faults,
     )
     return config, notes

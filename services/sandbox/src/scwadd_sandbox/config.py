@@ -143,6 +143,8 @@ class SandboxConfig:
     # 400 "Invalid Certificate", which is what PG&E documents; when True (the default) the TLS
     # handshake itself requires a certificate issued by the CA.
     require_cert_in_handshake: bool = True
+    # Older PG&E Authorization documents carry their times in epoch milliseconds.
+    authorization_times_in_ms: bool = False
     faults: FaultConfig = field(default_factory=FaultConfig)
 
     def registration(self, client_id: str) -> Registration | None:

@@ -154,11 +154,17 @@ def _entries(
     )
 
 
-def feed(entries: Iterator[Entry] | Sequence[Entry], self_href: str, title: str) -> bytes:
+def feed(
+    entries: Iterator[Entry] | Sequence[Entry],
+    self_href: str,
+    title: str,
+    times_in_ms: bool = False,
+) -> bytes:
     buffer = io.BytesIO()
     with EspiWriter(
         buffer,
         style=STYLE,
+        times_in_ms=times_in_ms,
         feed_id=uuid_urn(f"{self_href}:{dt.datetime.now(dt.UTC).isoformat()}"),
         title=title,
         self_href=self_href,
@@ -325,13 +331,20 @@ def _authorization_entry(espi_base: str, record: AuthorizationRecord) -> Entry:
     )
 
 
-def authorization_entry(espi_base: str, record: AuthorizationRecord) -> bytes:
-    return to_bytes(_authorization_entry(espi_base, record), style=STYLE)
+def authorization_entry(
+    espi_base: str, record: AuthorizationRecord, times_in_ms: bool = False
+) -> bytes:
+    """``times_in_ms``: epoch milliseconds, as older PG&E Authorization documents carry them."""
+    entry = _authorization_entry(espi_base, record)
+    return to_bytes(entry, style=STYLE, times_in_ms=times_in_ms)
 
 
-def authorization_feed(espi_base: str, records: Sequence[AuthorizationRecord]) -> bytes:
+def authorization_feed(
+    espi_base: str, records: Sequence[AuthorizationRecord], times_in_ms: bool = False
+) -> bytes:
     href = resource_paths(espi_base).root + "/Authorization"
-    return feed([_authorization_entry(espi_base, r) for r in records], href, "Authorization Feed")
+    entries = [_authorization_entry(espi_base, r) for r in records]
+    return feed(entries, href, "Authorization Feed", times_in_ms)
 
 
 def service_status(status: int = 1) -> bytes:
