@@ -58,7 +58,7 @@ _STATE_REJECTED_HEADING = "We could not accept this link"
 _DENIED = Outcome(
     200,
     heading="Nothing was shared",
-    sentence="You chose not to share your data with us. Nothing was shared, and you do not need "
+    sentence="You did not give us permission at PG&E, so nothing was shared. You do not need "
     "to do anything else.",
     start_over=True,
 )
