@@ -65,6 +65,13 @@ class ChildProcess:
             self.popen.kill()
             self.popen.wait(timeout)
 
+    def kill(self, timeout: float = 10.0) -> None:
+        """SIGKILL, no chance to clean up: what a crashed node or an OOM kill looks like."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.kill()
+        self.popen.wait(timeout)
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             text = self.log_path.read_text(errors="replace")
