@@ -297,3 +297,32 @@ def test_authorization_times_in_milliseconds_like_older_pge_documents(pki_dir: P
         record = sandbox.state.authorizations[grant.authorization_id]
         root = etree.fromstring(document.content)
         assert root.findtext(f".//{ESPI}expires_at") == str(record.expires_at * 1000)
+
+
+def test_usage_summaries_add_up_the_month(sandbox: RunningSandbox, api: httpx.Client) -> None:
+    grant = grant_for(sandbox, api, "gas-electric")
+    customer = next(c for c in sandbox.state.customers if c.profile == "gas-electric")
+    gas = customer.service_points[1]
+    end = sandbox.state.data_end
+    url = (
+        f"{sandbox.espi_base}/Subscription/{grant.subscription_id}"
+        f"/UsagePoint/{gas.usage_point_id}/UsageSummary"
+    )
+    response = api.get(url, headers=grant.headers, params={"published-min": end - 100 * DAY})
+    assert response.status_code == 200
+    root = etree.fromstring(response.content)
+    summaries = list(root.iter(f"{ESPI}UsageSummary"))
+    assert len(summaries) >= 2
+    first = summaries[0]
+    period_start = int(first.findtext(f"{ESPI}billingPeriod/{ESPI}start") or "")
+    period_length = int(first.findtext(f"{ESPI}billingPeriod/{ESPI}duration") or "")
+    truth = _truth(sandbox, grant.subscription_id, period_start, period_start + period_length)
+    [gas_truth] = [p for p in truth["usage_points"] if p["usage_point_id"] == gas.usage_point_id]
+    readings = gas_truth["meter_readings"][0]["readings"]
+    consumption = first.find(f"{ESPI}overallConsumptionLastPeriod")
+    assert consumption is not None
+    assert int(consumption.findtext(f"{ESPI}value") or "") == sum(r["value"] for r in readings)
+    assert consumption.findtext(f"{ESPI}uom") == "169"
+    assert int(first.findtext(f"{ESPI}billLastPeriod") or "") == sum(r["cost"] for r in readings)
+    short = api.get(url, headers=grant.headers, params={"published-min": end - 5 * DAY})
+    assert short.status_code == 204

@@ -78,6 +78,11 @@ def _documents(sandbox: RunningSandbox, api: httpx.Client, receiver: Receiver) -
         for point in customer.service_points:
             up = f"{sub}/UsagePoint/{point.usage_point_id}"
             docs[f"{profile} UsagePoint"] = api.get(up, headers=grant.headers).content
+            docs[f"{profile} UsageSummary feed"] = api.get(
+                f"{up}/UsageSummary",
+                headers=grant.headers,
+                params={"published-min": end - 70 * DAY},
+            ).content
             docs[f"{profile} MeterReading feed"] = api.get(
                 f"{up}/MeterReading", headers=grant.headers
             ).content
@@ -138,6 +143,7 @@ def test_every_served_document_validates(
         "Customer",
         "Authorization",
         "BatchList",
+        "UsageSummary",
     }
 
 

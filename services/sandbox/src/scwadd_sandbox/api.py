@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scwadd_sandbox import documents
 from scwadd_sandbox.config import ESPI_ROOT, TOKEN_PATH, SandboxConfig
-from scwadd_sandbox.data import Meter, ServicePoint, interval_starts
+from scwadd_sandbox.data import Meter, ServicePoint, billing_months, interval_starts
 from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import (
@@ -298,6 +298,27 @@ def create_api_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             return no_content()
         body = await asyncio.to_thread(
             documents.interval_block_feed, base, seed, record, point, meter, *span
+        )
+        return await answer(fault, body)
+
+    up_root = ESPI_ROOT + "/Subscription/{subscription_id}/UsagePoint/{usage_point_id}"
+
+    @app.get(up_root + "/UsageSummary")
+    async def usage_summary(
+        request: Request, subscription_id: str, usage_point_id: str
+    ) -> Response:
+        caller = await enter(request, "UsageSummary", (TokenClass.CUSTOMER,), subscription_id)
+        record = _must(caller.authorization)
+        point = point_of(record, usage_point_id)
+        fault = await _apply_faults(state, "UsageSummary")
+        start, end = parse_range(request, state.data_end, config.max_range_seconds)
+        start = max(start, state.data_start, state.data_end - record.history_seconds)
+        end = min(end, state.data_end)
+        no_month = next(billing_months(start, end), None) is None
+        if end <= start or no_month or fault is FaultKind.EMPTY:
+            return no_content()
+        body = await asyncio.to_thread(
+            documents.usage_summary_feed, base, seed, record, point, start, end
         )
         return await answer(fault, body)
 

@@ -19,7 +19,9 @@ from scwadd_core.espi.model import (
     ReadingType,
     RetailCustomer,
     ServiceStatus,
+    SummaryMeasurement,
     UsagePoint,
+    UsageSummary,
 )
 from scwadd_core.espi.writer import (
     EspiWriter,
@@ -123,6 +125,63 @@ def usage_point_data(
         local_time_id=LOCAL_TIME_ID,
         title=point.address,
     )
+
+
+def usage_summaries(
+    seed: int, point: data.ServicePoint, start: int, end: int
+) -> list[UsageSummary]:
+    """One summary per whole Pacific month in [start, end): consumption delivered and its cost."""
+    meter = point.meters[0]  # the delivered (forward) series
+    spec = meter.spec
+    gas = spec.uom == data.UOM_THERM
+    summaries = []
+    for first, following in data.billing_months(start, end):
+        readings = list(data.readings(seed, point, meter, first, following))
+        summaries.append(
+            UsageSummary(
+                status_time_stamp=following,
+                billing_period=DateTimeInterval(first, following - first),
+                bill_last_period=sum(r.cost for r in readings),
+                currency=CURRENCY_USD,
+                overall_consumption_last_period=SummaryMeasurement(
+                    power_of_ten_multiplier=spec.power_of_ten_multiplier,
+                    time_stamp=following,
+                    uom=spec.uom,
+                    value=sum(r.value for r in readings),
+                ),
+                quality_of_reading=data.QUALITY_REVENUE,
+                commodity=spec.commodity,
+                tariff_profile="G1" if gas else "E-TOU-C",
+                read_cycle="1",
+            )
+        )
+    return summaries
+
+
+def usage_summary_feed(
+    espi_base: str,
+    seed: int,
+    record: AuthorizationRecord,
+    point: data.ServicePoint,
+    start: int,
+    end: int,
+) -> bytes:
+    paths = resource_paths(espi_base)
+    point_data = usage_point_data(seed, point, 0, 0, meters=())
+    point_data.usage_summaries = usage_summaries(seed, point, start, end)
+    entries = [
+        entry
+        for entry in usage_entries(
+            record.subscription_id,
+            [point_data],
+            style=STYLE,
+            published=_published(record),
+            paths=paths,
+        )
+        if isinstance(entry.content, UsageSummary)
+    ]
+    href = paths.usage_summaries(record.subscription_id, point.usage_point_id)
+    return feed(entries, href, "UsageSummary Feed")
 
 
 def _meter_title(spec: data.ReadingSpec) -> str:

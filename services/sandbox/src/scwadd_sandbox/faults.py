@@ -22,6 +22,7 @@ ENDPOINTS = (
     "UsagePoint",
     "MeterReading",
     "IntervalBlock",
+    "UsageSummary",
     "BatchSubscriptionUsagePoint",
     "BatchSubscription",
     "BatchRetailCustomer",
