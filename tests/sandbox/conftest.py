@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from sandbox_helpers import Receiver
 from scwadd_core import devpki
 from scwadd_sandbox.server import bind
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
@@ -43,20 +43,6 @@ def sandbox(pki_dir: Path) -> Iterator[RunningSandbox]:
 def api(sandbox: RunningSandbox) -> Iterator[httpx.Client]:
     with sandbox.api_client() as client:
         yield client
-
-
-@dataclass
-class Receiver:
-    """A real HTTPS notification endpoint (dev server certificate) that records BatchLists."""
-
-    url: str
-    bodies: list[bytes] = field(default_factory=list)
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    def wait_for(self, count: int, timeout: float = 20.0) -> list[bytes]:
-        with self.arrived:
-            self.arrived.wait_for(lambda: len(self.bodies) >= count, timeout)
-        return list(self.bodies)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -94,3 +95,17 @@ def client_token(sandbox: RunningSandbox, api: httpx.Client) -> dict[str, str]:
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['client_access_token']}"}
+
+
+@dataclass
+class Receiver:
+    """A real HTTPS notification endpoint (dev server certificate) that records BatchLists."""
+
+    url: str
+    bodies: list[bytes] = field(default_factory=list)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[bytes]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.bodies) >= count, timeout)
+        return list(self.bodies)

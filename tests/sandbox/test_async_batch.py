@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from conftest import Receiver
 from lxml import etree
-from sandbox_helpers import client_token, grant_for
+from sandbox_helpers import Receiver, client_token, grant_for
 from scwadd_sandbox.api import DUPLICATE_BATCH
 from scwadd_sandbox.faults import FaultConfig, FaultInjector, NotificationFaults
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Receiver
 from lxml import etree
-from sandbox_helpers import client_token, grant_for
+from sandbox_helpers import Receiver, client_token, grant_for
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 
 ESPI_NS = "http://naesb.org/espi"
