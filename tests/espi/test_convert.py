@@ -401,3 +401,20 @@ def test_links_meet_whatever_their_host_or_escaping(tmp_path) -> None:
     report = convert([source], tmp_path / "out.csv")
     assert report.rows == 1
     assert read_csv(tmp_path / "out.csv")[0]["delivered"] == "1.449"
+
+
+def test_non_energy_reading_type_is_counted_as_ignored_not_written(tmp_path) -> None:
+    demand = ReadingType(flow_direction=1, uom=38, power_of_ten_multiplier=0, kind=8)  # W
+    energy = local_day_blocks(date(2024, 3, 1), 1, PACIFIC)
+    peaks = local_day_blocks(date(2024, 3, 1), 1, PACIFIC, interval=3600)
+    point = usage_point("UP1", [("MR-E", ELECTRIC, energy), ("MR-W", demand, peaks)])
+    source = write(tmp_path, "in.xml", feed_bytes([point]))
+    report = convert([source], tmp_path / "out.csv")
+    assert report.rows == 96
+    assert report.ignored_readings == 24
+    assert report.readings_read == 96 + 24
+    assert any("MR-W" in note and "not interval energy" in note for note in report.notes)
+    columns = {
+        r.meter_reading.rsplit("/", 1)[-1]: r.column for r in report.usage_points[0].reading_types
+    }
+    assert columns == {"MR-E": "delivered", "MR-W": "ignored"}

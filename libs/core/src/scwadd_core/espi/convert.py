@@ -676,6 +676,9 @@ def _resolve_channels(
         point = points[channel.usage_point_id]
         if role is not None and (not point.unit or role == ROLE_DELIVERED):
             point.unit = unit
+        infos[key_id] = _ChannelInfo(channel, role, order.index(channel.usage_point_id))
+        if any(r.meter_reading == channel.meter_reading for r in point.reading_types):
+            continue  # the same MeterReading reached through another link form
         point.reading_types.append(
             ReadingTypeReport(
                 meter_reading=channel.meter_reading,
@@ -694,7 +697,6 @@ def _resolve_channels(
                 f"MeterReading {channel.meter_reading} (flowDirection {rt.flow_direction}, "
                 f"uom {rt.uom}) is not interval energy: its readings are counted as ignored"
             )
-        infos[key_id] = _ChannelInfo(channel, role, order.index(channel.usage_point_id))
     # Units must agree within a usage point's energy columns, else delivered - received is
     # meaningless; the display unit makes Wh and kWh agree, Wh and therms never.
     for point in points.values():
