@@ -418,3 +418,11 @@ def test_non_energy_reading_type_is_counted_as_ignored_not_written(tmp_path) -> 
         r.meter_reading.rsplit("/", 1)[-1]: r.column for r in report.usage_points[0].reading_types
     }
     assert columns == {"MR-E": "delivered", "MR-W": "ignored"}
+
+
+def test_progress_is_told_every_byte_read(tmp_path) -> None:
+    source = write(tmp_path, "in.xml", _electric_feed(date(2024, 1, 1), 40))
+    seen: list[int] = []
+    convert([source], tmp_path / "out.csv", progress=seen.append)
+    assert sum(seen) == source.stat().st_size
+    assert len(seen) > 1  # reported as it goes, not once at the end
