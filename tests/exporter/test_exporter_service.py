@@ -246,6 +246,8 @@ async def test_an_unrevocable_grant_is_flagged_then_revoked_when_the_custodian_r
             assert flagged["reason"] == "revocation_unavailable"
             assert "503" in flagged["detail"]
             assert [g["job_id"] for g in await exporter.grants("flagged")] == ["job-4"]
+            bogus = await exporter.client.get("/grants", params={"status": "bogus"})
+            assert bogus.status_code == 400 and "flagged" in bogus.json()["error"]
             for _ in range(50):
                 metrics = (await exporter.client.get("/metrics")).text
                 gauge = 'scwadd_grants_unrevoked{reason="revocation_unavailable"} 1.0'

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
+from scwadd_core.sealing import Keyring, SealingError
 from scwadd_core.settings import CustodianSettings, DatabaseSettings, SealingSettings
 
 
@@ -18,6 +19,16 @@ class AuthSettings(CustodianSettings, DatabaseSettings, SealingSettings):
     HISTORY_DAYS: int = 365
     GRANT_DEADLINE_MINUTES: int = 120
     OPERATOR_NAME: str = "SCWADD"
+
+    @field_validator("TOKEN_SEALING_KEYS")
+    @classmethod
+    def _usable_keyring(cls, value: SecretStr) -> SecretStr:
+        # Fail at start, naming the variable, rather than at the first customer's callback.
+        try:
+            Keyring.parse(value.get_secret_value())
+        except SealingError as error:
+            raise ValueError(str(error)) from None
+        return value
 
     @field_validator("OAUTH_CALLBACK_PATH")
     @classmethod
