@@ -273,3 +273,20 @@ async def test_two_callbacks_racing_with_one_code_make_one_grant(
         assert {a.status_code for a in answers} <= {303, 400}
     assert len(await grant_events(nats_server)) == 1
     assert sandbox.state.calls_by_client[(sandbox.client_id, "token")] == 1
+
+
+async def test_the_browser_cookie_is_secure_when_the_public_url_is_https(
+    sandbox, nats_server, sqlite_url, auth_port
+):
+    settings = auth_settings(sandbox, nats_server, sqlite_url, auth_port).model_copy(
+        update={"PUBLIC_BASE_URL": "https://scwadd.example"}
+    )
+    async with (
+        running_auth(settings) as auth,
+        httpx.AsyncClient(base_url=auth.url) as browser,
+    ):
+        answer = await browser.post("/authorize")
+    cookie = answer.headers["set-cookie"].lower()
+    assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert query["redirect_uri"] == ["https://scwadd.example/OAuthCallback"]
