@@ -28,6 +28,10 @@ def test_consent_page_lists_customers_and_their_service_points(sandbox: RunningS
         for point in customer.service_points:
             assert point.usage_point_id in page.text
     assert "<script" not in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    with sandbox.web_client() as web:
+        index = web.get("/")
+    assert index.status_code == 200 and sandbox.token_url in index.text
 
 
 def test_approve_redirects_with_code_and_state(sandbox: RunningSandbox) -> None:

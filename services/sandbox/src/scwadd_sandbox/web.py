@@ -69,6 +69,25 @@ _CONSENT = _templates.from_string(
     )
 )
 
+_INDEX = _templates.from_string(
+    _LAYOUT.replace(
+        "{% block body %}{% endblock %}",
+        """<h1>ShareMyData sandbox</h1>
+<p>A local data custodian shaped like PG&amp;E Share My Data. See docs/sandbox.md.</p>
+<ul>
+<li>Authorization: <code>{{ authorize_url }}?client_id=…&amp;redirect_uri=…
+&amp;response_type=code&amp;state=…</code></li>
+<li>Token (mutual TLS): <code>{{ token_url }}</code></li>
+<li>ESPI resources (mutual TLS): <code>{{ espi_base }}</code></li>
+</ul>
+<h2>Sandbox customers</h2>
+<ul>{% for customer in customers %}
+<li>{{ customer.name }} ({{ customer.profile }}):
+{{ customer.service_points | length }} service point(s)</li>
+{% endfor %}</ul>""",
+    )
+)
+
 _ERROR = _templates.from_string(
     _LAYOUT.replace(
         "{% block body %}{% endblock %}",
@@ -100,6 +119,18 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
     state = state if state is not None else SandboxState(config)
     app = FastAPI(title="ShareMyData sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(
+            _INDEX.render(
+                title="ShareMyData sandbox",
+                authorize_url=config.authorize_url,
+                token_url=config.token_url,
+                espi_base=config.espi_base,
+                customers=state.customers,
+            )
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -144,7 +175,14 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             action=AUTHORIZE_PATH,
             error=error,
         )
-        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+        # A consent page must never be framed by the party asking for consent.
+        headers = {
+            "Cache-Control": "no-store",
+            "X-Frame-Options": "DENY",
+            # No form-action here: browsers apply it to the redirect back to the third party.
+            "Content-Security-Policy": "frame-ancestors 'none'",
+        }
+        return HTMLResponse(html, status_code=status, headers=headers)
 
     @app.post(AUTHORIZE_PATH, response_model=None)
     async def decide(
