@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fetcher_harness import Observer, calls_for, fetcher_settings, grant_tokens, running_fetcher
 from scwadd_core.bus import Bus
@@ -78,7 +80,12 @@ async def test_an_outcome_stored_but_never_published_is_published_on_redelivery(
             ledger.finish(job_id, "failed", stored.subject, stored.model_dump_json(), 0)
             grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys), job_id)
             outcome = await observer.outcome(job_id)
-            job = ledger.get(job_id)
+            # Marked right after the publish returns, which may be just after we saw it.
+            for _ in range(200):
+                job = ledger.get(job_id)
+                if job is not None and job.published:
+                    break
+                await asyncio.sleep(0.05)
         assert outcome == stored
         assert job is not None and job.published
         assert calls_for(sandbox, grant.authorization_uri) == {}
