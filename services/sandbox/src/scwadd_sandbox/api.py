@@ -71,10 +71,12 @@ class Caller:
     authorization: AuthorizationRecord | None
 
 
-def create_api_app(config: SandboxConfig, state: SandboxState | None = None) -> Any:
+def create_api_app(
+    config: SandboxConfig, state: SandboxState | None = None, notifier: Notifier | None = None
+) -> Any:
     """The API face as an ASGI app (wrapped so it sees the client certificate)."""
     state = state if state is not None else SandboxState(config)
-    notifier = Notifier(state)
+    notifier = notifier if notifier is not None else Notifier(state)
     app = FastAPI(title="ShareMyData sandbox API", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.sandbox = state
     app.state.notifier = notifier

@@ -16,6 +16,7 @@ import uvicorn
 
 from scwadd_sandbox.api import create_api_app
 from scwadd_sandbox.config import SandboxConfig
+from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import SandboxState
 from scwadd_sandbox.tls import ClientCertH11Protocol, server_context
 from scwadd_sandbox.web import create_web_app
@@ -60,7 +61,8 @@ class SandboxServer:
         self.state = state if state is not None else SandboxState(config)
         self.web_socket = web_socket
         self.api_socket = api_socket
-        self.api_app = create_api_app(config, self.state)
+        self.notifier = Notifier(self.state)
+        self.api_app = create_api_app(config, self.state, self.notifier)
         self.web_app = create_web_app(config, self.state)
         web_context = server_context(server_cert, server_key, client_ca=None)
         api_context = server_context(
@@ -106,9 +108,7 @@ class SandboxServer:
             )
         finally:
             watcher.cancel()
-            notifier = getattr(getattr(self.api_app, "app", None), "state", None)
-            if notifier is not None and hasattr(notifier, "notifier"):
-                await notifier.notifier.drain()
+            await self.notifier.drain()
 
     async def _announce_started(self) -> None:
         while not (self.web.started and self.api.started):
