@@ -149,8 +149,10 @@ async def test_unrelated_or_forged_notifications_are_refused(
             content=b'<BatchList xmlns="http://naesb.org/espi">'
             b"<resources>https://evil.example/steal</resources></BatchList>",
         )
+        huge = await web.post(url, content=b"<" * 2_000_000)
     assert not_xml.status_code == 400
     assert elsewhere.status_code == 400
+    assert huge.status_code == 413
 
 
 async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(

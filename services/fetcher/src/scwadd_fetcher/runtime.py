@@ -65,12 +65,15 @@ def add_notify_route(app: FastAPI, fetcher: Fetcher) -> None:
     async def notify(request: Request) -> Response:
         """The custodian's BatchList. Answered at once; the waiting job (on any replica) gets it
         through ``batch.ready``."""
-        body = await request.body()
-        if len(body) > MAX_NOTIFICATION_BYTES:
-            metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
-            return Response("a BatchList is never this large\n", status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_NOTIFICATION_BYTES:
+                # Stop reading: an unauthenticated sender must not make us buffer gigabytes.
+                metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
+                return Response("a BatchList is never this large\n", status_code=413)
         try:
-            event = fetcher.accept_notification(body)
+            event = fetcher.accept_notification(bytes(body))
         except ValueError as error:
             metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
             log.warning("refused a notification: %s", error)
