@@ -179,3 +179,20 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
     calls = calls_for(sandbox, grant.authorization_uri)
     assert calls["BatchBulk"] == 1
     assert len(outcome.raw_objects) == 1
+
+
+async def test_concurrent_subscription_batches_each_find_their_own_data(
+    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+):
+    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    keyring = Keyring.parse(sealing_keys)
+    tokens = [await grant_tokens(sandbox, p) for p in ("electric-60min", "gas-electric")]
+    async with running_fetcher(settings):
+        grants = [await observer.publish_grant(t, keyring) for t in tokens]
+        outcomes = await asyncio.gather(*(observer.outcome(g.job_id) for g in grants))
+    for grant, outcome in zip(grants, outcomes, strict=True):
+        await _check_against_truth(sandbox, observer, grant, outcome)
+        calls = calls_for(sandbox, grant.authorization_uri)
+        # At worst one probe of the other customer's batch (refused with 403).
+        assert calls["BatchBulk"] <= 2
+        assert sum(calls.values()) <= 4
