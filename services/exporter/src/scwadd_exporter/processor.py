@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from scwadd_core.custodian import CustodianError, RevokeOutcome
@@ -37,6 +38,7 @@ from scwadd_core.events import (
     JobProgress,
     stable_event_id,
 )
+from scwadd_core.logs import job_context
 from sqlalchemy.orm import Session, sessionmaker
 from tenacity import (
     AsyncRetrying,
@@ -376,15 +378,17 @@ class Exporter:
             return [g.job_id for g in ledger.overdue_waiting(session, now)]
 
         for job_id in await self._db(overdue):
-            claimed = await self._db(
-                lambda s, j=job_id: ledger.claim_revocation(  # type: ignore[misc]
-                    s, j, "fetch_overdue", from_states=[GrantState.WAITING]
-                )
+            claim = partial(
+                ledger.claim_revocation,
+                job_id=job_id,
+                reason="fetch_overdue",
+                from_states=[GrantState.WAITING],
             )
-            if claimed:
-                log.warning("fetch did not finish by the deadline; revoking", extra={"job": job_id})
-                await self._progress(job_id, "failed", OVERDUE_SENTENCE)
-                await self._revoke_claimed(job_id)
+            with job_context(job_id):
+                if await self._db(claim):
+                    log.warning("fetch did not finish by the deadline; revoking")
+                    await self._progress(job_id, "failed", OVERDUE_SENTENCE)
+                    await self._revoke_claimed(job_id)
 
         def stale(session: Session) -> list[tuple[str, str, datetime]]:
             rows = ledger.stale_claims(
@@ -393,14 +397,16 @@ class Exporter:
             return [(g.job_id, g.state, g.state_changed_at) for g in rows]
 
         for job_id, state, changed_at in await self._db(stale):
-            taken = await self._db(
-                lambda s, j=job_id, st=state, c=changed_at: ledger.reclaim_revocation(  # type: ignore[misc]
-                    s, j, GrantState(st), c
-                )
+            take_over = partial(
+                ledger.reclaim_revocation,
+                job_id=job_id,
+                seen_state=GrantState(state),
+                seen_changed_at=changed_at,
             )
-            if taken:
-                log.warning("retrying a revocation", extra={"previous_state": state})
-                await self._revoke_claimed(job_id)
+            with job_context(job_id):
+                if await self._db(take_over):
+                    log.warning("retrying a revocation", extra={"previous_state": state})
+                    await self._revoke_claimed(job_id)
         await self.refresh_gauge(now)
 
     async def refresh_gauge(self, now: datetime | None = None) -> dict[str, int]:
