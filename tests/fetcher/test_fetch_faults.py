@@ -131,6 +131,7 @@ async def test_5xx_forever_fails_the_job_with_a_sentence(
     assert "kept failing" in outcome.reason and outcome.reason.endswith(".")
     assert calls_for(sandbox, grant.authorization_uri)["BatchSubscriptionUsagePoint"] == 3
     assert job is not None and job.status == "failed"
+    assert job.custodian_calls == 4  # the UsagePoint list and three attempts
 
 
 async def test_expired_access_token_is_refreshed_once_and_rotated(

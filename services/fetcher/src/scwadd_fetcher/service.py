@@ -158,12 +158,12 @@ class Fetcher:
         refresh = _sealed(claim.sealed_refresh_token) or event.refresh_token
         heartbeat = asyncio.create_task(self._keep_lease(event.job_id))
         try:
-            outcome_event, status = await self._fetch(event, access, refresh)
+            outcome_event, status, calls = await self._fetch(event, access, refresh)
         finally:
             heartbeat.cancel()
         subject = outcome_event.subject
         body = outcome_event.model_dump_json()
-        if not self.ledger.finish(event.job_id, status, subject, body, 0):
+        if not self.ledger.finish(event.job_id, status, subject, body, calls):
             raise JobBusy(f"job {event.job_id} was taken over by another replica")
         metrics.FETCH_JOBS.labels(status).inc()
         await self._publish_outcome(event.job_id, subject, body)
@@ -176,7 +176,8 @@ class Fetcher:
 
     async def _fetch(
         self, event: GrantReceived, access: SealedSecret, refresh: SealedSecret | None
-    ) -> tuple[JobEvent, str]:
+    ) -> tuple[JobEvent, str, int]:
+        """The outcome event, the job status and the custodian calls it took."""
         job_id = event.job_id
         await self._progress(job_id, "fetching", "Fetching your usage data from PG&E.")
         try:
@@ -204,7 +205,7 @@ class Fetcher:
             failed = FetchFailed(
                 job_id=job_id, reason=reason, event_id=stable_event_id(job_id, "fetch.failed")
             )
-            return failed, FAILED
+            return failed, FAILED, 0
         token = AccessToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
         session = EspiSession(self.custodian, self.limiter, token, self.options.retry)
         period = history_period(self.options.history_days)
@@ -235,7 +236,7 @@ class Fetcher:
                 reason=_sentence(reason),
                 event_id=stable_event_id(job_id, "fetch.failed"),
             )
-            return failed, FAILED
+            return failed, FAILED, session.calls
         log.info(
             "fetched %d documents, %d readings, %d usage points in %d custodian calls",
             len(outcome.raw_objects),
@@ -259,7 +260,7 @@ class Fetcher:
             custodian_calls=session.calls,
             event_id=stable_event_id(job_id, "fetch.completed"),
         )
-        return completed, COMPLETED
+        return completed, COMPLETED, session.calls
 
     async def _publish_outcome(self, job_id: str, subject: str, body: str) -> None:
         await self.bus.publish(decode(subject, body.encode()))
