@@ -290,3 +290,42 @@ async def test_the_browser_cookie_is_secure_when_the_public_url_is_https(
     assert "secure" in cookie and "httponly" in cookie and "samesite=lax" in cookie
     query = parse_qs(urlsplit(answer.headers["location"]).query)
     assert query["redirect_uri"] == ["https://scwadd.example/OAuthCallback"]
+
+
+async def test_a_nats_outage_during_the_callback_loses_no_grant(
+    sandbox, nats, sqlite_url, auth_port
+):
+    settings = auth_settings(sandbox, nats.url, sqlite_url, auth_port)
+    engine = make_engine(sqlite_url)
+
+    def ledger_row() -> Grant | None:
+        with session_factory(engine)() as session:
+            return session.scalars(select(Grant)).one_or_none()
+
+    try:
+        async with (
+            running_auth(settings) as auth,
+            httpx.AsyncClient(base_url=auth.url, timeout=30) as browser,
+        ):
+            callback = await consent(sandbox, await begin(browser))
+            nats.stop()
+            try:
+                answer = await browser.get(callback)
+                # The customer still reaches the status page: the grant is in the ledger.
+                assert answer.status_code == 303
+                assert answer.headers["location"].startswith("/status/")
+                row = ledger_row()
+                assert row is not None and row.published_at is None
+                assert row.publish_attempts == 1
+            finally:
+                await asyncio.to_thread(nats.start)
+            for _ in range(300):  # the outbox sweep runs every 5 s
+                row = ledger_row()
+                if row is not None and row.published_at is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert row is not None and row.published_at is not None
+    finally:
+        engine.dispose()
+    # Stored once, although the buffered first attempt may have arrived after all.
+    assert len(await grant_events(nats.url)) == 1

@@ -31,6 +31,8 @@ log = logging.getLogger("scwadd_auth")
 T = TypeVar("T")
 Publish = Callable[[Event], Awaitable[Any]]
 
+INLINE_PUBLISH_SECONDS = 3.0
+
 
 class CodeExchanger(Protocol):
     async def exchange_code(self, code: str, redirect_uri: str) -> TokenResponse: ...
@@ -200,7 +202,10 @@ class AuthService:
     # -- the outbox ------------------------------------------------------------------------
     async def _publish_one(self, event: Any, *, path: str) -> bool:
         try:
-            await self.publish(event)
+            # Bounded, so a NATS outage does not hold the customer's browser: the row is
+            # committed already, and a publish cut short here is repeated by the sweep with the
+            # same Nats-Msg-Id (stored once even if this attempt did arrive).
+            await asyncio.wait_for(self.publish(event), timeout=INLINE_PUBLISH_SECONDS)
         except Exception as exc:
             # The row stays unpublished; the outbox sweep sends it when the bus is back.
             log.warning("grant.received not published yet", extra={"why": type(exc).__name__})
