@@ -80,13 +80,17 @@ def test_an_expired_state_is_refused(sessions):
     assert claim(sessions, state, browser, "code").verdict is Verdict.EXPIRED
 
 
-def test_purge_drops_only_unused_expired_states(sessions):
+def test_purge_drops_expired_unused_states_and_old_used_ones(sessions):
     browser = "b"
-    old = datetime.now(UTC) - timedelta(hours=1)
-    issue(sessions, browser, now=old)
-    used = issue(sessions, browser)
-    claim(sessions, used, browser, "code")
+    now = datetime.now(UTC)
+    issue(sessions, browser, now=now - timedelta(hours=1))  # expired, never used
+    recent = issue(sessions, browser, now=now - timedelta(minutes=1))
+    claim(sessions, recent, browser, "code", now=now)  # used a moment ago: kept
+    old = issue(sessions, browser, now=now - timedelta(days=2))
+    claim(sessions, old, browser, "code", now=now - timedelta(days=2) + timedelta(minutes=1))
+    issue(sessions, browser, now=now)  # fresh, unused: kept
     with sessions.begin() as session:
-        assert oauth_state.purge_expired(session, datetime.now(UTC)) == 1
+        assert oauth_state.purge_expired(session, now) == 2
     with sessions() as session:
-        assert session.query(OAuthState).count() == 1
+        assert session.query(OAuthState).count() == 2
+    assert claim(sessions, recent, browser, "code").verdict is Verdict.REPLAY

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from scwadd_auth.models import OAuthState
@@ -131,11 +131,20 @@ def _replay_or_reuse(row: OAuthState, code_hash: str | None) -> Claim:
     return Claim(Verdict.REUSED)
 
 
-def purge_expired(session: Session, older_than: datetime) -> int:
-    """Drop unused states past their expiry; used ones stay as the replay record."""
-    from sqlalchemy import delete
+# A used state is kept this long as the record that turns a replayed callback into "already
+# used" (or back to its status page); the custodian's codes die after 10 minutes anyway.
+USED_STATE_RETENTION = timedelta(days=1)
 
+
+def purge_expired(session: Session, now: datetime | None = None) -> int:
+    """Drop unused states past their expiry and used ones past their retention."""
+    now = now or datetime.now(UTC)
     result = session.execute(
-        delete(OAuthState).where(OAuthState.used_at.is_(None), OAuthState.expires_at < older_than)
+        delete(OAuthState).where(
+            or_(
+                and_(OAuthState.used_at.is_(None), OAuthState.expires_at < now),
+                OAuthState.used_at < now - USED_STATE_RETENTION,
+            )
+        )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

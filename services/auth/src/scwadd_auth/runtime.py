@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime, timedelta
 
 from scwadd_core.bus import Bus
 from scwadd_core.custodian import Custodian, CustodianConfig
@@ -63,7 +62,7 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
                 sent = await service.sweep_outbox()
                 if sent:
                     log.info("outbox: published grants left unpublished", extra={"count": sent})
-                await asyncio.to_thread(_purge_states, sessions, settings)
+                await asyncio.to_thread(_purge_states, sessions)
             except Exception:
                 log.exception("outbox sweep failed; trying again")
             await _sleep_unless_stopping(bus, OUTBOX_INTERVAL_SECONDS)
@@ -83,10 +82,9 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
     )
 
 
-def _purge_states(sessions: sessionmaker[Session], settings: AuthSettings) -> None:
-    cutoff = datetime.now(UTC) - timedelta(seconds=settings.OAUTH_STATE_TTL_SECONDS)
+def _purge_states(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        oauth_state.purge_expired(session, cutoff)
+        oauth_state.purge_expired(session)
 
 
 async def _sleep_unless_stopping(bus: Bus, seconds: float) -> None:
