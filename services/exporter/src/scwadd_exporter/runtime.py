@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query
 from nats.js.object_store import ObjectStore
-from scwadd_core.bus import Bus, read_object
+from scwadd_core.bus import Bus, ConsumerPolicy, read_object
 from scwadd_core.custodian import Custodian, CustodianConfig
 from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
 from scwadd_core.events import (
@@ -144,7 +144,12 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
             await exporter.on_fetch_failed(event)
 
     async def consume() -> None:
-        await bus.run_consumer(DURABLE, SUBJECTS, handle)
+        await bus.run_consumer(
+            DURABLE,
+            SUBJECTS,
+            handle,
+            policy=ConsumerPolicy(concurrency=settings.EXPORTER_CONCURRENCY),
+        )
 
     async def watchdog() -> None:
         while not bus.stopping:

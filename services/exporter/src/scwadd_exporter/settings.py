@@ -24,3 +24,5 @@ class ExporterSettings(CustodianSettings, DatabaseSettings):
     # A revocation claimed this long ago and never finished belonged to a replica that died.
     REVOKING_LEASE_SECONDS: float = Field(default=300.0, gt=0)
     WATCHDOG_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
+    # Events one process handles at a time: conversions overlap with other jobs' revocations.
+    EXPORTER_CONCURRENCY: int = Field(default=4, ge=1, le=64)
