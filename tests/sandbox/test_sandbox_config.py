@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 from scwadd_core import devpki
-from scwadd_sandbox.config import ConfigError, load_registrations
+from scwadd_sandbox.cli import config_from_args, register
+from scwadd_sandbox.config import ConfigError, RateLimits, load_registrations
 
 
 def test_toml_and_json_registrations(pki: devpki.DevPki, tmp_path: Path) -> None:
@@ -67,3 +69,46 @@ def test_bad_registration_files_say_what_is_wrong(
     path.write_text(content)
     with pytest.raises(ConfigError, match=message):
         load_registrations(path)
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return parser.parse_args(["sandbox", *argv])
+
+
+def test_flags_build_the_configuration(
+    pki: devpki.DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SANDBOX_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("SANDBOX_CLIENT_SECRET", raising=False)
+    faults = tmp_path / "faults.json"
+    faults.write_text('{"seed": 3, "endpoints": {"*": {"error_503_rate": 0.5}}}')
+    config, notes = config_from_args(
+        _args(
+            "--client-secret",
+            "given",
+            "--admin-token",
+            "admin",
+            "--no-rate-limit",
+            "--faults",
+            f"@{faults}",
+            "--api-port",
+            "9555",
+            "--max-range-days",
+            "31",
+        ),
+        pki,
+    )
+    assert notes == []  # nothing generated, nothing printed
+    assert config.registrations[0].redirect_uris == ("http://127.0.0.1:8080/OAuthCallback",)
+    assert config.registrations[0].notification_uri == "https://127.0.0.1:8081/espi/notify"
+    assert config.rate_limits.per_second > 1000
+    assert config.faults.seed == 3 and config.faults.endpoints["*"].error_503_rate == 0.5
+    assert config.token_url == "https://127.0.0.1:9555/datacustodian/oauth/v2/token"
+    assert config.max_range_seconds == 31 * 86400
+    default, generated = config_from_args(_args(), pki)
+    assert default.rate_limits == RateLimits()
+    assert len(generated) == 2  # the generated secret and admin token are printed once
+    with pytest.raises(ConfigError, match="--faults"):
+        config_from_args(_args("--faults", '{"endpoints": {"*": {"bogus": 1}}}'), pki)

@@ -131,7 +131,7 @@ def create_api_app(
             }
         else:
             raise _oauth_error(
-                400, "unsupported_grant_type", f"Unsupported grant_type {grant_type}"
+                400, "unsupported_grant_type", f"Unsupported grant_type {grant_type[:40]!r}"
             )
         state.responses_by_status[200] += 1
         return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
