@@ -426,3 +426,17 @@ def test_progress_is_told_every_byte_read(tmp_path) -> None:
     convert([source], tmp_path / "out.csv", progress=seen.append)
     assert sum(seen) == source.stat().st_size
     assert len(seen) > 1  # reported as it goes, not once at the end
+
+
+def test_impossible_dst_rule_is_a_clear_error(tmp_path) -> None:
+    from scwadd_core.espi.model import LocalTimeParameters
+
+    broken = LocalTimeParameters(-28800, 3600, dst_start_rule=0x0E0E2000, dst_end_rule=0xB40E2000)
+    blocks = local_day_blocks(date(2024, 1, 1), 1, PACIFIC)
+    source = write(
+        tmp_path,
+        "in.xml",
+        feed_bytes([usage_point("UP1", [("MR", ELECTRIC, blocks)], local_time=broken)]),
+    )
+    with pytest.raises(ConversionError, match=r"LocalTimeParameters of usage point UP1.*month 0"):
+        convert([source], tmp_path / "out.csv")

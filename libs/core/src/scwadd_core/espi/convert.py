@@ -666,6 +666,13 @@ def _resolve_channels(
         unit, _shift = display_unit(rt.uom)
         if channel.usage_point_id not in points:
             zone = channel.local_time
+            try:
+                tzinfo_for(zone)
+            except ValueError as error:
+                raise ConversionError(
+                    f"the LocalTimeParameters of usage point {channel.usage_point_id} cannot "
+                    f"be used: {error}"
+                ) from None
             points[channel.usage_point_id] = UsagePointReport(
                 id=channel.usage_point_id,
                 service=_service_name(channel.service_kind),
