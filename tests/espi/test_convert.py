@@ -2,6 +2,7 @@
 
 import csv
 import hashlib
+import io
 import json
 import random
 from datetime import UTC, date, datetime, timedelta
@@ -313,6 +314,9 @@ def test_block_without_its_meter_reading_is_an_error_not_a_silent_drop(tmp_path)
     source = write(tmp_path, "orphan.xml", feed_from_entries(entries))
     with pytest.raises(ConversionError, match="no MeterReading lists the IntervalBlock collection"):
         convert([source], tmp_path / "out.csv")
+    with pytest.raises(ConversionError) as caught:
+        convert([source], tmp_path / "out.csv")
+    assert str(caught.value).startswith(f"{source}:2: IntervalBlock entry:")  # after the decl.
 
 
 def test_random_block_order_across_documents(tmp_path) -> None:
@@ -440,3 +444,18 @@ def test_impossible_dst_rule_is_a_clear_error(tmp_path) -> None:
     )
     with pytest.raises(ConversionError, match=r"LocalTimeParameters of usage point UP1.*month 0"):
         convert([source], tmp_path / "out.csv")
+
+
+@pytest.mark.parametrize(
+    ("reading", "problem"),
+    [
+        (IntervalReading(10**13, 900, 1), "outside the years 1900-9999"),
+        (IntervalReading(0, 0, 1), "duration is not a positive"),
+        (IntervalReading(0, 900, 2**70), "beyond 64-bit integers"),
+    ],
+)
+def test_readings_a_row_cannot_hold_are_refused(tmp_path, reading, problem) -> None:
+    block = IntervalBlock(DateTimeInterval(0, 900), [reading])
+    data = feed_bytes([usage_point("UP1", [("MR", ELECTRIC, [block])])], validate=False)
+    with pytest.raises(EspiParseError, match=problem):
+        convert([data], io.BytesIO())

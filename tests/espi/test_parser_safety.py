@@ -5,6 +5,9 @@ from datetime import date
 
 import pytest
 from espi_support import ELECTRIC, PACIFIC, feed_bytes, local_day_blocks, usage_point, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scwadd_core.espi.convert import ConversionError, convert
 from scwadd_core.espi.model import IntervalBlock, MeterReading, ServiceStatus, UsagePoint
 from scwadd_core.espi.parser import MAX_NESTING, EspiParseError, read_all
 
@@ -176,3 +179,56 @@ def test_padded_and_large_quality_codes_read_exactly() -> None:
     block = _parse(data)[0].obj
     assert [r.qualities for r in block.readings] == [(8,), (19,), (0,)]
     assert [r.value for r in block.readings] == [0, 1, 2]
+
+
+_SEED_FEED = feed_bytes(
+    [
+        usage_point(
+            "UP1",
+            [
+                (
+                    "MR1",
+                    ELECTRIC,
+                    list(local_day_blocks(date(2024, 11, 2), 1, PACIFIC, quality=(0,))),
+                )
+            ],
+        )
+    ],
+    validate=False,
+)
+_PIECES = [
+    b"<",
+    b">",
+    b"/",
+    b'"',
+    b"&",
+    b"9",
+    b"-",
+    b"",
+    b"\x00",
+    b"\xff",
+    b"<value>",
+    b"e+5",
+    b"99999999999999999999999",
+    b"</IntervalReading>",
+    b"<!DOCTYPE x>",
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 30), st.sampled_from(_PIECES)),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_damaged_documents_fail_only_with_a_clear_error(edits) -> None:
+    data = bytearray(_SEED_FEED)
+    for where, cut, piece in edits:
+        position = int(where * len(data))
+        data[position : position + cut] = piece
+    try:
+        convert([bytes(data)], io.BytesIO())
+    except (EspiParseError, ConversionError) as error:
+        assert str(error).startswith("<input 1>")

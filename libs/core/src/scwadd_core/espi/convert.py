@@ -258,10 +258,15 @@ class _Spool:
             """
         )
         self.block_keys: dict[str | None, int] = {}
+        # Where each collection's first block was read, for errors about it.
+        self.origins: dict[str | None, str] = {}
         self.seq = 0
 
-    def add_block(self, key: str | None, block: IntervalBlock, updated: int | None) -> int:
+    def add_block(
+        self, key: str | None, block: IntervalBlock, updated: int | None, origin: str
+    ) -> int:
         key_id = self.block_keys.setdefault(key, len(self.block_keys))
+        self.origins.setdefault(key, origin)
         self.seq += 1
         seq, stamp = self.seq, updated or 0
         rows = [
@@ -630,8 +635,10 @@ def _read_input(
             facts.entries += 1
             if isinstance(entry.obj, IntervalBlock):
                 facts.interval_blocks += 1
+                _check_block(entry.obj, name, entry.line)
+                origin = f"{name}:{entry.line}" if entry.line else name
                 facts.readings += spool.add_block(
-                    Resolver.block_key(entry), entry.obj, entry.updated
+                    Resolver.block_key(entry), entry.obj, entry.updated, origin
                 )
             else:
                 resolver.add(entry)
@@ -641,6 +648,30 @@ def _read_input(
     facts.sha256 = hashing.digest.hexdigest()
     facts.bytes = hashing.size
     return facts
+
+
+# Readings must fit what a CSV row can say: a calendar date (years 1900-9999), a positive
+# duration, and integers SQLite holds (ESPI's own Int48 is far inside that).
+_EARLIEST = -2208988800  # 1900-01-01T00:00:00Z
+_LATEST = 253402300799  # 9999-12-31T23:59:59Z
+_LARGEST = 2**63 - 1
+
+
+def _check_block(block: IntervalBlock, name: str, line: int | None) -> None:
+    readings = block.readings
+    if not readings:
+        return
+    problem = None
+    if min(r.start for r in readings) < _EARLIEST or max(r.end for r in readings) > _LATEST:
+        problem = "an IntervalReading's timePeriod lies outside the years 1900-9999"
+    elif min(r.duration for r in readings) <= 0:
+        problem = "an IntervalReading's timePeriod duration is not a positive number of seconds"
+    else:
+        numbers = [abs(n) for r in readings for n in (r.value, r.cost) if n is not None]
+        if numbers and max(numbers) > _LARGEST:
+            problem = "an IntervalReading's value or cost is beyond 64-bit integers"
+    if problem is not None:
+        raise EspiParseError(name, line, None, f"in the IntervalBlock entry here, {problem}")
 
 
 @dataclass
@@ -660,7 +691,8 @@ def _resolve_channels(
         try:
             channel = resolver.channel(key)
         except UnresolvedError as error:
-            raise ConversionError(str(error)) from None
+            where = spool.origins.get(key, "")
+            raise ConversionError(f"{where}: IntervalBlock entry: {error}") from None
         rt = channel.reading_type
         role = _ROLES.get(rt.flow_direction) if rt.uom in _ENERGY_UNITS else None
         unit, _shift = display_unit(rt.uom)
