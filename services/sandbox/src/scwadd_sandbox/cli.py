@@ -77,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     behaviour = parser.add_argument_group("behaviour")
     behaviour.add_argument("--seed", type=int, default=20240601, help="synthetic data seed")
+    behaviour.add_argument(
+        "--customers",
+        type=_positive,
+        default=5,
+        help="synthetic customers (default 5: one per profile; more cycle through the profiles)",
+    )
     behaviour.add_argument("--rate-per-second", type=int, default=1)
     behaviour.add_argument("--rate-per-hour", type=int, default=2000)
     behaviour.add_argument("--rate-per-day", type=int, default=20000)
@@ -153,6 +159,7 @@ def config_from_args(
         web_base_url=f"https://{_url_host(host)}:{args.web_port}",
         api_base_url=f"https://{_url_host(host)}:{args.api_port}",
         seed=args.seed,
+        customers=args.customers,
         rate_limits=limits,
         code_lifetime=args.code_lifetime,
         access_token_lifetime=args.access_token_lifetime,
@@ -163,6 +170,16 @@ def config_from_args(
         faults=faults,
     )
     return config, notes
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _url_host(host: str) -> str:

@@ -127,6 +127,8 @@ class SandboxConfig:
     web_base_url: str = "https://127.0.0.1:9443"
     api_base_url: str = "https://127.0.0.1:9444"
     seed: int = 20240601
+    # How many synthetic customers exist: the five profiles, then again with new ids (data.py).
+    customers: int = 5
     rate_limits: RateLimits = field(default_factory=RateLimits)
     code_lifetime: int = 600
     access_token_lifetime: int = 3600

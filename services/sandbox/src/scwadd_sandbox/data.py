@@ -131,13 +131,44 @@ def _opaque(seed: int, *parts: object) -> str:
     return base64.urlsafe_b64encode(f"SCW{digest[:13].upper()}".encode()).decode()
 
 
-def build_customers(seed: int) -> tuple[Customer, ...]:
+DEFAULT_CUSTOMERS = len(_PROFILES)
+
+# Names for the customers beyond the five above (benchmarks need many distinct customers).
+_GIVEN_NAMES = ("Harper", "Jordan", "Kendall", "Logan", "Morgan", "Parker", "Reese", "Sawyer")
+_FAMILY_NAMES = ("Alvarez", "Bennett", "Chen", "Delgado", "Ellison", "Fischer", "Garza", "Hayes")
+
+
+def _extra_name(index: int) -> str:
+    """A distinct name for customer ``index`` (>= 5); a number is added once the names run out."""
+    offset = index - len(_PROFILES)
+    given = _GIVEN_NAMES[offset % len(_GIVEN_NAMES)]
+    round_, family_index = divmod(offset // len(_GIVEN_NAMES), len(_FAMILY_NAMES))
+    name = f"{given} {_FAMILY_NAMES[family_index]}"
+    return f"{name} {round_ + 1}" if round_ else name
+
+
+def _street(street: str, index: int) -> str:
+    """The profile's street with a house number of its own for customer ``index`` (>= 5)."""
+    number, _, rest = street.partition(" ")
+    return f"{int(number) + 100 * (index // len(_PROFILES))} {rest}"
+
+
+def build_customers(seed: int, count: int = DEFAULT_CUSTOMERS) -> tuple[Customer, ...]:
+    """``count`` customers: the first five are the profiles above; further ones cycle through the
+    same profiles with ids, names, addresses and readings of their own."""
+    if count < 1:
+        raise ValueError(f"a sandbox needs at least one customer, not {count}")
     customers = []
-    for index, (profile, name, points) in enumerate(_PROFILES):
+    for index in range(count):
+        profile, name, points = _PROFILES[index % len(_PROFILES)]
+        if index >= len(_PROFILES):
+            name = _extra_name(index)
         service_points = []
         for point_index, (kind, interval, solar, scale, street) in enumerate(points):
             up_id = _opaque(seed, "usagepoint", index, point_index)
             address = street or points[0][4]
+            if index >= len(_PROFILES):
+                address = _street(address, index)
             meters = []
             flows = (FLOW_FORWARD, FLOW_REVERSE) if solar else (FLOW_FORWARD,)
             for flow in flows:

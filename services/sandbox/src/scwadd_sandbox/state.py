@@ -213,7 +213,7 @@ class SandboxState:
     _sequence: int = 0
 
     def __post_init__(self) -> None:
-        self.customers = build_customers(self.config.seed)
+        self.customers = build_customers(self.config.seed, self.config.customers)
         self.faults = FaultInjector(self.config.faults)
         self.limiter = RateLimiter(self.config.rate_limits, self.clock)
 
