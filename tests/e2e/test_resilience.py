@@ -401,6 +401,29 @@ def test_async_path_retries_errors_and_broken_batch_documents(resilient: Resilie
     revoked_once_by_us(resilient, record.authorization_id)
 
 
+def test_notification_never_coming_fails_the_job_and_revokes(resilient: Resilient) -> None:
+    stack = resilient.system.stack
+    stack.restart_service("fetcher", ASYNC_FETCHER_ENV)
+    known = resilient.authorization_ids()
+    try:
+        lost = {"seed": 5, "notifications": {"lose_rate": 1.0}}
+        with resilient.faults(lost), resilient.system.browser_client() as client:
+            consent = start_consent(resilient, client, "electric-60min")
+            view = resilient.wait_job(client, consent)
+    finally:
+        stack.restart_service("fetcher")
+    assert view["phase"] == "failed", view
+    assert is_human_sentence(str(view["message"])), view["message"]
+    assert view["revoked"] is True
+    record = resilient.new_authorization("electric-60min", known)
+    assert record is not None
+    # The first request and BATCH_REREQUESTS more, each given up after its timeout.
+    outcomes = [b["notification"] for b in batches_of(resilient, record)]
+    assert outcomes == ["lost"] * (1 + int(ASYNC_FETCHER_ENV["BATCH_REREQUESTS"])), outcomes
+    assert resilient.exports_of(record.subscription_id) == 0
+    revoked_once_by_us(resilient, record.authorization_id)
+
+
 def batches_of(resilient: Resilient, record: object) -> list[dict[str, object]]:
     authorization_id = getattr(record, "authorization_id", None)
     return [
@@ -413,17 +436,25 @@ def batches_of(resilient: Resilient, record: object) -> list[dict[str, object]]:
 # -- crashes -------------------------------------------------------------------------------------
 
 
-def test_fetcher_killed_mid_fetch_loses_nothing(resilient: Resilient) -> None:
+def test_fetcher_killed_mid_fetch_after_a_refresh_loses_nothing(resilient: Resilient) -> None:
     stack = resilient.system.stack
-    # multi-site: four usage points, one batch call each, slowed so the kill lands mid-way.
-    slow = FaultConfig(endpoints={"BatchSubscriptionUsagePoint": EndpointFaults(latency_ms=1000)})
     known = resilient.authorization_ids()
+    # The customer's first access token is dead on arrival (the fetcher is down while the
+    # customer consents), so the fetcher refreshes it first: the custodian rotates the pair and
+    # the old refresh token dies. Whoever takes the job over must carry on with the new pair.
+    stack.child("fetcher").stop()
     with resilient.system.browser_client() as client:
-        with resilient.faults(slow):
+        with resilient.faults({"token_lifetime_override": 0}):
             consent = start_consent(resilient, client, "multi-site")
-            record = wait_for(
-                "the authorization", lambda: resilient.new_authorization("multi-site", known)
-            )
+        record = wait_for(
+            "the authorization", lambda: resilient.new_authorization("multi-site", known)
+        )
+        # multi-site: four usage points, one batch call each, slowed so the kill lands mid-way.
+        slow = FaultConfig(
+            endpoints={"BatchSubscriptionUsagePoint": EndpointFaults(latency_ms=1000)}
+        )
+        with resilient.faults(slow):
+            stack.restart_service("fetcher")
             wait_for(
                 "two usage points fetched",
                 lambda: (
@@ -431,12 +462,15 @@ def test_fetcher_killed_mid_fetch_loses_nothing(resilient: Resilient) -> None:
                 ),
             )
             resilient.kill("fetcher")
+        assert resilient.witness.tokens_issued(record.authorization_id) == 2, "one refresh"
         stack.restart_service("fetcher")
         view = resilient.wait_job(client, consent)
     assert view["phase"] == "done", view
     assert resilient.calls(record.authorization_id, "BatchSubscriptionUsagePoint") > 4, (
         "the new fetcher fetched again"
     )
+    # The new owner used the rotated tokens it found in the job ledger: no second refresh.
+    assert resilient.witness.tokens_issued(record.authorization_id) == 2
     resilient.assert_export_equals_truth(record)
     assert resilient.exports_of(record.subscription_id) == 1
     revoked_once_by_us(resilient, record.authorization_id)
