@@ -13,6 +13,10 @@ from sqlalchemy.orm import sessionmaker
 def fold(sessions, steps):
     with sessions.begin() as session:
         status.start_status(session, "job", "sid")
+    return fold_more(sessions, steps)
+
+
+def fold_more(sessions, steps):
     for kind, *args in steps:
         with sessions.begin() as session:
             if kind == "progress":
@@ -81,3 +85,12 @@ def test_unknown_jobs_are_ignored(sessions):
 def test_done_is_not_shown_before_the_revocation_is_known(sessions):
     view = fold(sessions, [("export", 3), ("progress", "done", status.DELIVERED_AND_REVOKED)])
     assert view.phase == "exporting" and not view.finished and not view.revoked
+
+
+def test_a_failure_is_not_final_until_the_revocation_is_known(sessions):
+    view = fold(sessions, [("progress", "fetching", "Reading"), ("progress", "failed", "No data.")])
+    assert view.phase == "fetching" and not view.finished
+    assert view.message == "No data. We are now revoking our access to your data."
+    view = fold_more(sessions, [("revoked", "revoked", None)])
+    assert (view.phase, view.finished, view.revoked) == ("failed", True, True)
+    assert view.message == "No data. Access to your data has been revoked."

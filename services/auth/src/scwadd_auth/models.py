@@ -70,6 +70,8 @@ class JobStatus(Base):
     status_id: Mapped[str] = mapped_column(String(64), unique=True)
     phase: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)
+    # The sentence of a failure reported upstream; shown once the revocation is known.
+    failure: Mapped[str | None] = mapped_column(Text, default=None)
     delivered: Mapped[bool] = mapped_column(default=False)
     export_rows: Mapped[int | None] = mapped_column(Integer, default=None)
     revocation: Mapped[str | None] = mapped_column(String(32), default=None)

@@ -36,13 +36,20 @@ def start_status(session: Session, job_id: str, status_id: str) -> JobStatus:
 
 
 def apply_progress(session: Session, job_id: str, phase: str, message: str) -> bool:
-    """Fold a ``job.progress``; returns whether anything changed."""
+    """Fold a ``job.progress``; returns whether anything changed.
+
+    A failure is kept apart from the phase: the page says "failed" only once the revocation's
+    outcome is known too, so a client that stops at a terminal phase sees the whole story.
+    """
     row = session.get(JobStatus, job_id)
     if row is None or phase not in _RANK:
         return False
-    if row.phase == "failed" or _RANK[phase] < _RANK[row.phase]:
-        return False
-    if row.phase == phase and row.message == message:
+    if phase == "failed":
+        if row.failure is not None:
+            return False
+        row.failure, row.updated_at = message, datetime.now(UTC)
+        return True
+    if _RANK[phase] < _RANK[row.phase] or (row.phase == phase and row.message == message):
         return False
     row.phase, row.message, row.updated_at = phase, message, datetime.now(UTC)
     return True
@@ -92,29 +99,27 @@ class StatusView:
 def view(row: JobStatus) -> StatusView:
     revoked = row.revocation in REVOKED_OUTCOMES
     revocation_failed = row.revocation is not None and not revoked
+    rows = row.export_rows
     if row.delivered and revoked:
-        return StatusView("done", DELIVERED_AND_REVOKED, True, True, True, row.export_rows)
+        return StatusView("done", DELIVERED_AND_REVOKED, True, True, True, rows)
     if revocation_failed:
         head = "Your data was delivered" if row.delivered else "We could not get your data"
         message = (
             f"{head}, but we could not revoke our access automatically. The operator has been "
             "alerted and will revoke it; you can also revoke it yourself on pge.com."
         )
-        return StatusView("failed", message, True, row.delivered, False, row.export_rows)
-    if row.phase == "failed":
-        message = row.message
-        if revoked:
-            message = f"{message.rstrip('.')}. Access to your data has been revoked."
-        return StatusView("failed", message, revoked, row.delivered, revoked, row.export_rows)
+        return StatusView("failed", message, True, row.delivered, False, rows)
     if revoked:
-        # Revoked without a delivery or a failure notice yet: the failure notice is on its way.
-        message = "We could not get your data. Access to your data has been revoked."
-        return StatusView("failed", message, True, row.delivered, True, row.export_rows)
-    # "done" is only ever shown with both facts in hand (delivered, revoked), whatever order the
-    # events came in; until then the job is still in its last step.
+        # Revoked without a delivery: the job failed (upstream, or it ran out of time).
+        head = (row.failure or "We could not get your data.").rstrip(". ")
+        message = f"{head}. Access to your data has been revoked."
+        return StatusView("failed", message, True, row.delivered, True, rows)
+    # Not finished: "done" and "failed" wait for the revocation's outcome.
     phase = "exporting" if row.delivered or row.phase == "done" else row.phase
-    if row.delivered:
+    if row.failure is not None:
+        message = f"{row.failure.rstrip('. ')}. We are now revoking our access to your data."
+    elif row.delivered:
         message = "Your file is ready. We are now revoking our access to your data."
     else:
         message = row.message
-    return StatusView(phase, message, False, row.delivered, False, row.export_rows)
+    return StatusView(phase, message, False, row.delivered, False, rows)

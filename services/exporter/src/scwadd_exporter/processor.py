@@ -112,10 +112,9 @@ class ExporterPolicy:
 DONE_SENTENCE = "Your data was delivered and access was revoked."
 EXPORTING_SENTENCE = "We are building your file."
 EXPORT_FAILED_SENTENCE = (
-    "PG&E sent data we could not read, so we stopped and revoked access. The operator has been "
-    "alerted."
+    "PG&E sent data we could not read, so we stopped. The operator has been alerted."
 )
-OVERDUE_SENTENCE = "Your data did not arrive from PG&E in time, so we stopped and revoked access."
+OVERDUE_SENTENCE = "Your data did not arrive from PG&E in time, so we stopped."
 
 
 class Exporter:
