@@ -1,0 +1,432 @@
+"""The pipeline: 20 customers consenting at once, from the callback to the CSV, at PG&E's limits.
+
+The whole system runs as separate processes (nats-server, the sandbox custodian, auth, fetcher,
+exporter, files) started by the same devstack as `make run`. The sandbox is given 20 distinct
+customers (re-authorizing one customer cancels its previous grant, as at PG&E) and PG&E's default
+rate limits (1 call/s, 2,000/hour per client ID); the fetcher enforces the same limits. Twenty
+threads, each a browser with its own cookies, go through the real pages at the same moment.
+
+Per customer: from the moment its browser sends the OAuth callback to the moment its CSV is stored
+in the export bucket (the object's store time, as the files service lists it), and to the moment
+its status page reports "done" (CSV delivered and grant revoked; polled every half second).
+Custodian calls come from the sandbox's own counters (admin API).
+
+`python -m bench.pipeline` runs this benchmark alone and replaces only its own section of
+docs/benchmarks.md; `make bench` runs every benchmark and rewrites the whole document.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from scwadd_devstack.demo import Consent, give_consent
+from scwadd_devstack.stack import OPERATOR_USER, Stack, StackConfig, StackPorts
+
+TITLE = "Pipeline (20 customers consenting at once)"
+CUSTOMERS = 20
+PGE_PER_SECOND, PGE_PER_HOUR, PGE_PER_DAY = 1, 2000, 20000
+ORIGINAL_CALLS_PER_CUSTOMER = 16  # the NodeJS original, one-meter customer (seed-scwadd.md)
+STATUS_POLL_SECONDS = 0.5
+REVOKE_RETRY_FLAGGED_MINUTES = 1
+JOB_TIMEOUT_SECONDS = 1800.0
+OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+
+
+@dataclass(frozen=True)
+class CustomerRun:
+    retail_customer_id: str
+    profile: str
+    callback_at: float  # epoch seconds, when the browser sent the OAuth callback
+    done_seen_at: float  # epoch seconds, when its status page first said "done"
+    revocation_flagged: bool  # the first revocation attempts failed; the watchdog's retry did it
+    view: dict[str, Any]
+    consent: Consent
+
+
+@dataclass(frozen=True)
+class Outcome:
+    customer: CustomerRun
+    authorization: dict[str, Any]
+    csv_name: str
+    csv_ready_at: float
+    csv_rows: int
+    calls: int  # custodian calls under the customer's own access token
+
+
+def run() -> str:
+    with tempfile.TemporaryDirectory(prefix="scwadd-bench-pipeline-") as run_dir:
+        config = StackConfig(
+            run_dir=Path(run_dir),
+            ports=StackPorts.free(),
+            sandbox_args=[
+                "--customers",
+                str(CUSTOMERS),
+                "--rate-per-second",
+                str(PGE_PER_SECOND),
+                "--rate-per-hour",
+                str(PGE_PER_HOUR),
+                "--rate-per-day",
+                str(PGE_PER_DAY),
+            ],
+            service_env={
+                # A revocation refused (429) until its attempts run out is retried by the
+                # watchdog after this long (default 15 minutes): the run waits for every grant.
+                "exporter": {"REVOKE_RETRY_FLAGGED_MINUTES": str(REVOKE_RETRY_FLAGGED_MINUTES)},
+                "fetcher": {
+                    "RATE_LIMIT_PER_SECOND": str(PGE_PER_SECOND),
+                    "RATE_LIMIT_PER_HOUR": str(PGE_PER_HOUR),
+                    "RATE_LIMIT_PER_DAY": str(PGE_PER_DAY),
+                },
+            },
+        )
+        try:
+            with Stack(config) as stack:
+                return _measure(stack)
+        except Exception as exc:
+            exc.add_note(f"the run's logs are kept in {_keep_logs(Path(run_dir) / 'logs')}")
+            raise
+
+
+def _keep_logs(logs: Path) -> Path:
+    """Copies the services' logs (never the run's keys or secrets) out of the throw-away run."""
+    kept = OUTPUT.parent.parent / ".run" / "bench-pipeline-logs"
+    shutil.rmtree(kept, ignore_errors=True)
+    shutil.copytree(logs, kept)
+    return kept
+
+
+def _measure(stack: Stack) -> str:
+    verify = ssl.create_default_context(cafile=str(stack.pki.ca_cert))
+    admin = httpx.Client(
+        base_url=stack.sandbox_web_url,
+        verify=verify,
+        timeout=30.0,
+        headers={"Authorization": f"Bearer {stack.secrets.sandbox_admin_token}"},
+    )
+    with admin:
+        customers = _admin_get(admin, "/admin/customers")
+        if len(customers) != CUSTOMERS:
+            raise RuntimeError(f"the sandbox has {len(customers)} customers, not {CUSTOMERS}")
+        admin.delete("/admin/calls").raise_for_status()
+        started = time.perf_counter()
+        runs = _consent_all(stack, verify, customers)
+        wall = time.perf_counter() - started
+        authorizations = _admin_get(admin, "/admin/authorizations")
+        report: dict[str, Any] = _admin_get(admin, "/admin/calls")
+    fetcher_calls = _fetcher_calls(stack, verify)
+    outcomes = _check(stack, runs, authorizations, report)
+    return _section(stack, outcomes, report, fetcher_calls, wall)
+
+
+def _fetcher_calls(stack: Stack, verify: ssl.SSLContext) -> Counter[tuple[str, str]]:
+    """The fetcher's own count of its custodian calls, by (endpoint, status), from /metrics."""
+    metrics = httpx.get(f"https://127.0.0.1:{stack.ports.fetcher}/metrics", verify=verify)
+    metrics.raise_for_status()
+    calls: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(metrics.text):
+        if family.name == "scwadd_custodian_calls":
+            for sample in family.samples:
+                if sample.name == "scwadd_custodian_calls_total":
+                    key = (sample.labels["endpoint"], sample.labels["status"])
+                    calls[key] += int(sample.value)
+    return calls
+
+
+def _admin_get(admin: httpx.Client, path: str) -> Any:
+    response = admin.get(path)
+    response.raise_for_status()
+    return response.json()
+
+
+def _consent_all(
+    stack: Stack, verify: ssl.SSLContext, customers: list[dict[str, Any]]
+) -> list[CustomerRun]:
+    """Every customer through the pages at once, each in its own thread with its own cookies."""
+    gate = threading.Barrier(len(customers))
+
+    def one(customer: dict[str, Any]) -> CustomerRun:
+        callback_times: list[float] = []
+
+        def note_callback(request: httpx.Request) -> None:
+            if request.url.path == "/OAuthCallback":
+                callback_times.append(time.time())
+
+        with httpx.Client(
+            verify=verify, timeout=60.0, event_hooks={"request": [note_callback]}
+        ) as browser:
+            gate.wait()
+            consent = give_consent(stack, browser, str(customer["retail_customer_id"]))
+            if len(callback_times) != 1:
+                raise RuntimeError(f"{len(callback_times)} callbacks for one customer")
+            view, done_seen_at, flagged = _wait_until_finished(browser, consent)
+        return CustomerRun(
+            retail_customer_id=str(customer["retail_customer_id"]),
+            profile=str(customer["profile"]),
+            callback_at=callback_times[0],
+            done_seen_at=done_seen_at,
+            revocation_flagged=flagged,
+            view=view,
+            consent=consent,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(customers)) as pool:
+        return list(pool.map(one, customers))
+
+
+def _wait_until_finished(
+    browser: httpx.Client, consent: Consent
+) -> tuple[dict[str, Any], float, bool]:
+    """The final status view, when it was first seen, and whether the revocation was flagged on
+    the way (delivered, not revoked: the exporter's watchdog tries the DELETE again)."""
+    deadline = time.monotonic() + JOB_TIMEOUT_SECONDS
+    flagged = False
+    while time.monotonic() < deadline:
+        view: dict[str, Any] = browser.get(consent.status_json_url).json()
+        if view.get("phase") == "done" or (view.get("phase") == "failed" and not view["delivered"]):
+            return view, time.time(), flagged
+        flagged = flagged or (view["delivered"] and view["finished"] and not view["revoked"])
+        time.sleep(STATUS_POLL_SECONDS)
+    raise TimeoutError(f"{consent.status_url} not finished after {JOB_TIMEOUT_SECONDS:.0f} s")
+
+
+def _check(
+    stack: Stack,
+    runs: list[CustomerRun],
+    authorizations: list[dict[str, Any]],
+    report: dict[str, Any],
+) -> list[Outcome]:
+    """Every customer has its CSV and a revoked grant; anything else fails the benchmark."""
+    problems: list[str] = []
+    by_customer = {a["retail_customer_id"]: a for a in authorizations}
+    with httpx.Client(
+        base_url=stack.operator_url,
+        auth=(OPERATOR_USER, stack.secrets.operator_password),
+        timeout=60.0,
+    ) as operator:
+        listing = operator.get("", params={"format": "json"})
+        listing.raise_for_status()
+        csvs = [e for e in listing.json()["exports"] if str(e["name"]).endswith(".csv")]
+        outcomes = []
+        for customer in runs:
+            who = f"customer {customer.retail_customer_id} ({customer.profile})"
+            if customer.view.get("phase") != "done":
+                problems.append(f"{who}: status {customer.view}")
+            authorization = by_customer.get(customer.retail_customer_id)
+            if authorization is None:
+                problems.append(f"{who}: no authorization at the sandbox")
+                continue
+            if authorization["status"] != "revoked" or authorization["revoked_by"] != "third_party":
+                problems.append(
+                    f"{who}: grant {authorization['authorization_id']} is "
+                    f"{authorization['status']} (revoked by {authorization['revoked_by']})"
+                )
+            prefix = f"{authorization['subscription_id']}-"
+            mine = [e for e in csvs if str(e["name"]).startswith(prefix)]
+            if len(mine) != 1:
+                problems.append(f"{who}: {len(mine)} CSV exports, not 1")
+                continue
+            body = operator.get(str(mine[0]["name"]))
+            body.raise_for_status()
+            rows = max(0, len(body.content.decode("utf-8-sig").splitlines()) - 1)
+            if rows == 0 or rows != customer.view.get("rows"):
+                problems.append(f"{who}: CSV has {rows} rows, status says {customer.view}")
+            calls = int(report["totals_by_authorization"].get(authorization["authorization_id"], 0))
+            outcomes.append(
+                Outcome(
+                    customer=customer,
+                    authorization=authorization,
+                    csv_name=str(mine[0]["name"]),
+                    csv_ready_at=datetime.fromisoformat(str(mine[0]["modified"])).timestamp(),
+                    csv_rows=rows,
+                    calls=calls,
+                )
+            )
+    if problems:
+        raise RuntimeError("the pipeline benchmark run is wrong:\n" + "\n".join(problems))
+    return outcomes
+
+
+def _percentile(values: list[float], percent: int) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    return statistics.quantiles(values, n=100, method="inclusive")[percent - 1]
+
+
+def _section(
+    stack: Stack,
+    outcomes: list[Outcome],
+    report: dict[str, Any],
+    fetcher_calls: Counter[tuple[str, str]],
+    wall: float,
+) -> str:
+    to_csv = [o.csv_ready_at - o.customer.callback_at for o in outcomes]
+    to_done = [o.customer.done_seen_at - o.customer.callback_at for o in outcomes]
+    first_callback = min(o.customer.callback_at for o in outcomes)
+    last_callback = max(o.customer.callback_at for o in outcomes)
+    last_csv = max(o.csv_ready_at for o in outcomes)
+    span = last_csv - first_callback
+    per_minute = len(outcomes) / span * 60
+
+    customer_calls = sum(o.calls for o in outcomes)
+    per_customer = customer_calls / len(outcomes)
+    client_id = stack.secrets.client_id
+    total_calls = int(report["totals_by_client"].get(client_id, 0))
+    by_endpoint: dict[str, int] = report["by_client"].get(client_id, {})
+    token_calls = int(by_endpoint.get("token", 0))
+    client_token_calls = total_calls - customer_calls - token_calls
+    limited_calls = total_calls - token_calls
+    all_in = total_calls / len(outcomes)
+    statuses: dict[str, int] = report["responses_by_status"]
+    throttled = int(statuses.get("429", 0))
+    flagged = sum(1 for o in outcomes if o.customer.revocation_flagged)
+    fetcher_total = sum(fetcher_calls.values())
+    fetcher_throttled = sum(n for (_, status), n in fetcher_calls.items() if status == "429")
+
+    by_profile: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        by_profile[outcome.customer.profile].append(outcome)
+    customer_endpoints: Counter[str] = Counter()
+    for outcome in outcomes:
+        customer_endpoints.update(
+            report["by_authorization"].get(outcome.authorization["authorization_id"], {})
+        )
+
+    lines = [
+        f"{len(outcomes)} sandbox customers (the five profiles, four times each, each its own "
+        "customer and grant) go through the landing page, the custodian's consent page and the "
+        "callback at the same moment, one thread and cookie jar each. Everything runs as separate "
+        "processes (`scwadd_devstack.Stack`: nats-server, `scwadd sandbox --customers 20`, auth, "
+        "fetcher, exporter, files) with SQLite, real mutual TLS and the default settings "
+        "(`FETCH_CONCURRENCY` 4, `EXPORTER_CONCURRENCY` 4, `HISTORY_DAYS` 365, "
+        "`BATCH_SCOPE=usagepoint`). The sandbox and the fetcher both apply PG&E's default limits: "
+        f"{PGE_PER_SECOND} call/s, {PGE_PER_HOUR:,}/hour, {PGE_PER_DAY:,}/day per client ID.",
+        "",
+        f"Machine: {_machine()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+        "| from the callback to ... | p50 | p95 | fastest | slowest |",
+        "|---|---:|---:|---:|---:|",
+        _latency_row("the CSV stored (export bucket time)", to_csv),
+        _latency_row(
+            f"the status page saying done, revoked (polled every {STATUS_POLL_SECONDS} s)", to_done
+        ),
+        "",
+        f"- Throughput: **{per_minute:.1f} customers per minute** ({len(outcomes)} customers "
+        f"from the first callback to the last CSV in {span:.0f} s; the callbacks themselves "
+        f"spread over {last_callback - first_callback:.1f} s; whole run including the pages and "
+        f"the last revocation {wall:.0f} s).",
+        f"- Custodian calls per customer under the customer's token (client token and token "
+        f"endpoint excluded): **{per_customer:.2f}** on average "
+        f"({customer_calls} in all: "
+        + ", ".join(f"{name} {count}" for name, count in sorted(customer_endpoints.items()))
+        + ").",
+        f"- All calls to the custodian, token endpoint and client token included: "
+        f"**{total_calls}**, {all_in:.2f} per customer ({token_calls} token requests: code "
+        f"exchanges and client tokens; {client_token_calls} calls with the client token: "
+        "revocations). Answers by status: "
+        + ", ".join(f"{code}: {count}" for code, count in sorted(statuses.items()))
+        + (
+            f" — {throttled} refused with 429 by the custodian's limit."
+            if throttled
+            else " — none refused by the custodian's rate limit."
+        )
+        + f" The fetcher counts {fetcher_total} calls of its own, {fetcher_throttled} of them "
+        f"refused with 429; the other {throttled - fetcher_throttled} refusals were the "
+        "exporter's revocations.",
+        f"- Revocations: the exporter's `DELETE` is paced by no shared limit, so while the "
+        "fetcher keeps to 1 call/s the custodian refuses some of them with 429; "
+        f"**{flagged} of {len(outcomes)}** grants ran out of attempts "
+        "(`REVOKE_MAX_ATTEMPTS` 6) and were flagged, then revoked by the watchdog's retry "
+        f"(`REVOKE_RETRY_FLAGGED_MINUTES` set to {REVOKE_RETRY_FLAGGED_MINUTES} here; "
+        "15 by default, which would hold those grants open a quarter of an hour).",
+        f"- Against PG&E's {PGE_PER_HOUR:,} calls/hour budget: "
+        f"**{PGE_PER_HOUR / per_customer:.0f} customers per hour** counting the customer-token "
+        f"calls ({PGE_PER_HOUR / all_in:.0f} counting every call), versus "
+        f"{PGE_PER_HOUR // ORIGINAL_CALLS_PER_CUSTOMER} per hour for the original tool's "
+        f"{ORIGINAL_CALLS_PER_CUSTOMER} calls per customer.",
+        "",
+        "| profile | customers | usage points | customer-token calls each | CSV rows each | "
+        "callback to CSV, p50 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for profile, group in by_profile.items():
+        calls = sorted({o.calls for o in group})
+        rows = sorted({o.csv_rows for o in group})
+        points = {len(o.authorization["usage_point_ids"]) for o in group}
+        lines.append(
+            f"| {profile} | {len(group)} | {'/'.join(str(p) for p in sorted(points))} | "
+            f"{'/'.join(str(c) for c in calls)} | {'/'.join(f'{r:,}' for r in rows)} | "
+            f"{statistics.median(o.csv_ready_at - o.customer.callback_at for o in group):.1f} s |"
+        )
+    lines += [
+        "",
+        f"Checked on every run: all {len(outcomes)} CSVs are listed by the files service with "
+        "the rows the status page announced, and all grants are revoked at the custodian by us "
+        "(`revoked_by=third_party`); the benchmark fails otherwise. The "
+        f"{limited_calls} rate-limited calls (every call but the token endpoint's) need at least "
+        f"{limited_calls / PGE_PER_SECOND:.0f} s at {PGE_PER_SECOND} call/s; the run took "
+        f"{span:.0f} s from the first callback to the last CSV.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _latency_row(label: str, values: list[float]) -> str:
+    return (
+        f"| {label} | {statistics.median(values):.1f} s | {_percentile(values, 95):.1f} s | "
+        f"{min(values):.1f} s | {max(values):.1f} s |"
+    )
+
+
+def _machine() -> str:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    memory = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return (
+        f"{platform.machine()}, {cpus} CPUs (nproc), {memory} memory, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def replace_section(document: str, body: str) -> str:
+    """``document`` with this benchmark's section (from its heading to the next ``## ``) set to
+    ``body``; appended when absent, every other section left as it is."""
+    heading = f"## {TITLE}\n"
+    section = f"{heading}\n{body.strip()}\n"
+    start = document.find(heading)
+    if start < 0:
+        return document.rstrip("\n") + "\n\n" + section
+    end = document.find("\n## ", start + len(heading))
+    rest = "" if end < 0 else document[end:]
+    return document[:start] + section + rest
+
+
+def main() -> int:
+    print(f"bench: {__name__} alone ...", file=sys.stderr, flush=True)
+    body = run()
+    existing = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n"
+    OUTPUT.write_text(replace_section(existing, body))
+    print(f"bench: wrote its section of {OUTPUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
