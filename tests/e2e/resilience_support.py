@@ -78,11 +78,15 @@ class CustodianWitness:
     state: SandboxState
     revoke_calls: list[RevokeCall] = field(default_factory=list)
     token_issues: list[str] = field(default_factory=list)
+    # Every access and refresh token handed out, customer's or client's: the sandbox forgets
+    # revoked and expired ones, the log check must not.
+    issued_tokens: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def install(self) -> None:
         revoke = self.state.revoke
         issue = self.state.issue_customer_tokens
+        issue_client = self.state.issue_client_token
 
         def counted_revoke(record: AuthorizationRecord, by: str) -> bool:
             changed = revoke(record, by)
@@ -94,11 +98,19 @@ class CustodianWitness:
             pair = issue(record, grant)
             with self._lock:
                 self.token_issues.append(record.authorization_id)
+                self.issued_tokens.extend(pair)
             return pair
+
+        def counted_client_token(client_id: str) -> str:
+            token = issue_client(client_id)
+            with self._lock:
+                self.issued_tokens.append(token)
+            return token
 
         # setattr: the instance's attribute shadows the method (mypy refuses a plain assignment).
         setattr(self.state, "revoke", counted_revoke)
         setattr(self.state, "issue_customer_tokens", counted_issue)
+        setattr(self.state, "issue_client_token", counted_client_token)
 
     def revocations(self, authorization_id: str) -> list[RevokeCall]:
         with self._lock:

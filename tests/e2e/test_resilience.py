@@ -625,3 +625,17 @@ def test_client_token_dying_early_is_fetched_again_for_the_revocation(
     assert resilient.responses(401) > refused_before, "the dead token was refused"
     revoked_once_by_us(resilient, record.authorization_id)
     resilient.assert_export_equals_truth(record)
+
+
+def test_no_token_code_or_secret_in_any_log_after_the_faults(resilient: Resilient) -> None:
+    # Runs last in this module: retries, refusals, crashes and takeovers are where a token or
+    # a code slips into an exception message. Every one ever issued is checked, not only the
+    # ones the custodian still remembers.
+    sandbox = resilient.system.sandbox
+    stack_secrets = resilient.system.stack.secrets
+    secrets = [*resilient.witness.issued_tokens, *sandbox.state.codes, sandbox.client_secret]
+    secrets += [stack_secrets.sealing_key.partition(":")[2], stack_secrets.operator_password]
+    assert len(resilient.witness.issued_tokens) >= 20, "the tests above must have issued tokens"
+    logs = resilient.system.log_text()
+    leaked = [s for s in secrets if s in logs]
+    assert leaked == []
