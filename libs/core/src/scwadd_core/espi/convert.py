@@ -616,37 +616,42 @@ def _read_input(
     resolver: Resolver,
     progress: Callable[[int], None] | None,
 ) -> InputReport:
-    opened: IO[bytes] | None = None
+    facts = InputReport(name=name, sha256="", bytes=0)
     if isinstance(source, bytes | bytearray | memoryview):
         source = io.BytesIO(bytes(source))
+    hashing: _HashingReader | None = None
+    readable: Source
+    # Files and in-memory documents are hashed apart, so the parser may read them as it likes
+    # (twice, for the split reader); other streams are hashed as they are read.
     if isinstance(source, str | Path):
         try:
-            opened = open(source, "rb")  # noqa: SIM115 - closed in the finally below
+            with open(source, "rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256")
         except OSError as error:
             raise EspiParseError(name, None, None, f"cannot read: {error.strerror}") from None
-        stream: IO[bytes] = opened
+        facts.sha256, facts.bytes = digest.hexdigest(), Path(source).stat().st_size
+        readable = source
+    elif isinstance(source, io.BytesIO):
+        view = source.getbuffer()
+        facts.sha256, facts.bytes = hashlib.sha256(view).hexdigest(), len(view)
+        del view  # a live view would pin the buffer's size
+        readable = source
     else:
-        stream = source
-    hashing = _HashingReader(stream)
-    hashing.name = str(source) if isinstance(source, str | Path) else hashing.name
-    facts = InputReport(name=name, sha256="", bytes=0)
-    try:
-        for entry in iter_entries(hashing, name=name, progress=progress):  # type: ignore[arg-type]
-            facts.entries += 1
-            if isinstance(entry.obj, IntervalBlock):
-                facts.interval_blocks += 1
-                _check_block(entry.obj, name, entry.line)
-                origin = f"{name}:{entry.line}" if entry.line else name
-                facts.readings += spool.add_block(
-                    Resolver.block_key(entry), entry.obj, entry.updated, origin
-                )
-            else:
-                resolver.add(entry)
-    finally:
-        if opened is not None:
-            opened.close()
-    facts.sha256 = hashing.digest.hexdigest()
-    facts.bytes = hashing.size
+        hashing = _HashingReader(source)
+        readable = io.BufferedReader(hashing)
+    for entry in iter_entries(readable, name=name, progress=progress):
+        facts.entries += 1
+        if isinstance(entry.obj, IntervalBlock):
+            facts.interval_blocks += 1
+            _check_block(entry.obj, name, entry.line)
+            origin = f"{name}:{entry.line}" if entry.line else name
+            facts.readings += spool.add_block(
+                Resolver.block_key(entry), entry.obj, entry.updated, origin
+            )
+        else:
+            resolver.add(entry)
+    if hashing is not None:
+        facts.sha256, facts.bytes = hashing.digest.hexdigest(), hashing.size
     return facts
 
 

@@ -235,10 +235,15 @@ class _Reader:
     def __init__(self, name: str, path: str | None) -> None:
         self.name = name
         self.path = path
-        self._lines: list[str] | None = None
+        # Lines before the fragment being read (the split reader parses one entry at a time).
+        self.line_offset = 0
+
+    def line_of(self, element: etree._Element) -> int | None:
+        line = element.sourceline
+        return None if line is None else line + self.line_offset
 
     def error(self, element: etree._Element | None, message: str) -> EspiParseError:
-        line = element.sourceline if element is not None else None
+        line = self.line_of(element) if element is not None else None
         column = self._column(element, line) if element is not None else None
         return EspiParseError(self.name, line, column, message)
 
@@ -694,7 +699,7 @@ def _entry(reader: _Reader, element: etree._Element) -> ParsedEntry | None:
         title=text_of("title"),
         published=None if published is None else _epoch(published.text, reader, published),
         updated=None if updated is None else _epoch(updated.text, reader, updated),
-        line=element.sourceline,
+        line=reader.line_of(element),
         nested=tuple(nested),
     )
 
@@ -706,6 +711,15 @@ def iter_entries(
     label = name or source_name(source)
     path = str(source) if isinstance(source, str | Path) else getattr(source, "name", None)
     reader = _Reader(label, path if isinstance(path, str) and Path(path).is_file() else None)
+    # Plain Atom feeds in a file or in memory take the faster split reader (see _split).
+    from scwadd_core.espi import _split
+
+    opener = _split.opener_for(str(source) if isinstance(source, Path) else source)
+    if opener is not None and (not isinstance(source, str | Path) or reader.path is not None):
+        layout = _split.plan(opener)
+        if layout is not None:
+            yield from _split.split_entries(opener, layout, reader, progress)
+            return
     if isinstance(source, str | Path):
         try:
             handle: IO[bytes] = open(source, "rb")  # noqa: SIM115 - closed in the finally below

@@ -1,0 +1,166 @@
+"""The split reader (plain feeds in a file or in memory) and iterparse (everything else) must
+read every document the same way and report errors at the same places."""
+
+import io
+from datetime import date
+
+import pytest
+from espi_support import (
+    ELECTRIC,
+    GAS,
+    PACIFIC,
+    SOLAR_EXPORT,
+    feed_bytes,
+    local_day_blocks,
+    pacific_time,
+    usage_point,
+    write,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scwadd_core.espi import _split
+from scwadd_core.espi.parser import EspiParseError, read_all
+
+
+class OneWayStream(io.RawIOBase):
+    """A stream that cannot be read twice: it always takes the iterparse reader."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def _both(data: bytes):
+    return read_all(io.BytesIO(data), name="doc.xml"), read_all(
+        io.BufferedReader(OneWayStream(data)), name="doc.xml"
+    )
+
+
+def _points():
+    return [
+        usage_point(
+            "UP1",
+            [
+                ("MR1", ELECTRIC, local_day_blocks(date(2024, 11, 2), 3, PACIFIC, quality=(0,))),
+                ("MR2", SOLAR_EXPORT, local_day_blocks(date(2024, 11, 2), 3, PACIFIC)),
+            ],
+            local_time=pacific_time(),
+        ),
+        usage_point(
+            "UP2", [("MR3", GAS, local_day_blocks(date(2024, 11, 2), 3, PACIFIC, 3600))], kind=1
+        ),
+    ]
+
+
+@pytest.mark.parametrize("style", ["pge", "generic"])
+def test_plain_feeds_take_the_split_reader_and_read_the_same(style: str) -> None:
+    data = feed_bytes(_points(), style=style)
+    assert _split.plan(_split.opener_for(io.BytesIO(data))) is not None
+    split, streamed = _both(data)
+    assert split == streamed
+    # UP1, its LocalTimeParameters, 2 x (MeterReading, ReadingType, 3 blocks); UP2, 1 x (...).
+    assert len(split) == 2 + 2 * (2 + 3) + 1 + (2 + 3)
+
+
+def test_pretty_printed_feed_with_line_numbers(tmp_path) -> None:
+    root = etree_pretty(feed_bytes(_points(), style="generic"))
+    path = write(tmp_path, "pretty.xml", root)
+    assert _split.plan(_split.opener_for(str(path))) is not None
+    split = read_all(path)
+    streamed = read_all(io.BufferedReader(OneWayStream(root)))
+    assert split == streamed
+    assert [e.line for e in split] == [e.line for e in streamed]
+    assert split[0].line is not None and split[-1].line is not None and split[-1].line > 100
+
+
+def etree_pretty(data: bytes) -> bytes:
+    from lxml import etree
+
+    return etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        (b"<ns0:value>", b"<ns0:value>x"),  # not an integer: the element's own line
+        (b"</ns0:IntervalReading>", b"</ns0:IntervalReadin>"),  # a mismatched tag
+        (b"<ns0:cost>", b"<ns0:cost>&oops;"),  # an undefined entity
+    ],
+)
+def test_errors_are_placed_alike(damage: tuple[bytes, bytes]) -> None:
+    pretty = etree_pretty(
+        feed_bytes(
+            [
+                usage_point(
+                    "UP1",
+                    [
+                        (
+                            "MR1",
+                            ELECTRIC,
+                            local_day_blocks(date(2024, 1, 1), 2, PACIFIC, cost=lambda t: t % 97),
+                        )
+                    ],
+                )
+            ]
+        )
+    )
+    old, new = damage
+    at = pretty.index(old, len(pretty) // 2)  # in a later entry, many lines down
+    data = pretty[:at] + new + pretty[at + len(old) :]
+    assert _split.plan(_split.opener_for(io.BytesIO(data))) is not None
+    errors = []
+    for reader in (io.BytesIO(data), io.BufferedReader(OneWayStream(data))):
+        with pytest.raises(EspiParseError) as caught:
+            read_all(reader, name="doc.xml")
+        errors.append(caught.value)
+    split, streamed = errors
+    assert split.line == streamed.line == data[:at].count(b"\n") + 1
+    if streamed.column is not None:
+        assert split.column == streamed.column
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b"<?xml version='1.0' encoding='ISO-8859-1'?><feed xmlns='http://www.w3.org/2005/Atom'/>",
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><!-- <entry> --></feed>",
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><entry><![CDATA[<entry>]]></entry></feed>",
+        b"<ServiceStatus xmlns='http://naesb.org/espi'><currentStatus>1</currentStatus>"
+        b"</ServiceStatus>",
+        b"<feed xmlns='http://www.w3.org/2005/Atom'><entry></entry>",
+    ],
+    ids=["latin-1", "comment", "cdata", "bare-object", "unclosed"],
+)
+def test_anything_unusual_goes_to_iterparse(document: bytes) -> None:
+    assert _split.plan(_split.opener_for(io.BytesIO(document))) is None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cut=st.integers(0, 4000),
+    length=st.integers(0, 40),
+    piece=st.sampled_from([b"", b"<", b">", b"&", b"x", b"</ns1:entry>", b"<ns1:entry>", b"\n"]),
+)
+def test_damaged_feeds_fail_or_read_alike(cut: int, length: int, piece: bytes) -> None:
+    base = feed_bytes(
+        [usage_point("UP1", [("MR1", ELECTRIC, local_day_blocks(date(2024, 1, 1), 1, PACIFIC))])]
+    )
+    position = len(base) // 3 + cut
+    data = base[:position] + piece + base[position + length :]
+    outcomes = []
+    for reader in (io.BytesIO(data), io.BufferedReader(OneWayStream(data))):
+        try:
+            outcomes.append(("read", read_all(reader, name="doc.xml")))
+        except EspiParseError as error:
+            outcomes.append(("error", error.line))
+    assert outcomes[0][0] == outcomes[1][0]
+    if outcomes[0][0] == "read":
+        assert outcomes[0] == outcomes[1]
