@@ -296,6 +296,8 @@ def _section(
     flagged = sum(1 for o in outcomes if o.customer.revocation_flagged)
     fetcher_total = sum(fetcher_calls.values())
     fetcher_throttled = sum(n for (_, status), n in fetcher_calls.items() if status == "429")
+    revocations_refused = throttled - fetcher_throttled
+    answered_per_customer = (customer_calls - fetcher_throttled) / len(outcomes)
 
     by_profile: dict[str, list[Outcome]] = defaultdict(list)
     for outcome in outcomes:
@@ -333,29 +335,26 @@ def _section(
         f"endpoint excluded): **{per_customer:.2f}** on average "
         f"({customer_calls} in all: "
         + ", ".join(f"{name} {count}" for name, count in sorted(customer_endpoints.items()))
-        + ").",
+        + f"); the fetcher's own count is {fetcher_total}, of which {fetcher_throttled} were "
+        f"refused with 429 and asked again, so {answered_per_customer:.2f} per customer were "
+        "answered.",
         f"- All calls to the custodian, token endpoint and client token included: "
         f"**{total_calls}**, {all_in:.2f} per customer ({token_calls} token requests: code "
         f"exchanges and client tokens; {client_token_calls} calls with the client token: "
         "revocations). Answers by status: "
         + ", ".join(f"{code}: {count}" for code, count in sorted(statuses.items()))
-        + (
-            f" — {throttled} refused with 429 by the custodian's limit."
-            if throttled
-            else " — none refused by the custodian's rate limit."
-        )
-        + f" The fetcher counts {fetcher_total} calls of its own, {fetcher_throttled} of them "
-        f"refused with 429; the other {throttled - fetcher_throttled} refusals were the "
-        "exporter's revocations.",
-        f"- Revocations: the exporter's `DELETE` is paced by no shared limit, so while the "
-        "fetcher keeps to 1 call/s the custodian refuses some of them with 429; "
+        + ".",
+        f"- Revocations: {revocations_refused} of the exporter's `DELETE`s were refused with 429 "
+        "(the exporter does not take its calls from the fetchers' shared budget, so each "
+        "`DELETE` competes with the fetcher's 1 call/s, and takes a slot the fetcher then misses); "
         f"**{flagged} of {len(outcomes)}** grants ran out of attempts "
         "(`REVOKE_MAX_ATTEMPTS` 6) and were flagged, then revoked by the watchdog's retry "
         f"(`REVOKE_RETRY_FLAGGED_MINUTES` set to {REVOKE_RETRY_FLAGGED_MINUTES} here; "
         "15 by default, which would hold those grants open a quarter of an hour).",
         f"- Against PG&E's {PGE_PER_HOUR:,} calls/hour budget: "
         f"**{PGE_PER_HOUR / per_customer:.0f} customers per hour** counting the customer-token "
-        f"calls ({PGE_PER_HOUR / all_in:.0f} counting every call), versus "
+        f"calls ({PGE_PER_HOUR / answered_per_customer:.0f} without the refused ones, "
+        f"{PGE_PER_HOUR / all_in:.0f} counting every call), versus "
         f"{PGE_PER_HOUR // ORIGINAL_CALLS_PER_CUSTOMER} per hour for the original tool's "
         f"{ORIGINAL_CALLS_PER_CUSTOMER} calls per customer.",
         "",
