@@ -223,6 +223,10 @@ class EspiSession:
                 raise TransientError(type(error).__name__) from error
             status = response.status_code
             metrics.CUSTODIAN_CALLS.labels(endpoint, str(status)).inc()
+            if status in ok and status != 200:
+                # An answer the caller expects (204 no data; 403/404 when probing a batch
+                # that may be another customer's): not a reason to refresh or give up.
+                return response
             if status in (401, 403):
                 if client_token and status == 401:
                     self.custodian.forget_client_token()
