@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import httpx
 import nats
 from scwadd_devstack.demo import Consent, wait_for_job
+from scwadd_devstack.processes import ChildProcess, wait_for_port
 from scwadd_sandbox.faults import FaultConfig, FaultInjector, FaultKind
 from scwadd_sandbox.state import AuthorizationRecord, SandboxState
 
@@ -236,6 +237,18 @@ class Resilient:
     # -- processes -----------------------------------------------------------------------
     def kill(self, service: str) -> None:
         self.system.stack.child(service).kill()
+
+    def restart_nats_after_kill(self) -> None:
+        """SIGKILL nats-server and start it again on the same port and JetStream store."""
+        stack = self.system.stack
+        old = stack.child("nats")
+        old.kill()
+        stack.children.remove(old)
+        new = ChildProcess("nats", old.argv, old.env, old.log_path)
+        new.start()
+        # First in the list: the stack stops children in reverse, the bus last.
+        stack.children.insert(0, new)
+        wait_for_port(new, stack.ports.nats)
 
     @contextmanager
     def frozen(self, service: str) -> Iterator[None]:

@@ -22,6 +22,7 @@ import pytest
 from scwadd_devstack.demo import Consent, give_consent, submit_form
 from scwadd_devstack.stack import ExternalCustodian, Stack, StackConfig, StackPorts
 from scwadd_sandbox.faults import EndpointFaults, FaultConfig, FaultInjector, FaultKind
+from scwadd_sandbox.state import AuthorizationRecord
 from scwadd_sandbox.testing import start_sandbox
 
 from .conftest import System
@@ -323,11 +324,40 @@ def test_access_token_dying_early_is_refreshed_once(resilient: Resilient) -> Non
     revoked_once_by_us(resilient, record.authorization_id)
 
 
-def test_lost_notification_is_requested_again(resilient: Resilient) -> None:
-    stack = resilient.system.stack
-    stack.restart_service("fetcher", ASYNC_FETCHER_ENV)
-    known = resilient.authorization_ids()
+def async_faults(seed: int) -> FaultConfig:
+    return FaultConfig(
+        seed=seed,
+        endpoints={
+            "BatchSubscription": EndpointFaults(error_500_rate=0.25, error_503_rate=0.25),
+            "BatchBulk": EndpointFaults(
+                error_500_rate=0.15, error_503_rate=0.15, truncate_rate=0.15, malformed_rate=0.15
+            ),
+        },
+    )
+
+
+def batches_of(resilient: Resilient, record: AuthorizationRecord) -> list[dict[str, object]]:
+    return [
+        b
+        for b in resilient.admin.get("/admin/batches").json()
+        if b["authorization_id"] == record.authorization_id
+    ]
+
+
+@pytest.fixture(scope="class")
+def async_fetcher(resilient: Resilient) -> Iterator[Resilient]:
+    """The fetcher asks for the whole subscription at once (202 + BatchList) and waits 3 s."""
+    resilient.system.stack.restart_service("fetcher", ASYNC_FETCHER_ENV)
     try:
+        yield resilient
+    finally:
+        resilient.system.stack.restart_service("fetcher")
+
+
+class TestAsynchronousBatch:
+    def test_lost_notification_is_requested_again(self, async_fetcher: Resilient) -> None:
+        resilient = async_fetcher
+        known = resilient.authorization_ids()
         with resilient.system.browser_client() as client:
             resilient.set_faults({"seed": 5, "notifications": {"lose_rate": 1.0}})
             try:
@@ -343,94 +373,63 @@ def test_lost_notification_is_requested_again(resilient: Resilient) -> None:
             finally:
                 resilient.set_faults({})
             view = resilient.wait_job(client, consent)
-    finally:
-        stack.restart_service("fetcher")
-    assert view["phase"] == "done", view
-    outcomes = [b["notification"] for b in batches_of(resilient, record)]
-    assert outcomes.count("lost") == 1, outcomes
-    assert "delivered" in outcomes, outcomes
-    resilient.assert_export_equals_truth(record)
-    assert resilient.exports_of(record.subscription_id) == 1
-    revoked_once_by_us(resilient, record.authorization_id)
+        assert view["phase"] == "done", view
+        outcomes = [b["notification"] for b in batches_of(resilient, record)]
+        assert outcomes.count("lost") == 1, outcomes
+        assert "delivered" in outcomes, outcomes
+        resilient.assert_export_equals_truth(record)
+        assert resilient.exports_of(record.subscription_id) == 1
+        revoked_once_by_us(resilient, record.authorization_id)
 
-
-def async_faults(seed: int) -> FaultConfig:
-    return FaultConfig(
-        seed=seed,
-        endpoints={
-            "BatchSubscription": EndpointFaults(error_500_rate=0.25, error_503_rate=0.25),
-            "BatchBulk": EndpointFaults(
-                error_500_rate=0.15, error_503_rate=0.15, truncate_rate=0.15, malformed_rate=0.15
-            ),
-        },
-    )
-
-
-def test_async_path_retries_errors_and_broken_batch_documents(resilient: Resilient) -> None:
-    attempts = int(FETCHER_ENV["FETCH_RETRY_ATTEMPTS"])
-
-    def consumed(config: FaultConfig, endpoint: str) -> list[FaultKind]:
-        injector = FaultInjector(config)
-        return consumed_draws([injector.decide(endpoint).kind for _ in range(40)], 1)
-
-    def fits(seed: int) -> bool:
-        config = async_faults(seed)
-        request = [k for k in consumed(config, "BatchSubscription") if k is not FaultKind.NONE]
-        bulk = [k for k in consumed(config, "BatchBulk") if k is not FaultKind.NONE]
-        broken = {FaultKind.TRUNCATE, FaultKind.MALFORMED}
-        return 0 < len(request) < attempts and broken <= set(bulk) and len(bulk) < attempts
-
-    seed = next(s for s in range(10_000) if fits(s))
-    stack = resilient.system.stack
-    stack.restart_service("fetcher", ASYNC_FETCHER_ENV)
-    known = resilient.authorization_ids()
-    try:
-        with resilient.faults(async_faults(seed)), resilient.system.browser_client() as client:
-            consent = start_consent(resilient, client, "electric-60min")
-            view = resilient.wait_job(client, consent)
-    finally:
-        stack.restart_service("fetcher")
-    assert view["phase"] == "done", view
-    record = resilient.new_authorization("electric-60min", known)
-    assert record is not None
-    assert resilient.calls(record.authorization_id, "BatchBulk") > 1, (
-        "the broken feed was asked again"
-    )
-    resilient.assert_export_equals_truth(record)
-    assert resilient.exports_of(record.subscription_id) == 1
-    revoked_once_by_us(resilient, record.authorization_id)
-
-
-def test_notification_never_coming_fails_the_job_and_revokes(resilient: Resilient) -> None:
-    stack = resilient.system.stack
-    stack.restart_service("fetcher", ASYNC_FETCHER_ENV)
-    known = resilient.authorization_ids()
-    try:
+    def test_notification_never_coming_fails_the_job_and_revokes(
+        self, async_fetcher: Resilient
+    ) -> None:
+        resilient = async_fetcher
+        known = resilient.authorization_ids()
         lost = {"seed": 5, "notifications": {"lose_rate": 1.0}}
         with resilient.faults(lost), resilient.system.browser_client() as client:
             consent = start_consent(resilient, client, "electric-60min")
             view = resilient.wait_job(client, consent)
-    finally:
-        stack.restart_service("fetcher")
-    assert view["phase"] == "failed", view
-    assert is_human_sentence(str(view["message"])), view["message"]
-    assert view["revoked"] is True
-    record = resilient.new_authorization("electric-60min", known)
-    assert record is not None
-    # The first request and BATCH_REREQUESTS more, each given up after its timeout.
-    outcomes = [b["notification"] for b in batches_of(resilient, record)]
-    assert outcomes == ["lost"] * (1 + int(ASYNC_FETCHER_ENV["BATCH_REREQUESTS"])), outcomes
-    assert resilient.exports_of(record.subscription_id) == 0
-    revoked_once_by_us(resilient, record.authorization_id)
+        assert view["phase"] == "failed", view
+        assert is_human_sentence(str(view["message"])), view["message"]
+        assert view["revoked"] is True
+        record = resilient.new_authorization("electric-60min", known)
+        assert record is not None
+        # The first request and BATCH_REREQUESTS more, each given up after its timeout.
+        outcomes = [b["notification"] for b in batches_of(resilient, record)]
+        assert outcomes == ["lost"] * (1 + int(ASYNC_FETCHER_ENV["BATCH_REREQUESTS"])), outcomes
+        assert resilient.exports_of(record.subscription_id) == 0
+        revoked_once_by_us(resilient, record.authorization_id)
 
+    def test_errors_and_broken_batch_documents_are_retried(self, async_fetcher: Resilient) -> None:
+        resilient = async_fetcher
+        attempts = int(FETCHER_ENV["FETCH_RETRY_ATTEMPTS"])
 
-def batches_of(resilient: Resilient, record: object) -> list[dict[str, object]]:
-    authorization_id = getattr(record, "authorization_id", None)
-    return [
-        b
-        for b in resilient.admin.get("/admin/batches").json()
-        if b["authorization_id"] == authorization_id
-    ]
+        def consumed(config: FaultConfig, endpoint: str) -> list[FaultKind]:
+            injector = FaultInjector(config)
+            return consumed_draws([injector.decide(endpoint).kind for _ in range(40)], 1)
+
+        def fits(seed: int) -> bool:
+            config = async_faults(seed)
+            request = [k for k in consumed(config, "BatchSubscription") if k is not FaultKind.NONE]
+            bulk = [k for k in consumed(config, "BatchBulk") if k is not FaultKind.NONE]
+            broken = {FaultKind.TRUNCATE, FaultKind.MALFORMED}
+            return 0 < len(request) < attempts and broken <= set(bulk) and len(bulk) < attempts
+
+        seed = next(s for s in range(10_000) if fits(s))
+        known = resilient.authorization_ids()
+        with resilient.faults(async_faults(seed)), resilient.system.browser_client() as client:
+            consent = start_consent(resilient, client, "electric-60min")
+            view = resilient.wait_job(client, consent)
+        assert view["phase"] == "done", view
+        record = resilient.new_authorization("electric-60min", known)
+        assert record is not None
+        assert resilient.calls(record.authorization_id, "BatchBulk") > 1, (
+            "the broken feed was asked again"
+        )
+        resilient.assert_export_equals_truth(record)
+        assert resilient.exports_of(record.subscription_id) == 1
+        revoked_once_by_us(resilient, record.authorization_id)
 
 
 # -- crashes -------------------------------------------------------------------------------------
@@ -471,6 +470,31 @@ def test_fetcher_killed_mid_fetch_after_a_refresh_loses_nothing(resilient: Resil
     )
     # The new owner used the rotated tokens it found in the job ledger: no second refresh.
     assert resilient.witness.tokens_issued(record.authorization_id) == 2
+    resilient.assert_export_equals_truth(record)
+    assert resilient.exports_of(record.subscription_id) == 1
+    revoked_once_by_us(resilient, record.authorization_id)
+
+
+def test_nats_killed_mid_fetch_loses_nothing(resilient: Resilient) -> None:
+    # The bus itself dies (SIGKILL) while a fetch is storing raw documents and comes back on
+    # the same JetStream store: every service reconnects and the job ends as if nothing happened.
+    slow = FaultConfig(endpoints={"BatchSubscriptionUsagePoint": EndpointFaults(latency_ms=1000)})
+    known = resilient.authorization_ids()
+    with resilient.system.browser_client() as client:
+        with resilient.faults(slow):
+            consent = start_consent(resilient, client, "multi-site")
+            record = wait_for(
+                "the authorization", lambda: resilient.new_authorization("multi-site", known)
+            )
+            wait_for(
+                "two usage points fetched",
+                lambda: (
+                    resilient.calls(record.authorization_id, "BatchSubscriptionUsagePoint") >= 2
+                ),
+            )
+            resilient.restart_nats_after_kill()
+        view = resilient.wait_job(client, consent)
+    assert view["phase"] == "done", view
     resilient.assert_export_equals_truth(record)
     assert resilient.exports_of(record.subscription_id) == 1
     revoked_once_by_us(resilient, record.authorization_id)
