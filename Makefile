@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
-.PHONY: setup test lint bench run demo convert-demo browser lock clean images
+.PHONY: setup test lint bench run demo browser lock clean images
 
 setup: $(STAMP)
 
