@@ -1,5 +1,6 @@
 """Fixtures every test area may use (defined once in scwadd_core.testing.fixtures): nats_server,
-nats, database_url (SQLite + PostgreSQL), sqlite_url, postgres_database_url, anyio_backend.
+nats, database_url (SQLite + PostgreSQL), sqlite_url, postgres_database_url, anyio_backend,
+chromium (Debian's headless chromium, a playwright async Browser).
 Async tests use anyio's pytest plugin: ``pytestmark = pytest.mark.anyio``."""
 
 pytest_plugins = ["scwadd_core.testing.fixtures"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,25 +10,10 @@ from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from playwright.async_api import Browser
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None, reason="needs Debian chromium (make browser)"
-    ),
-]
+pytestmark = [pytest.mark.anyio, pytest.mark.browser]
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
@@ -74,30 +58,24 @@ def _authorize_url(sandbox: RunningSandbox, state: str) -> str:
     )
 
 
-def test_customer_approves_and_cancels_in_chromium(
-    sandbox_with_callback: tuple[RunningSandbox, type[_Callback]],
+async def test_customer_approves_and_cancels_in_chromium(
+    chromium: Browser, sandbox_with_callback: tuple[RunningSandbox, type[_Callback]]
 ) -> None:
-    playwright_api = pytest.importorskip("playwright.sync_api")
     sandbox, callback = sandbox_with_callback
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            # The dev CA is not in chromium's store; the TLS itself is still the sandbox's.
-            context = browser.new_context(ignore_https_errors=True)
-            page = context.new_page()
-            page.goto(_authorize_url(sandbox, "browser-1"))
-            assert page.get_by_role("heading", name="Share your energy data").is_visible()
-            page.get_by_label("Casey Nakamura (solar)").check()
-            page.get_by_label("2 years").check()
-            page.get_by_role("button", name="Approve").click()
-            page.wait_for_url("**/OAuthCallback?**")
-            assert page.get_by_role("heading", name="Callback received").is_visible()
+    # The dev CA is not in chromium's store; the TLS itself is still the sandbox's.
+    context = await chromium.new_context(ignore_https_errors=True)
+    page = await context.new_page()
+    await page.goto(_authorize_url(sandbox, "browser-1"))
+    assert await page.get_by_role("heading", name="Share your energy data").is_visible()
+    await page.get_by_label("Casey Nakamura (solar)").check()
+    await page.get_by_label("2 years").check()
+    await page.get_by_role("button", name="Approve").click()
+    await page.wait_for_url("**/OAuthCallback?**")
+    assert await page.get_by_role("heading", name="Callback received").is_visible()
 
-            page.goto(_authorize_url(sandbox, "browser-2"))
-            page.get_by_role("button", name="Cancel").click()
-            page.wait_for_url("**/OAuthCallback?**")
-        finally:
-            browser.close()
+    await page.goto(_authorize_url(sandbox, "browser-2"))
+    await page.get_by_role("button", name="Cancel").click()
+    await page.wait_for_url("**/OAuthCallback?**")
     approved, cancelled = callback.queries
     assert approved["state"] == ["browser-1"] and len(approved["code"][0]) > 20
     assert cancelled == {"error": ["access_denied"], "state": ["browser-2"]}

@@ -1,4 +1,5 @@
-"""Reusable test support: a real nats-server per test, databases on SQLite and PostgreSQL.
+"""Reusable test support: a real nats-server per test, databases on SQLite and PostgreSQL,
+Debian's headless chromium.
 
 The pytest fixtures live in :mod:`scwadd_core.testing.fixtures` (registered in the root
 ``tests/conftest.py``); the helpers here are plain code, usable from ``make run`` or a benchmark.

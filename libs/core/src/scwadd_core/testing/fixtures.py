@@ -7,17 +7,24 @@
   reachable the PostgreSQL run is skipped with the reason
   "PostgreSQL not reachable at ...: not run".
 - ``sqlite_url`` / ``postgres_database_url``: one engine only.
+- ``chromium``: Debian's headless chromium (a playwright async ``Browser``) for an anyio test;
+  where it is not installed the test is skipped with "needs Debian chromium ...: not run".
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from scwadd_core.testing.browser import chromium_unavailable_reason, launch_chromium
 from scwadd_core.testing.nats import NatsServer
 from scwadd_core.testing.postgres import isolated_schema, postgres_unavailable_reason
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
 
 
 @pytest.fixture
@@ -70,3 +77,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def anyio_backend() -> str:
     """Async tests (``pytest.mark.anyio``) run on asyncio, which nats-py and uvicorn need."""
     return "asyncio"
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    reason = chromium_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    async with launch_chromium() as browser:
+        yield browser
