@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from scwadd_core.service_cli import ServiceParts, register_service_command
+
+if TYPE_CHECKING:
+    from scwadd_auth.settings import AuthSettings
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    register_service_command(
+        subparsers,
         "auth",
         help="run the auth service (landing page, OAuth callback, status page)",
         description=(
@@ -16,28 +21,12 @@ def register(subparsers: Any) -> None:
             "and shows the job's status. Configured only by environment variables (see "
             "docs/architecture.md)."
         ),
+        parts=_parts,
     )
-    parser.add_argument(
-        "action",
-        nargs="?",
-        choices=["serve", "migrate"],
-        default="serve",
-        help="serve (default), or migrate: apply the database migrations and exit",
-    )
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from scwadd_core.logs import configure_logging
-    from scwadd_core.settings import load_settings
-    from scwadd_core.web import run_async
-
+def _parts() -> ServiceParts[AuthSettings]:
     from scwadd_auth.runtime import main, migrate
     from scwadd_auth.settings import AuthSettings
 
-    settings = load_settings(AuthSettings)
-    configure_logging(settings.LOG_LEVEL)
-    if args.action == "migrate":
-        migrate(settings)
-        return 0
-    return run_async(main(settings))
+    return ServiceParts(AuthSettings, serve=main, migrate=migrate)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from scwadd_core.service_cli import ServiceParts, register_service_command
+
+if TYPE_CHECKING:
+    from scwadd_fetcher.settings import FetcherSettings
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
+    register_service_command(
+        subparsers,
         "fetcher",
         help="run the fetcher service (custodian ESPI fetch, /espi/notify)",
         description=(
@@ -17,28 +22,12 @@ def register(subparsers: Any) -> None:
             "custodian's BatchList notifications on POST /espi/notify. Configured only by "
             "environment variables (see docs/architecture.md)."
         ),
+        parts=_parts,
     )
-    parser.add_argument(
-        "action",
-        nargs="?",
-        choices=["serve", "migrate"],
-        default="serve",
-        help="serve (default), or migrate: apply the database migrations and exit",
-    )
-    parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from scwadd_core.logs import configure_logging
-    from scwadd_core.settings import load_settings
-    from scwadd_core.web import run_async
-
+def _parts() -> ServiceParts[FetcherSettings]:
     from scwadd_fetcher.runtime import main, migrate
     from scwadd_fetcher.settings import FetcherSettings
 
-    settings = load_settings(FetcherSettings)
-    configure_logging(settings.LOG_LEVEL)
-    if args.action == "migrate":
-        migrate(settings)
-        return 0
-    return run_async(main(settings))
+    return ServiceParts(FetcherSettings, serve=main, migrate=migrate)

@@ -59,16 +59,14 @@ def hash_password_command(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scwadd_core.logs import configure_logging
-    from scwadd_core.settings import load_settings
+    from scwadd_core.service_cli import start_settings
     from scwadd_core.web import run_async
 
     from scwadd_files.htpasswd import HtpasswdError, load_htpasswd
     from scwadd_files.service import main
     from scwadd_files.settings import Settings
 
-    settings = load_settings(Settings)
-    configure_logging(settings.LOG_LEVEL)
+    settings = start_settings(Settings)
     try:
         users = load_htpasswd(
             settings.HTPASSWD_FILE,
