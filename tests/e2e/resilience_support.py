@@ -22,6 +22,7 @@ import httpx
 import nats
 from scwadd_devstack.demo import Consent, wait_for_job
 from scwadd_devstack.processes import ChildProcess, wait_for_port
+from scwadd_sandbox.config import RateLimits
 from scwadd_sandbox.faults import FaultConfig, FaultInjector, FaultKind
 from scwadd_sandbox.state import AuthorizationRecord, SandboxState
 
@@ -174,6 +175,17 @@ class Resilient:
             yield
         finally:
             self.set_faults({})
+
+    @contextmanager
+    def custodian_rate_limits(self, limits: RateLimits) -> Iterator[None]:
+        """The custodian enforces ``limits`` (429 + Retry-After) for a while; unlimited after."""
+        limiter = self.system.sandbox.state.limiter
+        before = limiter.limits
+        limiter.limits = limits
+        try:
+            yield
+        finally:
+            limiter.limits = before
 
     def authorization_ids(self) -> set[str]:
         return set(self.system.sandbox.state.authorizations)

@@ -21,6 +21,7 @@ import httpx
 import pytest
 from scwadd_devstack.demo import Consent, give_consent, submit_form
 from scwadd_devstack.stack import ExternalCustodian, Stack, StackConfig, StackPorts
+from scwadd_sandbox.config import RateLimits
 from scwadd_sandbox.faults import EndpointFaults, FaultConfig, FaultInjector, FaultKind
 from scwadd_sandbox.state import AuthorizationRecord
 from scwadd_sandbox.testing import start_sandbox
@@ -202,6 +203,23 @@ def test_customer_revoking_at_the_custodian_mid_fetch_fails_the_job_cleanly(
     assert grant["status"] == "already_revoked", grant
     assert resilient.exports_of(record.subscription_id) == 0
     assert record.subscription_id not in {g["subscription_id"] for g in resilient.grants("flagged")}
+
+
+def test_custodian_rate_limit_is_waited_out_without_losing_data(resilient: Resilient) -> None:
+    # The custodian allows PG&E's one call per second while this fetcher was configured for
+    # twenty (another system sharing the client ID would do the same): the custodian answers
+    # 429 with Retry-After, and the fetcher must pause and repeat, not fail or skip a meter.
+    known = resilient.authorization_ids()
+    throttled_before = resilient.responses(429)
+    with resilient.custodian_rate_limits(RateLimits(per_second=1)):
+        _consent, view = resilient.system.consent("gas-electric")
+    assert view["phase"] == "done", view
+    assert resilient.responses(429) > throttled_before, "the custodian did throttle"
+    record = resilient.new_authorization("gas-electric", known)
+    assert record is not None
+    resilient.assert_export_equals_truth(record)
+    assert resilient.exports_of(record.subscription_id) == 1
+    revoked_once_by_us(resilient, record.authorization_id)
 
 
 # -- the revocation itself failing ---------------------------------------------------------------
