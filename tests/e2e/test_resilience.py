@@ -607,6 +607,29 @@ def test_auth_killed_between_ledger_and_publish_loses_no_grant(resilient: Resili
     revoked_once_by_us(resilient, record.authorization_id)
 
 
+def test_auth_killed_right_after_the_callback_catches_up(resilient: Resilient) -> None:
+    stack = resilient.system.stack
+    known = resilient.authorization_ids()
+    grants_before = resilient.system.subject_counts().get(GRANT_SUBJECT, 0)
+    with resilient.system.browser_client() as client:
+        consent = start_consent(resilient, client, "electric-60min")
+        # The customer has the status page; auth dies and the job runs on without it.
+        resilient.kill("auth")
+        record = wait_for(
+            "the authorization", lambda: resilient.new_authorization("electric-60min", known)
+        )
+        wait_for("the job to end at the custodian", lambda: record.status == "revoked")
+        stack.restart_service("auth")
+        # Every progress event published while auth was down reaches the page.
+        view = resilient.wait_job(client, consent)
+    assert view["phase"] == "done", view
+    assert view["revoked"] is True and view["delivered"] is True
+    assert resilient.system.subject_counts().get(GRANT_SUBJECT, 0) == grants_before + 1
+    resilient.assert_export_equals_truth(record)
+    assert resilient.exports_of(record.subscription_id) == 1
+    revoked_once_by_us(resilient, record.authorization_id)
+
+
 def test_fetch_never_finishing_is_revoked_at_the_deadline(resilient: Resilient) -> None:
     stack = resilient.system.stack
     known = resilient.authorization_ids()
