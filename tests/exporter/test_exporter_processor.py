@@ -258,6 +258,46 @@ async def test_exhausted_retries_are_flagged_then_retried_by_the_watchdog(sessio
     assert len(custodian.deletes) == 4
 
 
+def too_many_requests() -> CustodianError:
+    return CustodianError("revocation failed with HTTP 429", status_code=429, retry_after=0.001)
+
+
+async def test_429s_are_waited_out_and_use_up_no_attempt(sessions):
+    custodian = ScriptedCustodian(*[too_many_requests() for _ in range(8)], RevokeOutcome.REVOKED)
+    exporter, _, published = make(sessions, custodian, revoke_attempts=1)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert len(custodian.deletes) == 9
+    assert state_of(sessions) == GrantState.REVOKED
+    assert [e.outcome for e in of_type(published, GrantRevoked)] == ["revoked"]
+
+
+async def test_failures_between_429s_are_still_counted(sessions):
+    bad_gateway = CustodianError("revocation failed with HTTP 502", status_code=502)
+    script = [bad_gateway, too_many_requests(), too_many_requests(), bad_gateway]
+    custodian = ScriptedCustodian(*script, RevokeOutcome.REVOKED)
+    exporter, _, _ = make(sessions, custodian, revoke_attempts=2)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    # Two real failures use up two attempts; the 429s in between did not count.
+    assert len(custodian.deletes) == 4
+    with sessions() as session:
+        grant = session.get(ExporterGrant, "job-1")
+        assert (grant.state, grant.reason) == (GrantState.FLAGGED, "revocation_unavailable")
+
+
+async def test_a_custodian_that_only_answers_429_is_flagged_in_the_end(sessions):
+    custodian = ScriptedCustodian(*[too_many_requests() for _ in range(5)])
+    exporter, _, _ = make(sessions, custodian, revoke_rate_limited_attempts=3)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert len(custodian.deletes) == 3
+    with sessions() as session:
+        grant = session.get(ExporterGrant, "job-1")
+        assert (grant.state, grant.reason) == (GrantState.FLAGGED, "revocation_unavailable")
+        assert "429" in (grant.detail or "")
+
+
 async def test_watchdog_revokes_grants_whose_fetch_never_finished(sessions):
     custodian = ScriptedCustodian()
     exporter, _, published = make(sessions, custodian, grant_deadline=timedelta(minutes=30))

@@ -244,6 +244,17 @@ readinessProbe:
 {{- if has .component (list "auth" "fetcher") }}
 {{ include "scwadd.sealingEnv" $root }}
 {{- end }}
+{{- if has .component (list "fetcher" "exporter") }}
+{{- /* One budget per client ID: the fetchers' calls and the exporter's revocations share it. */}}
+{{- with $values.custodian.rateLimit }}
+- name: RATE_LIMIT_PER_SECOND
+  value: {{ .perSecond | quote }}
+- name: RATE_LIMIT_PER_HOUR
+  value: {{ .perHour | quote }}
+- name: RATE_LIMIT_PER_DAY
+  value: {{ .perDay | quote }}
+{{- end }}
+{{- end }}
 {{- if eq .component "auth" }}
 - name: PGE_AUTHORIZE_URL
   value: {{ $values.custodian.authorizeUrl | quote }}
@@ -258,12 +269,6 @@ readinessProbe:
   value: {{ $values.custodian.apiBase | quote }}
 - name: HISTORY_DAYS
   value: {{ $svc.historyDays | quote }}
-- name: RATE_LIMIT_PER_SECOND
-  value: {{ $svc.rateLimit.perSecond | quote }}
-- name: RATE_LIMIT_PER_HOUR
-  value: {{ $svc.rateLimit.perHour | quote }}
-- name: RATE_LIMIT_PER_DAY
-  value: {{ $svc.rateLimit.perDay | quote }}
 {{- else if eq .component "exporter" }}
 - name: CSV_LAYOUT
   value: {{ $svc.csvLayout | quote }}

@@ -71,6 +71,15 @@ class CustodianSettings(ServiceSettings):
     PGE_TOKEN_URL: str
 
 
+class RateLimitSettings(ServiceSettings):
+    """The custodian's call budget per client ID, shared by every process that calls it
+    (fetcher and exporter; see :mod:`scwadd_core.ratelimit`). Set the same values everywhere."""
+
+    RATE_LIMIT_PER_SECOND: float = Field(default=1.0, gt=0)
+    RATE_LIMIT_PER_HOUR: int = Field(default=2000, ge=1)
+    RATE_LIMIT_PER_DAY: int = Field(default=20000, ge=1)
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 

@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,14 +40,9 @@ from scwadd_core.events import (
     stable_event_id,
 )
 from scwadd_core.logs import job_context
+from scwadd_core.ratelimit import DEFAULT_RETRY_AFTER_SECONDS
 from sqlalchemy.orm import Session, sessionmaker
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from scwadd_exporter import ledger, metrics
 from scwadd_exporter.models import ExporterGrant, ExportRecord, GrantState
@@ -97,7 +93,11 @@ class Unconvertible(Exception):
 @dataclass(frozen=True)
 class ExporterPolicy:
     grant_deadline: timedelta = timedelta(hours=2)
+    # Attempts for 5xx, timeouts and transport errors; 429s are counted apart.
     revoke_attempts: int = 6
+    # 429s waited out before the grant is flagged (the custodian keeps refusing: a day's budget
+    # used up, or a custodian that answers nothing else).
+    revoke_rate_limited_attempts: int = 60
     revoke_backoff_seconds: float = 1.0
     revoke_backoff_max_seconds: float = 60.0
     # A REVOKING claim older than this belonged to a replica that died mid-DELETE.
@@ -313,18 +313,20 @@ class Exporter:
         await self._announce_final(job_id)
 
     async def _delete_with_retries(self, authorization_uri: str) -> RevokeOutcome:
+        """DELETE until it is answered. A 429 means "wait", not "failed": it is waited out (the
+        custodian client's hook has held the shared budget back by its Retry-After) without
+        using up one of the ``revoke_attempts`` that 5xx, timeouts and transport errors get."""
         policy = self.policy
-        retry_after_floor = _RetryAfterFloor(
-            wait_random_exponential(
-                multiplier=policy.revoke_backoff_seconds, max=policy.revoke_backoff_max_seconds
-            )
-        )
+        tally = _Tally()
         async for attempt in AsyncRetrying(
             retry=retry_if_exception(
                 lambda e: isinstance(e, CustodianError) and e.retryable and not _already(e)
             ),
-            stop=stop_after_attempt(policy.revoke_attempts),
-            wait=retry_after_floor,
+            stop=lambda _state: (
+                tally.failed >= policy.revoke_attempts
+                or tally.rate_limited >= policy.revoke_rate_limited_attempts
+            ),
+            wait=partial(_revoke_wait, policy, tally),
             reraise=True,
         ):
             with attempt:
@@ -333,13 +335,18 @@ class Exporter:
                 except CustodianError as error:
                     if _already(error):
                         return RevokeOutcome.ALREADY_REVOKED
-                    log.warning(
-                        "revocation attempt failed",
-                        extra={
-                            "attempt": attempt.retry_state.attempt_number,
-                            "status": error.status_code,
-                        },
-                    )
+                    if error.status_code == 429:
+                        tally.rate_limited += 1
+                        log.info(
+                            "revocation waits: the custodian asked us to slow down",
+                            extra={"retry_after": error.retry_after},
+                        )
+                    else:
+                        tally.failed += 1
+                        log.warning(
+                            "revocation attempt failed",
+                            extra={"attempt": tally.failed, "status": error.status_code},
+                        )
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -422,16 +429,24 @@ def _already(error: CustodianError) -> bool:
     return "already revoked" in str(error).lower()
 
 
-class _RetryAfterFloor:
-    """Exponential backoff with jitter that never waits less than a 429's Retry-After."""
+@dataclass
+class _Tally:
+    """One revocation's answers so far: real failures and 429s are counted apart."""
 
-    def __init__(self, base: Callable[[RetryCallState], float]) -> None:
-        self.base = base
+    failed: int = 0
+    rate_limited: int = 0
 
-    def __call__(self, state: RetryCallState) -> float:
-        delay = self.base(state)
-        outcome = state.outcome
-        error = outcome.exception() if outcome is not None else None
-        if isinstance(error, CustodianError) and error.retry_after is not None:
-            delay = max(delay, error.retry_after)
-        return delay
+
+def _revoke_wait(policy: ExporterPolicy, tally: _Tally, state: RetryCallState) -> float:
+    """After a 429 its Retry-After (the shared budget holds every caller back that long too);
+    after a failure exponential backoff with full jitter, by the failures alone."""
+    outcome = state.outcome
+    error = outcome.exception() if outcome is not None else None
+    if isinstance(error, CustodianError) and error.status_code == 429:
+        return error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
+    ceiling = policy.revoke_backoff_seconds * 2 ** max(0, tally.failed - 1)
+    delay = random.uniform(0, min(ceiling, policy.revoke_backoff_max_seconds))  # noqa: S311
+    # A 5xx may carry Retry-After too: never come back sooner than asked.
+    if isinstance(error, CustodianError) and error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay

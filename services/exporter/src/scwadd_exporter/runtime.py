@@ -16,11 +16,13 @@ from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
     GRANT_RECEIVED,
+    RATELIMIT_BUCKET,
     Event,
     FetchCompleted,
     FetchFailed,
     GrantReceived,
 )
+from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.web import bus_check, create_app, database_check, serve
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -122,9 +124,15 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
     await asyncio.to_thread(migrate, settings)
     engine = make_engine(settings.DATABASE_URL)
     sessions = session_factory(engine)
-    bus = await Bus.connect(settings.NATS_URL, name="exporter")
+    bus = await Bus.from_settings(settings, name="exporter")
     await bus.ensure_streams()
     custodian = Custodian(CustodianConfig.from_settings(settings))
+    # PG&E counts the client ID's calls, the fetchers' and ours together: every request of the
+    # custodian client (the DELETE and the client-token request) takes a call from the budget
+    # the fetchers use, and a 429 holds all of them back.
+    limits = Limits.from_settings(settings)
+    limiter = SharedRateLimit(await bus.key_value(RATELIMIT_BUCKET), limits, service="exporter")
+    pace_custodian_calls(custodian.http, limiter)
     exporter = Exporter(
         sessions=sessions,
         blobs=ObjectStoreBlobs(bus),

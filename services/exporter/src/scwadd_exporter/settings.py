@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from scwadd_core.settings import CustodianSettings, DatabaseSettings
+from scwadd_core.settings import CustodianSettings, DatabaseSettings, RateLimitSettings
 
 
-class ExporterSettings(CustodianSettings, DatabaseSettings):
+class ExporterSettings(CustodianSettings, RateLimitSettings, DatabaseSettings):
     HTTP_PORT: int = 8082
     DATABASE_URL: str = "sqlite:///./exporter.db"
     CSV_LAYOUT: Literal["default", "pge", "scwadd"] = "default"

@@ -2,10 +2,12 @@
 
 Every call goes through :meth:`EspiSession.call`, which
 
-* takes a call from the budget all fetcher replicas share (:mod:`scwadd_fetcher.ratelimit`);
+* takes a call from the budget every fetcher and exporter replica shares (the custodian client's
+  requests are paced by :func:`scwadd_core.ratelimit.pace_custodian_calls`, token requests too);
 * retries 5xx answers, timeouts, transport errors and bodies that are not well-formed ESPI with
   exponential backoff and jitter (tenacity);
-* on 429 pushes the shared budget back by Retry-After, so every replica honours it, and tries again;
+* on 429 tries again once the shared budget, pushed back by the Retry-After, lets it (every
+  replica honours that pause);
 * on the first 401/403 refreshes the customer's access token (once per job: a second refusal
   means the grant is gone) and tries again;
 * counts the call by endpoint and status, and in the job's total.
@@ -20,6 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from scwadd_core.custodian import Custodian, CustodianError, bearer, retry_after_seconds
+from scwadd_core.ratelimit import DEFAULT_RETRY_AFTER_SECONDS
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -28,7 +31,6 @@ from tenacity import (
 )
 
 from scwadd_fetcher import metrics
-from scwadd_fetcher.ratelimit import SharedRateLimit
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,7 @@ class RetryPolicy:
     initial_wait: float = 1.0
     max_wait: float = 60.0
     rate_limited_attempts: int = 20  # 429s are waited out, but not forever
-    default_retry_after: float = 5.0
+    default_retry_after: float = DEFAULT_RETRY_AFTER_SECONDS
 
 
 def endpoint_of(url: str) -> str:
@@ -127,12 +129,10 @@ class EspiSession:
     def __init__(
         self,
         custodian: Custodian,
-        limiter: SharedRateLimit,
         access_token: AccessToken,
         policy: RetryPolicy,
     ) -> None:
         self.custodian = custodian
-        self.limiter = limiter
         self.access_token = access_token
         self.policy = policy
         self.calls = 0
@@ -210,7 +210,7 @@ class EspiSession:
     ) -> httpx.Response:
         endpoint = endpoint_of(url)
         while True:
-            await self.limiter.acquire()
+            # The custodian client's hooks take each request (token ones too) from the budget.
             token = await self._token(client_token)
             self.calls += 1
             try:
@@ -238,9 +238,8 @@ class EspiSession:
                     f"(HTTP {status}); the authorization may have been revoked or expired"
                 )
             if status == 429:
-                wait = retry_after_seconds(response) or self.policy.default_retry_after
-                await self.limiter.defer(wait)
-                raise RateLimited(wait)
+                # The client's hook has already pushed the shared budget back by this much.
+                raise RateLimited(retry_after_seconds(response) or self.policy.default_retry_after)
             if status >= 500:
                 raise TransientError(f"HTTP {status}")
             if status in ok:

@@ -1,4 +1,5 @@
-"""The fetcher's own Prometheus metrics (the shared HTTP ones come from scwadd_core)."""
+"""The fetcher's own Prometheus metrics (the shared HTTP and rate-limit ones come from
+scwadd_core)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,6 @@ CUSTODIAN_CALLS = Counter(
     "scwadd_custodian_calls_total",
     "Calls to the data custodian's API, by endpoint and HTTP status (or 'error').",
     ["endpoint", "status"],
-)
-RATE_LIMIT_WAITS = Counter(
-    "scwadd_rate_limit_waits_total",
-    "Times a custodian call had to wait for the shared rate limit.",
-)
-RATE_LIMIT_WAIT_SECONDS = Counter(
-    "scwadd_rate_limit_wait_seconds_total",
-    "Seconds spent waiting for the shared rate limit.",
 )
 READINGS_FETCHED = Counter(
     "scwadd_readings_fetched_total",

@@ -15,6 +15,7 @@ from scwadd_core.bus import Bus
 from scwadd_core.custodian import Custodian, CustodianConfig, make_http_client
 from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
 from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
+from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.sealing import Keyring
 from scwadd_core.web import create_app, database_check, serve
 from sqlalchemy import Engine
@@ -22,7 +23,6 @@ from sqlalchemy import Engine
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import RetryPolicy
 from scwadd_fetcher.jobs import JobLedger
-from scwadd_fetcher.ratelimit import Limits, SharedRateLimit
 from scwadd_fetcher.service import Fetcher, FetcherOptions, ObjectStoreRaw
 from scwadd_fetcher.settings import FetcherSettings
 
@@ -126,20 +126,14 @@ async def build(settings: FetcherSettings) -> FetcherRuntime:
     config = CustodianConfig.from_settings(settings)
     timeout = httpx.Timeout(settings.CUSTODIAN_TIMEOUT_SECONDS, connect=10.0)
     custodian = Custodian(config, http=make_http_client(config, timeout=timeout))
-    limiter = SharedRateLimit(
-        kv,
-        Limits(
-            per_second=settings.RATE_LIMIT_PER_SECOND,
-            per_hour=settings.RATE_LIMIT_PER_HOUR,
-            per_day=settings.RATE_LIMIT_PER_DAY,
-        ),
-    )
+    # The same budget as the exporter's revocations: PG&E counts the client ID's calls.
+    limiter = SharedRateLimit(kv, Limits.from_settings(settings), service="fetcher")
+    pace_custodian_calls(custodian.http, limiter)
     fetcher = Fetcher(
         bus=bus,
         ledger=ledger,
         custodian=custodian,
         keyring=Keyring.parse(settings.TOKEN_SEALING_KEYS.get_secret_value()),
-        limiter=limiter,
         raw_store=ObjectStoreRaw(raw),
         options=options_from(settings),
     )

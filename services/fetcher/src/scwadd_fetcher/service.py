@@ -49,7 +49,6 @@ from scwadd_fetcher.documents import batch_list_resources
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
 from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
 from scwadd_fetcher.notifications import BatchWaiters
-from scwadd_fetcher.ratelimit import SharedRateLimit
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
@@ -89,7 +88,6 @@ class Fetcher:
         ledger: JobLedger,
         custodian: Custodian,
         keyring: Keyring,
-        limiter: SharedRateLimit,
         raw_store: ObjectStoreRaw,
         options: FetcherOptions,
     ) -> None:
@@ -97,7 +95,6 @@ class Fetcher:
         self.ledger = ledger
         self.custodian = custodian
         self.keyring = keyring
-        self.limiter = limiter
         self.raw_store = raw_store
         self.options = options
         self.waiters = BatchWaiters()
@@ -207,7 +204,7 @@ class Fetcher:
             )
             return failed, FAILED, 0
         token = AccessToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
-        session = EspiSession(self.custodian, self.limiter, token, self.options.retry)
+        session = EspiSession(self.custodian, token, self.options.retry)
         period = history_period(self.options.history_days)
         max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
         fetch = JobFetch(

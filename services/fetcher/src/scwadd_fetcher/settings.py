@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from scwadd_core.settings import CustodianSettings, DatabaseSettings, SealingSettings
+from scwadd_core.settings import (
+    CustodianSettings,
+    DatabaseSettings,
+    RateLimitSettings,
+    SealingSettings,
+)
 
 
-class FetcherSettings(CustodianSettings, DatabaseSettings, SealingSettings):
+class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, SealingSettings):
     HTTP_PORT: int = 8081
     DATABASE_URL: str = "sqlite:///./fetcher.db"
     PGE_API_BASE: str
     HISTORY_DAYS: int = Field(default=365, ge=1, le=3660)
-    RATE_LIMIT_PER_SECOND: float = Field(default=1.0, gt=0)
-    RATE_LIMIT_PER_HOUR: int = Field(default=2000, ge=1)
-    RATE_LIMIT_PER_DAY: int = Field(default=20000, ge=1)
     # The custodian's longest accepted published-min..max span, if known in advance; otherwise
     # it is learned from the custodian's 400 answer.
     CUSTODIAN_MAX_RANGE_DAYS: int | None = Field(default=None, ge=1)

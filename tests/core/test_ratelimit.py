@@ -1,4 +1,5 @@
-"""The custodian call budget in JetStream KV, shared by replicas (compare-and-set)."""
+"""The custodian call budget in JetStream KV, shared by every replica of fetcher and exporter
+(compare-and-set)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 from scwadd_core.bus import Bus
 from scwadd_core.events import RATELIMIT_BUCKET
-from scwadd_fetcher.ratelimit import Limits, SharedRateLimit
+from scwadd_core.ratelimit import Limits, SharedRateLimit
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +32,7 @@ class FakeClock:
 
 @pytest.fixture
 async def two_replicas(nats_server):
-    """Two limiters on two NATS connections: two fetcher replicas."""
+    """Two limiters on two NATS connections: two processes (fetcher or exporter replicas)."""
     buses = [await Bus.connect(nats_server, name=f"replica-{n}") for n in range(2)]
     kvs = [await bus.key_value(RATELIMIT_BUCKET) for bus in buses]
     yield kvs
@@ -42,7 +43,7 @@ async def two_replicas(nats_server):
 async def test_replicas_never_share_out_more_than_the_budget(two_replicas):
     clock = FakeClock(tick=0.01)
     limits = Limits(per_second=1_000_000, per_hour=5, per_day=100)
-    a, b = (SharedRateLimit(kv, limits, clock=clock) for kv in two_replicas)
+    a, b = (SharedRateLimit(kv, limits, service="test", clock=clock) for kv in two_replicas)
     waits = await asyncio.gather(*(limiter.try_acquire() for limiter in [a, b] * 10))
     assert sum(1 for wait in waits if wait == 0) == 5
     # The others are told to wait for the oldest minute of the hour to pass.
@@ -51,7 +52,10 @@ async def test_replicas_never_share_out_more_than_the_budget(two_replicas):
 
 async def test_calls_are_spaced_across_replicas(two_replicas):
     clock = FakeClock()
-    a, b = (SharedRateLimit(kv, Limits(per_second=1), clock=clock) for kv in two_replicas)
+    a, b = (
+        SharedRateLimit(kv, Limits(per_second=1), service="test", clock=clock)
+        for kv in two_replicas
+    )
     assert await a.try_acquire() == 0
     wait = await b.try_acquire()
     assert 1.0 <= wait <= 1.2
@@ -62,7 +66,7 @@ async def test_calls_are_spaced_across_replicas(two_replicas):
 
 async def test_429_retry_after_holds_back_every_replica(two_replicas):
     clock = FakeClock()
-    a, b = (SharedRateLimit(kv, Limits(), clock=clock) for kv in two_replicas)
+    a, b = (SharedRateLimit(kv, Limits(), service="test", clock=clock) for kv in two_replicas)
     await a.defer(30)
     assert 29.9 <= await b.try_acquire() <= 30
 
@@ -70,12 +74,18 @@ async def test_429_retry_after_holds_back_every_replica(two_replicas):
 async def test_the_day_budget_and_the_wait_metric(two_replicas):
     clock = FakeClock(tick=0.01)
     limits = Limits(per_second=1_000_000, per_hour=1_000, per_day=3)
-    a, b = (SharedRateLimit(kv, limits, clock=clock, sleep=clock.sleep) for kv in two_replicas)
-    before = REGISTRY.get_sample_value("scwadd_rate_limit_waits_total") or 0.0
+    a, b = (
+        SharedRateLimit(kv, limits, service="test", clock=clock, sleep=clock.sleep)
+        for kv in two_replicas
+    )
+    before = REGISTRY.get_sample_value("scwadd_rate_limit_waits_total", {"service": "test"}) or 0.0
     for limiter in (a, b, a):
         assert await limiter.acquire() == 0
     started = clock.now
     waited = await b.acquire()  # the fourth call of the day waits for the oldest hour to pass
     assert waited > 23 * 3600
     assert clock.now - started >= waited
-    assert REGISTRY.get_sample_value("scwadd_rate_limit_waits_total") == before + 1
+    assert (
+        REGISTRY.get_sample_value("scwadd_rate_limit_waits_total", {"service": "test"})
+        == before + 1
+    )

@@ -1,9 +1,10 @@
-"""The custodian's call budget, shared by every fetcher replica and every customer.
+"""The custodian's call budget, shared by every process that calls it with our client ID.
 
 PG&E counts calls per client ID (1 per second, 2,000 per hour, 20,000 per day), so the limit
-must hold for the sum of all replicas, not per process. The budget lives in one JetStream KV
-entry; a replica takes a call from it with compare-and-set on the entry's revision, so two
-replicas can never both take the last call: the loser re-reads and tries again.
+must hold for the sum of every fetcher and exporter replica, not per process. The budget lives
+in one JetStream KV entry (bucket ``scwadd-ratelimit``); a process takes a call from it with
+compare-and-set on the entry's revision, so two processes can never both take the last call:
+the loser re-reads and tries again.
 
 The entry holds:
 
@@ -15,7 +16,17 @@ The entry holds:
   (PG&E's day resets at 5 p.m. Pacific, an hour boundary).
 
 A 429 answer pushes ``next`` forward for everyone (:meth:`SharedRateLimit.defer`), so one
-replica's Retry-After is honoured by all of them.
+process's Retry-After is honoured by all of them.
+
+:func:`pace_custodian_calls` puts every request of a custodian HTTP client through the budget
+(httpx event hooks), token endpoint included: PG&E does not say whether token requests count,
+and a client token lives an hour, so counting them costs a few calls a day at most, while
+not counting them could cost a 429 to someone else's call.
+
+Usage::
+
+    limiter = SharedRateLimit(kv, Limits.from_settings(settings), service="exporter")
+    pace_custodian_calls(custodian.http, limiter)
 """
 
 from __future__ import annotations
@@ -28,11 +39,32 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from prometheus_client import Counter
 
-from scwadd_fetcher import metrics
+from scwadd_core.custodian import retry_after_seconds
 
 BUDGET_KEY = "custodian"
+# PG&E documents no 429 at all, so an answer without Retry-After gets this pause.
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
+
+RATE_LIMIT_WAITS = Counter(
+    "scwadd_rate_limit_waits_total",
+    "Times a custodian call had to wait for the shared rate limit, by service.",
+    ["service"],
+)
+RATE_LIMIT_WAIT_SECONDS = Counter(
+    "scwadd_rate_limit_wait_seconds_total",
+    "Seconds spent waiting for the shared rate limit, by service.",
+    ["service"],
+)
+RATE_LIMIT_DEFERRALS = Counter(
+    "scwadd_rate_limit_deferrals_total",
+    "429 answers from the custodian that held the shared budget back by their Retry-After, "
+    "by service.",
+    ["service"],
+)
 
 
 class KeyValueStore(Protocol):
@@ -50,6 +82,15 @@ class Limits:
     per_second: float = 1.0
     per_hour: int = 2000
     per_day: int = 20000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """The RATE_LIMIT_* fields of :class:`scwadd_core.settings.RateLimitSettings`."""
+        return cls(
+            per_second=settings.RATE_LIMIT_PER_SECOND,
+            per_hour=settings.RATE_LIMIT_PER_HOUR,
+            per_day=settings.RATE_LIMIT_PER_DAY,
+        )
 
 
 @dataclass
@@ -90,18 +131,26 @@ class _Budget:
 
 
 class SharedRateLimit:
-    """Take one custodian call from the budget every replica shares."""
+    """Take one custodian call from the budget every replica of every service shares.
+
+    ``service`` only labels the metrics: the budget itself is one for everybody.
+    """
 
     def __init__(
         self,
         kv: KeyValueStore,
         limits: Limits,
         *,
+        service: str,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self._kv = kv
         self.limits = limits
+        self.service = service
+        # Exported at 0 from the start, so a dashboard sees the series before the first wait.
+        for counter in (RATE_LIMIT_WAITS, RATE_LIMIT_WAIT_SECONDS, RATE_LIMIT_DEFERRALS):
+            counter.labels(service)
         self._clock = clock
         self._sleep = sleep
 
@@ -160,16 +209,17 @@ class SharedRateLimit:
             wait = await self.try_acquire()
             if wait == 0:
                 if waited:
-                    metrics.RATE_LIMIT_WAITS.inc()
-                    metrics.RATE_LIMIT_WAIT_SECONDS.inc(waited)
+                    RATE_LIMIT_WAITS.labels(self.service).inc()
+                    RATE_LIMIT_WAIT_SECONDS.labels(self.service).inc(waited)
                 return waited
-            # A little jitter so replicas that wake together do not collide on the CAS.
+            # A little jitter so processes that wake together do not collide on the CAS.
             pause = wait + random.uniform(0, 0.05)  # noqa: S311
             await self._sleep(pause)
             waited += pause
 
     async def defer(self, seconds: float) -> None:
         """Nobody calls for ``seconds`` (the custodian answered 429 with Retry-After)."""
+        RATE_LIMIT_DEFERRALS.labels(self.service).inc()
         while True:
             now = self._clock()
             budget, revision = await self._read()
@@ -179,3 +229,27 @@ class SharedRateLimit:
             budget.next = now + seconds
             if await self._write(budget, revision):
                 return
+
+
+def pace_custodian_calls(
+    http: httpx.AsyncClient,
+    limiter: SharedRateLimit,
+    *,
+    default_retry_after: float = DEFAULT_RETRY_AFTER_SECONDS,
+) -> None:
+    """Make every request ``http`` sends take a call from ``limiter`` first, and every 429 it
+    receives hold the budget back by its Retry-After for all processes.
+
+    Hooks rather than calls at each call site: ``Custodian.revoke`` may fetch a client token and
+    send a second DELETE on its own, and each of those requests must be paced too.
+    """
+
+    async def take_a_call(request: httpx.Request) -> None:
+        await limiter.acquire()
+
+    async def honour_429(response: httpx.Response) -> None:
+        if response.status_code == 429:
+            await limiter.defer(retry_after_seconds(response) or default_retry_after)
+
+    http.event_hooks["request"].append(take_a_call)
+    http.event_hooks["response"].append(honour_429)
