@@ -181,6 +181,35 @@ def test_padded_and_large_quality_codes_read_exactly() -> None:
     assert [r.value for r in block.readings] == [0, 1, 2]
 
 
+def _block_with_interval(interval: str) -> bytes:
+    readings = "".join(
+        f"<IntervalReading><timePeriod><duration>900</duration><start>{i * 900}</start>"
+        f"</timePeriod><value>{i}</value></IntervalReading>"
+        for i in range(3)
+    )
+    return f'<IntervalBlock xmlns="{ESPI}">{interval}{readings}</IntervalBlock>'.encode()
+
+
+@pytest.mark.parametrize(
+    ("interval", "expected"),
+    [
+        ("<interval><start>0</start><duration>2700</duration></interval>", (0, 2700)),
+        # A repeated child: the first one counts, as everywhere else in the document.
+        (
+            "<interval><duration>2700</duration><start>0</start><start>9</start></interval>",
+            (0, 2700),
+        ),
+        # An interval in another namespace is not ESPI's: ignored, the readings still read.
+        ('<interval xmlns="urn:other"><duration>1</duration><start>2</start></interval>', None),
+    ],
+)
+def test_block_interval_is_read_by_name_and_namespace(interval: str, expected) -> None:
+    block = _parse(_block_with_interval(interval))[0].obj
+    found = block.interval
+    assert (None if found is None else (found.start, found.duration)) == expected
+    assert [(r.start, r.value) for r in block.readings] == [(0, 0), (900, 1), (1800, 2)]
+
+
 _SEED_FEED = feed_bytes(
     [
         usage_point(

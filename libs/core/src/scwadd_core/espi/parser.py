@@ -553,7 +553,6 @@ _X_VALUE = _xpath("e:IntervalReading/e:value/text()")
 _X_COST = _xpath("e:IntervalReading/e:cost/text()")
 _X_QUALITY = _xpath("e:IntervalReading/e:ReadingQuality/e:quality/text()")
 _X_TOU = _xpath("e:IntervalReading/e:tou/text()")
-_X_INTERVAL_PARTS = _xpath("count(e:interval/*)")
 
 
 _QUALITY_TUPLES: dict[str, tuple[int, ...]] = {str(code): (code,) for code in range(32)}
@@ -564,7 +563,8 @@ _new_reading = cast(
 
 def _fast_block(element: etree._Element) -> IntervalBlock | None:
     count = int(_X_COUNT(element))
-    if count == 0 or len(element) != count + (1 if int(_X_INTERVAL_PARTS(element)) else 0):
+    # Only IntervalReadings, and at most one other child (the interval, checked below).
+    if count == 0 or len(element) - count not in (0, 1):
         return None
     starts, durations, values = _X_START(element), _X_DURATION(element), _X_VALUE(element)
     if not len(starts) == len(durations) == len(values) == count:
@@ -584,11 +584,16 @@ def _fast_block(element: etree._Element) -> IntervalBlock | None:
     try:
         interval = None
         if len(element) == count + 1:
-            if _local(element[0]) != "interval":
+            first = element[0]
+            if _local(first) != "interval" or _namespace(first) not in _ESPI_NAMESPACES:
                 return None
             # Document order of <start>/<duration> is not fixed: read them by name.
-            interval_kids = {_local(c): c for c in element[0] if isinstance(c.tag, str)}
-            if set(interval_kids) != {"start", "duration"}:
+            interval_kids = {
+                _local(c): c
+                for c in first
+                if isinstance(c.tag, str) and _namespace(c) in _ESPI_NAMESPACES
+            }
+            if len(first) != 2 or set(interval_kids) != {"start", "duration"}:
                 return None
             interval = DateTimeInterval(
                 start=int(interval_kids["start"].text or ""),
