@@ -320,9 +320,16 @@ class Resilient:
 
 
 HUMAN_SENTENCE = re.compile(r"^[A-Z][^{}<>\n]{10,400}[.!]$")
-MACHINE_WORDS = ("Traceback", "Exception", "Error:", "httpx", "None", "status_code", "b'")
+MACHINE_WORDS = ("Traceback", "Exception", "Error:", "httpx", "None", "status_code", "b'", "XML")
+# A parser's "document:line:column" position: a diagnostic for the operator, not the customer.
+SOURCE_POSITION = re.compile(r"\w:\d+:\d+")
 
 
 def is_human_sentence(text: str) -> bool:
-    """A sentence a customer can read: capitalised, punctuated, no code or exception text."""
-    return bool(HUMAN_SENTENCE.match(text)) and not any(w in text for w in MACHINE_WORDS)
+    """A sentence a customer can read: capitalised, punctuated, no code, exception or parser
+    diagnostics."""
+    return (
+        bool(HUMAN_SENTENCE.match(text))
+        and not any(w in text for w in MACHINE_WORDS)
+        and not SOURCE_POSITION.search(text)
+    )
