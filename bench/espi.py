@@ -16,23 +16,16 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from lxml import etree
 from scwadd_core.espi.localtime import local_time_parameters_for
-from scwadd_core.espi.model import (
-    ATOM_NS,
-    ESPI_NS,
-    DateTimeInterval,
-    IntervalBlock,
-    IntervalReading,
-    ReadingType,
-    UsagePoint,
-)
+from scwadd_core.espi.model import ATOM_NS, ESPI_NS, IntervalBlock, UsagePoint
 from scwadd_core.espi.parser import iter_entries
+from scwadd_core.espi.sample import ELECTRIC, local_day_blocks
 from scwadd_core.espi.writer import MeterReadingData, UsagePointData, opaque_id, write_usage_feed
 
 TITLE = "ESPI engine (parse and convert)"
@@ -43,30 +36,17 @@ RSS_POINTS = (1, 5, 10)  # usage points per feed: ~19 MB, ~95 MB, ~190 MB
 REPEATS = 9
 GBO_REPEATS = 3  # ~4 s a run
 
-ELECTRIC = ReadingType(
-    accumulation_behaviour=4,
-    commodity=1,
-    currency=840,
-    flow_direction=1,
-    interval_length=900,
-    kind=12,
-    power_of_ten_multiplier=-3,
-    uom=72,
-)
-
 
 def _blocks(seed: int) -> Iterator[IntervalBlock]:
-    first = date(2023, 1, 1)
-    for offset in range(DAYS):
-        day = first + timedelta(days=offset)
-        start = int(datetime(day.year, day.month, day.day, 0, 0, tzinfo=UTC).timestamp())
-        readings = [
-            IntervalReading(
-                start + 900 * i, 900, 80000 + (i * 7919 + offset * 31 + seed) % 1500000, None, (0,)
-            )
-            for i in range(96)
-        ]
-        yield IntervalBlock(DateTimeInterval(start, 86400), readings)
+    """Local Pacific days from 2023-01-01, as PG&E sends them; the DST days (two of 23 hours,
+    two of 25) leave 96 readings a day on average."""
+    return local_day_blocks(
+        date(2023, 1, 1),
+        DAYS,
+        PACIFIC,
+        value=lambda start: 80000 + (start // 900 * 7919 + seed) % 1500000,
+        quality=(0,),
+    )
 
 
 def generate(path: Path, usage_points: int) -> int:

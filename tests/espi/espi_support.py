@@ -6,8 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,14 +18,16 @@ from scwadd_core.espi.localtime import local_time_parameters_for
 from scwadd_core.espi.model import (
     ATOM_NS,
     CUSTOMER_NS,
-    DateTimeInterval,
     Entry,
     IntervalBlock,
-    IntervalReading,
     LocalTimeParameters,
     ReadingType,
     UsagePoint,
 )
+from scwadd_core.espi.sample import ELECTRIC as PGE_ELECTRIC
+from scwadd_core.espi.sample import GAS as GAS  # re-exported: the tests take them from here
+from scwadd_core.espi.sample import SOLAR_EXPORT as SOLAR_EXPORT
+from scwadd_core.espi.sample import local_day_blocks as local_day_blocks
 from scwadd_core.espi.writer import (
     EspiWriter,
     MeterReadingData,
@@ -37,67 +40,13 @@ from scwadd_core.espi.writer import (
 PACIFIC = ZoneInfo("America/Los_Angeles")
 PUBLISHED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
-ELECTRIC = ReadingType(
-    accumulation_behaviour=4,
-    commodity=1,
-    currency=840,
-    data_qualifier=12,
-    flow_direction=1,
-    interval_length=900,
-    kind=12,
-    phase=769,
-    power_of_ten_multiplier=-3,
-    time_attribute=0,
-    uom=72,
-)
-SOLAR_EXPORT = ReadingType(
-    accumulation_behaviour=4,
-    commodity=1,
-    currency=840,
-    flow_direction=19,
-    interval_length=900,
-    kind=12,
-    power_of_ten_multiplier=-3,
-    uom=72,
-)
-# PG&E's real gas multiplier is -8, which the official schema's UnitMultiplierKind does not list;
-# schema-checked documents use -3 and a separate test covers -8.
-GAS = ReadingType(
-    accumulation_behaviour=4,
-    commodity=7,
-    currency=840,
-    flow_direction=1,
-    interval_length=3600,
-    kind=12,
-    power_of_ten_multiplier=-3,
-    uom=169,
-)
+# PG&E's ReadingTypes, shared with the sample feed; the tests' electricity also carries the
+# optional fields the writer must place in schema order.
+ELECTRIC = replace(PGE_ELECTRIC, data_qualifier=12, phase=769, time_attribute=0)
 
 
 def pacific_time(year: int = 2024) -> LocalTimeParameters:
     return local_time_parameters_for(PACIFIC, year)
-
-
-def local_day_blocks(
-    first_day: date,
-    days: int,
-    zone: ZoneInfo,
-    interval: int = 900,
-    value: Callable[[int], int] = lambda start: 1000 + start % 997,
-    cost: Callable[[int], int | None] = lambda start: None,
-    quality: tuple[int, ...] = (),
-) -> Iterator[IntervalBlock]:
-    """One IntervalBlock per local calendar day, as PG&E sends them (23 or 25 hours on DST days)."""
-    for offset in range(days):
-        day = first_day + timedelta(days=offset)
-        start = int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp())
-        following = day + timedelta(days=1)
-        end = int(datetime(following.year, following.month, following.day, tzinfo=zone).timestamp())
-        readings = [
-            IntervalReading(t, interval, value(t), cost=cost(t), qualities=quality)
-            for t in range(start, end, interval)
-        ]
-        yield IntervalBlock(DateTimeInterval(start, end - start), readings)
 
 
 def usage_point(

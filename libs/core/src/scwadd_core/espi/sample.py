@@ -4,13 +4,17 @@
 as a second MeterReading) and hourly gas for two usage points, around the November DST change,
 with Pacific LocalTimeParameters. Values are deterministic (a daily load shape plus a fixed
 pseudo-random wobble) so the same call always writes the same bytes.
+
+The pieces are public for everything else that makes PG&E-shaped documents (the tests, the
+benchmark): the ReadingTypes PG&E sends (:data:`ELECTRIC`, :data:`SOLAR_EXPORT`, :data:`GAS`) and
+:func:`local_day_blocks`, one IntervalBlock per local calendar day.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,7 +33,8 @@ SAMPLE_ZONE = ZoneInfo("America/Los_Angeles")
 SAMPLE_FIRST_DAY = date(2024, 10, 30)
 SAMPLE_DAYS = 7
 
-_ELECTRIC = ReadingType(
+#: 15-minute electricity delivered to the customer, Wh x 10**-3.
+ELECTRIC = ReadingType(
     accumulation_behaviour=4,
     commodity=1,
     currency=840,
@@ -39,7 +44,8 @@ _ELECTRIC = ReadingType(
     power_of_ten_multiplier=-3,
     uom=72,
 )
-_SOLAR = ReadingType(
+#: 15-minute electricity received from the customer (solar export).
+SOLAR_EXPORT = ReadingType(
     accumulation_behaviour=4,
     commodity=1,
     currency=840,
@@ -49,7 +55,8 @@ _SOLAR = ReadingType(
     power_of_ten_multiplier=-3,
     uom=72,
 )
-_GAS = ReadingType(
+#: Hourly gas, therms x 10**-3 (PG&E itself sends -8, which the official schema does not list).
+GAS = ReadingType(
     accumulation_behaviour=4,
     commodity=7,
     currency=840,
@@ -61,13 +68,33 @@ _GAS = ReadingType(
 )
 
 
-def _local_days(first: date, days: int) -> Iterator[tuple[int, int]]:
+def local_days(first_day: date, days: int, zone: ZoneInfo) -> Iterator[tuple[int, int]]:
+    """Start and end (epoch seconds) of each local calendar day: 23 or 25 hours on DST days."""
     for offset in range(days):
-        day = first + timedelta(days=offset)
+        day = first_day + timedelta(days=offset)
         following = day + timedelta(days=1)
-        start = datetime(day.year, day.month, day.day, tzinfo=SAMPLE_ZONE)
-        end = datetime(following.year, following.month, following.day, tzinfo=SAMPLE_ZONE)
+        start = datetime(day.year, day.month, day.day, tzinfo=zone)
+        end = datetime(following.year, following.month, following.day, tzinfo=zone)
         yield int(start.timestamp()), int(end.timestamp())
+
+
+def local_day_blocks(
+    first_day: date,
+    days: int,
+    zone: ZoneInfo,
+    interval: int = 900,
+    value: Callable[[int], int] = lambda start: 1000 + start % 997,
+    cost: Callable[[int], int | None] = lambda start: None,
+    quality: tuple[int, ...] = (),
+) -> Iterator[IntervalBlock]:
+    """One IntervalBlock per local calendar day, as PG&E sends them; ``value`` and ``cost`` of
+    each reading come from its start (by default a repeatable made-up load, no cost)."""
+    for start, end in local_days(first_day, days, zone):
+        readings = [
+            IntervalReading(moment, interval, value(moment), cost(moment), quality)
+            for moment in range(start, end, interval)
+        ]
+        yield IntervalBlock(DateTimeInterval(start, end - start), readings)
 
 
 def _hour_of_day(epoch: int) -> float:
@@ -77,7 +104,7 @@ def _hour_of_day(epoch: int) -> float:
 
 def _blocks(kind: str, interval: int, seed: int) -> Iterator[IntervalBlock]:
     wobble = random.Random(seed)  # noqa: S311 - repeatable sample data, not a secret
-    for start, end in _local_days(SAMPLE_FIRST_DAY, SAMPLE_DAYS):
+    for start, end in local_days(SAMPLE_FIRST_DAY, SAMPLE_DAYS, SAMPLE_ZONE):
         readings = []
         for moment in range(start, end, interval):
             hour = _hour_of_day(moment)
@@ -113,9 +140,11 @@ def sample_usage_points() -> list[UsagePointData]:
             usage_point=UsagePoint(kind=0),
             meter_readings=[
                 MeterReadingData(
-                    "RUxFQ1RSSUM6REVMSVZFUkVE", _ELECTRIC, _blocks("delivered", 900, 1)
+                    "RUxFQ1RSSUM6REVMSVZFUkVE", ELECTRIC, _blocks("delivered", 900, 1)
                 ),
-                MeterReadingData("RUxFQ1RSSUM6UkVDRUlWRUQ", _SOLAR, _blocks("received", 900, 2)),
+                MeterReadingData(
+                    "RUxFQ1RSSUM6UkVDRUlWRUQ", SOLAR_EXPORT, _blocks("received", 900, 2)
+                ),
             ],
             local_time=local_time,
             title="Electric service",
@@ -123,7 +152,7 @@ def sample_usage_points() -> list[UsagePointData]:
         UsagePointData(
             id="2345678901",
             usage_point=UsagePoint(kind=1),
-            meter_readings=[MeterReadingData("R0FTOkRFTElWRVJFRA", _GAS, _blocks("gas", 3600, 3))],
+            meter_readings=[MeterReadingData("R0FTOkRFTElWRVJFRA", GAS, _blocks("gas", 3600, 3))],
             local_time=local_time,
             title="Gas service",
         ),
