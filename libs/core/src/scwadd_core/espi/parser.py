@@ -603,8 +603,17 @@ def _fast_block(element: etree._Element) -> IntervalBlock | None:
         nothing = repeat(None)
         cost_values: Iterable[int | None] = map(ints, costs) if costs else nothing
         tou_values: Iterable[int | None] = map(ints, tous) if tous else nothing
+        # Durations and qualities rarely change within a block: convert them once then.
+        same_duration = durations[0]
+        duration_values: Iterable[int] = (
+            repeat(ints(same_duration))
+            if durations.count(same_duration) == count
+            else map(ints, durations)
+        )
         quality_values: Iterable[tuple[int, ...] | None]
-        if qualities:
+        if qualities and qualities.count(qualities[0]) == count:
+            quality_values = repeat(_QUALITY_TUPLES.get(qualities[0]) or (ints(qualities[0]),))
+        elif qualities:
             quality_values = list(map(_QUALITY_TUPLES.get, qualities))
             if None in quality_values:  # a code beyond the table, or padded with spaces
                 quality_values = [(ints(q),) for q in qualities]
@@ -617,14 +626,14 @@ def _fast_block(element: etree._Element) -> IntervalBlock | None:
                 _new_reading,
                 zip(
                     map(ints, starts),
-                    map(ints, durations),
+                    duration_values,
                     map(ints, values),
                     cost_values,
                     quality_values,
                     tou_values,
                     nothing,
                     nothing,
-                    strict=False,  # the repeat()s are endless; the lists were counted above
+                    strict=False,  # the repeat()s are endless; the starts were counted above
                 ),
             )
         )
