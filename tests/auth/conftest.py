@@ -3,18 +3,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.testing import free_port
+from scwadd_core.testing.database import migrated_sessions
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 
 
 @pytest.fixture
 def sessions(database_url):
     """Sessions on a database migrated with the service's own Alembic migrations."""
-    run_migrations(database_url, package="scwadd_auth.migrations")
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated_sessions(database_url, "scwadd_auth.migrations") as sessions:
+        yield sessions
 
 
 @pytest.fixture

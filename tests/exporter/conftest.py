@@ -1,16 +1,14 @@
 from __future__ import annotations
 
 import pytest
-from scwadd_core.db import make_engine, run_migrations, session_factory
+from scwadd_core.testing.database import migrated_sessions
 
 
 @pytest.fixture
 def sessions(database_url):
     """Sessions on a database migrated with the service's own Alembic migrations."""
-    run_migrations(database_url, package="scwadd_exporter.migrations")
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated_sessions(database_url, "scwadd_exporter.migrations") as sessions:
+        yield sessions
 
 
 @pytest.fixture

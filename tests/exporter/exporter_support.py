@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
-import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from scwadd_core.custodian import Custodian, CustodianConfig, TokenResponse, bearer
+from custodian_support import custodian_config, custodian_settings, grant_tokens
+from scwadd_core.custodian import Custodian, TokenResponse, bearer
+from scwadd_core.testing.service import serving
 from scwadd_exporter.runtime import main
 from scwadd_exporter.settings import ExporterSettings
 from scwadd_sandbox.testing import RunningSandbox
@@ -30,28 +29,10 @@ def exporter_settings(
         DATABASE_URL=database_url,
         HTTP_HOST="127.0.0.1",
         HTTP_PORT=port,
-        PGE_CLIENT_ID=sandbox.client_id,
-        PGE_CLIENT_SECRET=sandbox.client_secret,
-        PGE_CLIENT_CERT_FILE=sandbox.pki.client_cert,
-        PGE_CLIENT_KEY_FILE=sandbox.pki.client_key,
-        PGE_CA_FILE=sandbox.pki.ca_cert,
-        PGE_TOKEN_URL=sandbox.token_url,
+        **custodian_settings(sandbox),
         REVOKE_BACKOFF_SECONDS=0.01,
         REVOKE_BACKOFF_MAX_SECONDS=0.05,
         **extra,
-    )
-
-
-def custodian_for(sandbox: RunningSandbox) -> Custodian:
-    return Custodian(
-        CustodianConfig(
-            client_id=sandbox.client_id,
-            client_secret=sandbox.client_secret,
-            client_cert_file=sandbox.pki.client_cert,
-            client_key_file=sandbox.pki.client_key,
-            token_url=sandbox.token_url,
-            ca_file=sandbox.pki.ca_cert,
-        )
     )
 
 
@@ -66,30 +47,7 @@ class SandboxGrant:
 async def obtain_grant(sandbox: RunningSandbox, profile: str) -> SandboxGrant:
     """A customer of ``profile`` approves on the sandbox's consent form; we exchange the code."""
     customer = next(c for c in sandbox.state.customers if c.profile == profile)
-    query = {
-        "client_id": sandbox.client_id,
-        "redirect_uri": sandbox.redirect_uri,
-        "response_type": "code",
-        "state": "exporter-test",
-    }
-    verify = ssl.create_default_context(cafile=str(sandbox.pki.ca_cert))
-    async with httpx.AsyncClient(verify=verify) as web:
-        page = await web.get(f"{sandbox.authorize_url}?{urlencode(query)}")
-        request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
-        assert request_id is not None, page.text
-        history = re.findall(r'name="history" value="([^"]+)"', page.text)[1]
-        back = await web.post(
-            sandbox.authorize_url,
-            data={
-                "request_id": request_id.group(1),
-                "customer": customer.retail_customer_id,
-                "history": history,
-                "decision": "approve",
-            },
-        )
-    code = parse_qs(urlsplit(back.headers["location"]).query)["code"][0]
-    async with custodian_for(sandbox) as custodian:
-        tokens = await custodian.exchange_code(code, sandbox.redirect_uri)
+    tokens = await grant_tokens(sandbox, profile, state="exporter-test")
     assert tokens.authorization_uri and tokens.resource_uri
     record = next(
         r
@@ -109,7 +67,7 @@ async def fetch_raw(
 ) -> list[bytes]:
     """One synchronous batch document per usage point, as the fetcher stores them."""
     documents = []
-    async with custodian_for(sandbox) as custodian:
+    async with Custodian(custodian_config(sandbox)) as custodian:
         for point in grant.usage_points:
             url = (
                 f"{sandbox.espi_base}/Batch/Subscription/{grant.subscription_id}/UsagePoint/{point}"
@@ -170,22 +128,7 @@ class RunningExporter:
 
 @contextlib.asynccontextmanager
 async def running_exporter(settings: ExporterSettings) -> AsyncIterator[RunningExporter]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(main(settings, stop=stop))
     url = f"http://127.0.0.1:{settings.HTTP_PORT}"
-    async with httpx.AsyncClient(base_url=url) as client:
-        for _ in range(300):
-            if task.done():
-                task.result()
-                raise AssertionError("the exporter stopped during start-up")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError("the exporter never became ready")
-        try:
-            yield RunningExporter(url=url, client=client)
-        finally:
-            stop.set()
-            assert await asyncio.wait_for(task, 30) == 0
+    serve = serving(lambda stop: main(settings, stop=stop), f"{url}/readyz", name="the exporter")
+    async with serve, httpx.AsyncClient(base_url=url) as client:
+        yield RunningExporter(url=url, client=client)

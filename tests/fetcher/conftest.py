@@ -1,15 +1,18 @@
 """Fixtures for the fetcher tests: a real sandbox on free ports that POSTs its notifications to
-the fetcher under test, a real nats-server (``nats_server`` from scwadd_core.testing)."""
+the fetcher under test, a real nats-server (``nats_server`` from scwadd_core.testing) and the
+test's own view of the bus (``observer``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fetcher_harness import Observer
 from scwadd_core import devpki
+from scwadd_core.bus import Bus
 from scwadd_core.sealing import generate_key
 from scwadd_core.testing.nats import free_port
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
@@ -52,3 +55,15 @@ def make_sandbox(pki_dir: Path, fetcher_port: int) -> SandboxFactory:
 def sandbox(make_sandbox: SandboxFactory) -> Iterator[RunningSandbox]:
     with make_sandbox() as running:
         yield running
+
+
+@pytest.fixture
+async def observer(nats_server: str) -> AsyncIterator[Observer]:
+    """The test's own connection to the bus: publishes grants, collects fetch outcomes."""
+    bus = await Bus.connect(nats_server, name="test")
+    try:
+        watcher = Observer(bus)
+        await watcher.start()
+        yield watcher
+    finally:
+        await bus.close()

@@ -9,78 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-import httpx
+from custodian_support import custodian_settings
 from lxml import etree
 from scwadd_core.bus import Bus, read_object
-from scwadd_core.custodian import Custodian, CustodianConfig, TokenResponse
+from scwadd_core.custodian import TokenResponse
 from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
     RAW_BUCKET,
     Event,
+    FetchCompleted,
     GrantReceived,
     decode,
 )
 from scwadd_core.sealing import Keyring
+from scwadd_core.testing.service import serving
 from scwadd_fetcher.runtime import FetcherRuntime, build
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox
 
-YEAR = 365 * 86400
 ESPI = "http://naesb.org/espi"
-
-
-def custodian_config(sandbox: RunningSandbox) -> CustodianConfig:
-    return CustodianConfig(
-        client_id=sandbox.client_id,
-        client_secret=sandbox.client_secret,
-        client_cert_file=sandbox.pki.client_cert,
-        client_key_file=sandbox.pki.client_key,
-        token_url=sandbox.token_url,
-        ca_file=sandbox.pki.ca_cert,
-    )
-
-
-def consent_code(sandbox: RunningSandbox, profile: str, history: int = YEAR) -> str:
-    """The customer clicks through the sandbox's consent page (real HTTPS form posts)."""
-    with sandbox.web_client() as web:
-        page = web.get(
-            "/myAuthorization",
-            params={
-                "client_id": sandbox.client_id,
-                "redirect_uri": sandbox.redirect_uri,
-                "response_type": "code",
-                "state": "fetcher-test",
-            },
-        )
-        assert page.status_code == 200, page.text
-        match = re.search(r'name="request_id" value="([^"]+)"', page.text)
-        assert match is not None
-        customer = next(c for c in sandbox.state.customers if c.profile == profile)
-        answer = web.post(
-            "/myAuthorization",
-            data={
-                "request_id": match.group(1),
-                "decision": "approve",
-                "customer": customer.retail_customer_id,
-                "history": str(history),
-            },
-        )
-    assert answer.status_code == 302, answer.text
-    return httpx.URL(answer.headers["location"]).params["code"]
-
-
-async def grant_tokens(sandbox: RunningSandbox, profile: str) -> TokenResponse:
-    code = consent_code(sandbox, profile)
-    async with Custodian(custodian_config(sandbox)) as custodian:
-        return await custodian.exchange_code(code, sandbox.redirect_uri)
 
 
 def fetcher_settings(
@@ -99,12 +54,7 @@ def fetcher_settings(
         "HTTP_PORT": port,
         "TLS_CERT_FILE": sandbox.pki.server_cert,
         "TLS_KEY_FILE": sandbox.pki.server_key,
-        "PGE_CLIENT_ID": sandbox.client_id,
-        "PGE_CLIENT_SECRET": sandbox.client_secret,
-        "PGE_CLIENT_CERT_FILE": sandbox.pki.client_cert,
-        "PGE_CLIENT_KEY_FILE": sandbox.pki.client_key,
-        "PGE_CA_FILE": sandbox.pki.ca_cert,
-        "PGE_TOKEN_URL": sandbox.token_url,
+        **custodian_settings(sandbox),
         "PGE_API_BASE": sandbox.espi_base,
         "TOKEN_SEALING_KEYS": sealing_keys,
         "RATE_LIMIT_PER_SECOND": 50.0,
@@ -116,28 +66,32 @@ def fetcher_settings(
     return FetcherSettings(**values)
 
 
+def local_settings(
+    sandbox: RunningSandbox,
+    nats_server: str,
+    tmp_path: Path,
+    fetcher_port: int,
+    sealing_keys: str,
+    **overrides: Any,
+) -> FetcherSettings:
+    """:func:`fetcher_settings` from the fixtures of the same names, on a SQLite file."""
+    return fetcher_settings(
+        sandbox,
+        nats_url=nats_server,
+        database_url=f"sqlite:///{tmp_path / 'fetcher.db'}",
+        port=fetcher_port,
+        sealing_keys=sealing_keys,
+        **overrides,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_fetcher(settings: FetcherSettings) -> AsyncIterator[FetcherRuntime]:
     runtime = await build(settings)
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.serve(stop))
     context = ssl.create_default_context(cafile=str(settings.PGE_CA_FILE))
     url = f"https://127.0.0.1:{settings.HTTP_PORT}/readyz"
-    async with httpx.AsyncClient(verify=context) as client:
-        for _ in range(200):
-            if task.done():
-                raise RuntimeError(f"the fetcher stopped at start: {task.result()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(url)).status_code == 200:
-                    break
-            await asyncio.sleep(0.05)
-        else:
-            raise RuntimeError("the fetcher never became ready")
-    try:
+    async with serving(runtime.serve, url, name="the fetcher", verify=context, stop_timeout=60):
         yield runtime
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
 
 
 @dataclass
@@ -217,6 +171,16 @@ def truth(
         for meter in point["meter_readings"]
         for reading in meter["readings"]
     }
+
+
+async def assert_equals_truth(
+    sandbox: RunningSandbox, observer: Observer, grant: GrantReceived, outcome: Event
+) -> None:
+    """The fetch completed, and its stored documents hold exactly the sandbox's readings."""
+    assert isinstance(outcome, FetchCompleted), outcome
+    documents = await observer.raw_documents(outcome.raw_objects)
+    start, end = int(outcome.period_start.timestamp()), int(outcome.period_end.timestamp())
+    assert readings_in(documents) == truth(sandbox, grant.subscription_id, start, end)
 
 
 def calls_for(sandbox: RunningSandbox, authorization_uri: str) -> dict[str, int]:

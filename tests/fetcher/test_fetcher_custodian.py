@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from fetcher_harness import consent_code, custodian_config
+from custodian_support import consent_code, custodian_config
 from scwadd_core.custodian import Custodian, CustodianError, RevokeOutcome
 
 pytestmark = pytest.mark.anyio

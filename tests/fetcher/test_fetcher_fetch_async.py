@@ -5,21 +5,17 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fetcher_harness import (
-    Observer,
-    calls_for,
-    fetcher_settings,
-    grant_tokens,
-    readings_in,
-    running_fetcher,
-    truth,
-)
+from custodian_support import grant_tokens
+from fetcher_harness import assert_equals_truth, calls_for, local_settings, running_fetcher
 from prometheus_client import REGISTRY
-from scwadd_core.bus import Bus
-from scwadd_core.events import FetchCompleted
 from scwadd_core.sealing import Keyring
 
 pytestmark = pytest.mark.anyio
+
+
+def subscription_settings(*fixtures, **overrides):
+    """Every fetch here asks for the whole subscription in one batch: a 202, then a BatchList."""
+    return local_settings(*fixtures, BATCH_SCOPE="subscription", **overrides)
 
 
 def notifications(outcome: str) -> float:
@@ -27,43 +23,15 @@ def notifications(outcome: str) -> float:
     return value or 0.0
 
 
-@pytest.fixture
-async def observer(nats_server):
-    bus = await Bus.connect(nats_server, name="test")
-    watcher = Observer(bus)
-    await watcher.start()
-    yield watcher
-    await bus.close()
-
-
-def settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, **overrides):
-    return fetcher_settings(
-        sandbox,
-        nats_url=nats_server,
-        database_url=f"sqlite:///{tmp_path / 'fetcher.db'}",
-        port=fetcher_port,
-        sealing_keys=sealing_keys,
-        BATCH_SCOPE="subscription",
-        **overrides,
-    )
-
-
-async def _check_against_truth(sandbox, observer, grant, outcome):
-    assert isinstance(outcome, FetchCompleted), outcome
-    documents = await observer.raw_documents(outcome.raw_objects)
-    start, end = int(outcome.period_start.timestamp()), int(outcome.period_end.timestamp())
-    assert readings_in(documents) == truth(sandbox, grant.subscription_id, start, end)
-
-
 async def test_202_then_notification_gas_and_electric(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
     tokens = await grant_tokens(sandbox, "gas-electric")
     async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
         outcome = await observer.outcome(grant.job_id)
-    await _check_against_truth(sandbox, observer, grant, outcome)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
     assert len(outcome.usage_points) == 2
     assert calls_for(sandbox, grant.authorization_uri) == {
         "UsagePoint": 1,
@@ -84,7 +52,7 @@ async def _wait_for_batch(sandbox, notification: str) -> None:
 async def test_lost_notification_is_asked_for_again(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
-    settings = settings_for(
+    settings = subscription_settings(
         sandbox,
         nats_server,
         tmp_path,
@@ -99,7 +67,7 @@ async def test_lost_notification_is_asked_for_again(
         await _wait_for_batch(sandbox, "lost")
         sandbox.admin.put("/admin/faults", json={})  # the next notification arrives
         outcome = await observer.outcome(grant.job_id)
-    await _check_against_truth(sandbox, observer, grant, outcome)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
     calls = calls_for(sandbox, grant.authorization_uri)
     assert calls["BatchSubscription"] == 2  # the original request and one re-request
     assert calls["BatchBulk"] == 1
@@ -109,7 +77,7 @@ async def test_lost_notification_is_asked_for_again(
 async def test_duplicated_notification_changes_nothing(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
     tokens = await grant_tokens(sandbox, "solar")
     sandbox.admin.put("/admin/faults", json={"notifications": {"duplicate_rate": 1.0}})
     accepted, duplicates = notifications("accepted"), notifications("duplicate")
@@ -122,7 +90,7 @@ async def test_duplicated_notification_changes_nothing(
     assert notifications("duplicate") == duplicates + 1
     batches = sandbox.admin.get("/admin/batches").json()
     assert [batch["deliveries"] for batch in batches] == [2]
-    await _check_against_truth(sandbox, observer, grant, outcome)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
     assert calls_for(sandbox, grant.authorization_uri)["BatchBulk"] == 1
     assert len(outcome.raw_objects) == 1
     assert [e.job_id for e in observer.all_outcomes].count(grant.job_id) == 1
@@ -135,7 +103,7 @@ async def test_unrelated_or_forged_notifications_are_refused(
 
     import httpx
 
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
     url = f"https://127.0.0.1:{fetcher_port}/espi/notify"
     async with (
         running_fetcher(settings),
@@ -160,7 +128,7 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
 ):
     # The BatchList comes late: we ask again meanwhile, and the custodian says it is on it.
     sandbox.admin.put("/admin/faults", json={"notifications": {"delay_seconds": 4.0}})
-    settings = settings_for(
+    settings = subscription_settings(
         sandbox,
         nats_server,
         tmp_path,
@@ -173,7 +141,7 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
     async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
         outcome = await observer.outcome(grant.job_id)
-    await _check_against_truth(sandbox, observer, grant, outcome)
+    await assert_equals_truth(sandbox, observer, grant, outcome)
     statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
     assert int(statuses["400"]) >= 1  # "An unprocessed batch request ... already exists"
     calls = calls_for(sandbox, grant.authorization_uri)
@@ -184,14 +152,14 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
 async def test_concurrent_subscription_batches_each_find_their_own_data(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
     keyring = Keyring.parse(sealing_keys)
     tokens = [await grant_tokens(sandbox, p) for p in ("electric-60min", "gas-electric")]
     async with running_fetcher(settings):
         grants = [await observer.publish_grant(t, keyring) for t in tokens]
         outcomes = await asyncio.gather(*(observer.outcome(g.job_id) for g in grants))
     for grant, outcome in zip(grants, outcomes, strict=True):
-        await _check_against_truth(sandbox, observer, grant, outcome)
+        await assert_equals_truth(sandbox, observer, grant, outcome)
         calls = calls_for(sandbox, grant.authorization_uri)
         # At worst one probe of the other customer's batch (refused with 403).
         assert calls["BatchBulk"] <= 2

@@ -5,17 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from fetcher_harness import (
-    Observer,
-    calls_for,
-    fetcher_settings,
-    grant_tokens,
-    readings_in,
-    running_fetcher,
-    truth,
-)
+from custodian_support import grant_tokens
+from fetcher_harness import assert_equals_truth, calls_for, local_settings, running_fetcher
 from prometheus_client import REGISTRY
-from scwadd_core.bus import Bus
 from scwadd_core.events import FetchCompleted, FetchFailed
 from scwadd_core.sealing import Keyring
 from scwadd_fetcher.jobs import JobLedger
@@ -32,26 +24,6 @@ def metric(endpoint: str, status: str) -> float:
     return value or 0.0
 
 
-@pytest.fixture
-async def observer(nats_server):
-    bus = await Bus.connect(nats_server, name="test")
-    watcher = Observer(bus)
-    await watcher.start()
-    yield watcher
-    await bus.close()
-
-
-def settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, **overrides):
-    return fetcher_settings(
-        sandbox,
-        nats_url=nats_server,
-        database_url=f"sqlite:///{tmp_path / 'fetcher.db'}",
-        port=fetcher_port,
-        sealing_keys=sealing_keys,
-        **overrides,
-    )
-
-
 async def fetch_one(
     sandbox, observer, settings, sealing_keys, profile="electric-15min", before=None
 ):
@@ -66,20 +38,13 @@ async def fetch_one(
     return grant, outcome, job
 
 
-async def assert_equals_truth(sandbox, observer, grant, outcome):
-    assert isinstance(outcome, FetchCompleted), outcome
-    documents = await observer.raw_documents(outcome.raw_objects)
-    start, end = int(outcome.period_start.timestamp()), int(outcome.period_end.timestamp())
-    assert readings_in(documents) == truth(sandbox, grant.subscription_id, start, end)
-
-
 async def test_204_no_data_is_a_completed_fetch_with_nothing_stored(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
     sandbox.admin.put(
         "/admin/faults", json={"endpoints": {"BatchSubscriptionUsagePoint": {"empty_rate": 1.0}}}
     )
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
     _grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys)
     assert isinstance(outcome, FetchCompleted)
     assert outcome.raw_objects == []
@@ -103,7 +68,7 @@ async def test_5xx_and_malformed_bodies_are_retried_until_good(
             "endpoints": {"UsagePoint": faults, "BatchSubscriptionUsagePoint": faults},
         },
     )
-    settings = settings_for(
+    settings = local_settings(
         sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, FETCH_RETRY_ATTEMPTS=12
     )
     grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
@@ -123,7 +88,7 @@ async def test_5xx_forever_fails_the_job_with_a_sentence(
         "/admin/faults",
         json={"endpoints": {"BatchSubscriptionUsagePoint": {"error_500_rate": 1.0}}},
     )
-    settings = settings_for(
+    settings = local_settings(
         sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, FETCH_RETRY_ATTEMPTS=3
     )
     grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys)
@@ -137,7 +102,7 @@ async def test_5xx_forever_fails_the_job_with_a_sentence(
 async def test_expired_access_token_is_refreshed_once_and_rotated(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
 
     def expire(_tokens):
         assert sandbox.admin.post("/admin/tokens/expire", json={}).json()["expired"] >= 1
@@ -162,7 +127,7 @@ async def test_expired_access_token_is_refreshed_once_and_rotated(
 async def test_revoked_grant_fails_after_one_refresh(
     sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
-    settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
 
     def revoke(tokens):
         authorization_id = tokens.authorization_uri.rstrip("/").rsplit("/", 1)[-1]
@@ -183,7 +148,7 @@ async def test_429_retry_after_is_honoured(
 ):
     # The custodian allows 1 call per second; we are configured (wrongly) for 50.
     with make_sandbox(rate_limits=RateLimits(per_second=1, per_hour=1000, per_day=1000)) as sandbox:
-        settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+        settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
         grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
         await assert_equals_truth(sandbox, observer, grant, outcome)
         statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
@@ -194,7 +159,7 @@ async def test_window_splitting_learned_from_the_custodian_leaves_no_gap(
     make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
     with make_sandbox(max_range_seconds=100 * DAY) as sandbox:
-        settings = settings_for(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+        settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
         grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
         await assert_equals_truth(sandbox, observer, grant, outcome)
         calls = calls_for(sandbox, grant.authorization_uri)
@@ -216,7 +181,7 @@ async def test_window_splitting_from_the_setting_costs_no_refusal(
     make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
 ):
     with make_sandbox(max_range_seconds=200 * DAY) as sandbox:
-        settings = settings_for(
+        settings = local_settings(
             sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, CUSTODIAN_MAX_RANGE_DAYS=200
         )
         grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
@@ -234,7 +199,7 @@ async def test_a_hanging_custodian_times_out_and_is_asked_again(
 
     hang = {"endpoints": {"BatchSubscriptionUsagePoint": {"hang_rate": 1.0}}, "hang_seconds": 60}
     sandbox.admin.put("/admin/faults", json=hang)
-    settings = settings_for(
+    settings = local_settings(
         sandbox,
         nats_server,
         tmp_path,

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fetcher_harness import (
-    Observer,
-    calls_for,
-    fetcher_settings,
-    grant_tokens,
-    readings_in,
-    running_fetcher,
-    truth,
-)
-from scwadd_core.bus import Bus
+from custodian_support import grant_tokens
+from fetcher_harness import calls_for, fetcher_settings, readings_in, running_fetcher, truth
 from scwadd_core.events import FetchCompleted
 from scwadd_core.sealing import Keyring
 
@@ -20,7 +12,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_one_meter_customer_in_two_calls_value_for_value(
-    sandbox, nats_server, database_url, fetcher_port, sealing_keys
+    sandbox, nats_server, database_url, fetcher_port, sealing_keys, observer
 ):
     settings = fetcher_settings(
         sandbox,
@@ -30,24 +22,18 @@ async def test_one_meter_customer_in_two_calls_value_for_value(
         sealing_keys=sealing_keys,
     )
     tokens = await grant_tokens(sandbox, "electric-15min")
-    bus = await Bus.connect(nats_server, name="test")
-    try:
-        observer = Observer(bus)
-        await observer.start()
-        async with running_fetcher(settings):
-            grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
-            outcome = await observer.outcome(grant.job_id)
-        assert isinstance(outcome, FetchCompleted), outcome
-        assert len(outcome.usage_points) == 1
-        documents = await observer.raw_documents(outcome.raw_objects)
-        fetched = readings_in(documents)
-        start = int(outcome.period_start.timestamp())
-        end = int(outcome.period_end.timestamp())
-        expected = truth(sandbox, grant.subscription_id, start, end)
-        assert expected, "the sandbox should have a year of readings for this customer"
-        assert fetched == expected
-        calls = calls_for(sandbox, grant.authorization_uri)
-        assert calls == {"UsagePoint": 1, "BatchSubscriptionUsagePoint": 1}
-        assert outcome.custodian_calls == 2
-    finally:
-        await bus.close()
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        outcome = await observer.outcome(grant.job_id)
+    assert isinstance(outcome, FetchCompleted), outcome
+    assert len(outcome.usage_points) == 1
+    documents = await observer.raw_documents(outcome.raw_objects)
+    fetched = readings_in(documents)
+    start = int(outcome.period_start.timestamp())
+    end = int(outcome.period_end.timestamp())
+    expected = truth(sandbox, grant.subscription_id, start, end)
+    assert expected, "the sandbox should have a year of readings for this customer"
+    assert fetched == expected
+    calls = calls_for(sandbox, grant.authorization_uri)
+    assert calls == {"UsagePoint": 1, "BatchSubscriptionUsagePoint": 1}
+    assert outcome.custodian_calls == 2

@@ -5,21 +5,19 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fetcher_harness import Observer, calls_for, fetcher_settings, grant_tokens, running_fetcher
-from scwadd_core.bus import Bus
-from scwadd_core.db import make_engine, run_migrations, session_factory
+from custodian_support import grant_tokens
+from fetcher_harness import calls_for, fetcher_settings, running_fetcher
 from scwadd_core.events import FetchFailed, stable_event_id
 from scwadd_core.sealing import Keyring
+from scwadd_core.testing.database import migrated_sessions
 from scwadd_fetcher.jobs import ClaimResult, JobLedger
 from scwadd_fetcher.runtime import MIGRATIONS
 
 
 @pytest.fixture
 def sessions(database_url):
-    run_migrations(database_url, package=MIGRATIONS)
-    engine = make_engine(database_url)
-    yield session_factory(engine)
-    engine.dispose()
+    with migrated_sessions(database_url, MIGRATIONS) as sessions:
+        yield sessions
 
 
 def test_one_owner_at_a_time_then_finished_for_everyone(sessions):
@@ -53,7 +51,7 @@ def test_a_lost_lease_is_taken_over_and_the_old_owner_cannot_finish(sessions):
 
 @pytest.mark.anyio
 async def test_an_outcome_stored_but_never_published_is_published_on_redelivery(
-    sandbox, nats_server, sqlite_url, fetcher_port, sealing_keys
+    sandbox, nats_server, sqlite_url, fetcher_port, sealing_keys, observer
 ):
     settings = fetcher_settings(
         sandbox,
@@ -63,31 +61,25 @@ async def test_an_outcome_stored_but_never_published_is_published_on_redelivery(
         sealing_keys=sealing_keys,
     )
     tokens = await grant_tokens(sandbox, "electric-15min")
-    bus = await Bus.connect(nats_server, name="test")
-    try:
-        observer = Observer(bus)
-        await observer.start()
-        async with running_fetcher(settings) as runtime:
-            # A replica crashed after recording its outcome and before publishing it.
-            ledger = runtime.fetcher.ledger
-            job_id = "crashed-job"
-            stored = FetchFailed(
-                job_id=job_id,
-                reason="The recorded reason.",
-                event_id=stable_event_id(job_id, "fetch.failed"),
-            )
-            assert ledger.claim(job_id).result is ClaimResult.CLAIMED
-            ledger.finish(job_id, "failed", stored.subject, stored.model_dump_json(), 0)
-            grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys), job_id)
-            outcome = await observer.outcome(job_id)
-            # Marked right after the publish returns, which may be just after we saw it.
-            for _ in range(200):
-                job = ledger.get(job_id)
-                if job is not None and job.published:
-                    break
-                await asyncio.sleep(0.05)
-        assert outcome == stored
-        assert job is not None and job.published
-        assert calls_for(sandbox, grant.authorization_uri) == {}
-    finally:
-        await bus.close()
+    async with running_fetcher(settings) as runtime:
+        # A replica crashed after recording its outcome and before publishing it.
+        ledger = runtime.fetcher.ledger
+        job_id = "crashed-job"
+        stored = FetchFailed(
+            job_id=job_id,
+            reason="The recorded reason.",
+            event_id=stable_event_id(job_id, "fetch.failed"),
+        )
+        assert ledger.claim(job_id).result is ClaimResult.CLAIMED
+        ledger.finish(job_id, "failed", stored.subject, stored.model_dump_json(), 0)
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys), job_id)
+        outcome = await observer.outcome(job_id)
+        # Marked right after the publish returns, which may be just after we saw it.
+        for _ in range(200):
+            job = ledger.get(job_id)
+            if job is not None and job.published:
+                break
+            await asyncio.sleep(0.05)
+    assert outcome == stored
+    assert job is not None and job.published
+    assert calls_for(sandbox, grant.authorization_uri) == {}

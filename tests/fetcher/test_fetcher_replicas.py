@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 
 import pytest
-from fetcher_harness import Observer, calls_for, fetcher_settings, grant_tokens, running_fetcher
+from custodian_support import grant_tokens
+from fetcher_harness import calls_for, fetcher_settings, running_fetcher
 from prometheus_client import REGISTRY
-from scwadd_core.bus import Bus
 from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
 from scwadd_core.sealing import Keyring
 from scwadd_core.testing.nats import free_port
@@ -16,15 +16,6 @@ from scwadd_sandbox.config import RateLimits
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def observer(nats_server):
-    bus = await Bus.connect(nats_server, name="test")
-    watcher = Observer(bus)
-    await watcher.start()
-    yield watcher
-    await bus.close()
 
 
 def acked_grants() -> float:
