@@ -39,6 +39,16 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 log = logging.getLogger(__name__)
 
+# Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL: a
+# service's ``MetaData(naming_convention=NAMING_CONVENTION)``.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 
 def normalize_url(url: str) -> URL:
     """Accept the URLs operators write (``postgres://``, ``postgresql://``) and pin psycopg 3."""
