@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fetcher_harness import Observer
+from fetcher_harness import Observer, fetcher_settings
 from scwadd_core import devpki
 from scwadd_core.bus import Bus
 from scwadd_core.sealing import generate_key
 from scwadd_core.testing.nats import free_port
+from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 
 
@@ -33,6 +34,32 @@ def fetcher_port() -> int:
 @pytest.fixture
 def sealing_keys() -> str:
     return generate_key("test")
+
+
+SettingsFactory = Callable[..., FetcherSettings]
+
+
+@pytest.fixture
+def settings_for(
+    nats_server: str, sqlite_url: str, fetcher_port: int, sealing_keys: str
+) -> SettingsFactory:
+    """``settings_for(sandbox, **overrides)``: :func:`fetcher_harness.fetcher_settings` with this
+    test's nats-server, port and sealing keys, on a SQLite file unless ``database_url=`` is
+    given; other overrides are settings fields."""
+
+    def factory(
+        sandbox: RunningSandbox, *, database_url: str = sqlite_url, **overrides: Any
+    ) -> FetcherSettings:
+        return fetcher_settings(
+            sandbox,
+            nats_url=nats_server,
+            database_url=database_url,
+            port=fetcher_port,
+            sealing_keys=sealing_keys,
+            **overrides,
+        )
+
+    return factory
 
 
 SandboxFactory = Callable[..., AbstractContextManager[RunningSandbox]]

@@ -13,7 +13,6 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from custodian_support import custodian_settings
@@ -64,25 +63,6 @@ def fetcher_settings(
     }
     values.update(overrides)
     return FetcherSettings(**values)
-
-
-def local_settings(
-    sandbox: RunningSandbox,
-    nats_server: str,
-    tmp_path: Path,
-    fetcher_port: int,
-    sealing_keys: str,
-    **overrides: Any,
-) -> FetcherSettings:
-    """:func:`fetcher_settings` from the fixtures of the same names, on a SQLite file."""
-    return fetcher_settings(
-        sandbox,
-        nats_url=nats_server,
-        database_url=f"sqlite:///{tmp_path / 'fetcher.db'}",
-        port=fetcher_port,
-        sealing_keys=sealing_keys,
-        **overrides,
-    )
 
 
 @contextlib.asynccontextmanager

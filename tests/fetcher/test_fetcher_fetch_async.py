@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import assert_equals_truth, calls_for, local_settings, running_fetcher
+from fetcher_harness import assert_equals_truth, calls_for, running_fetcher
 from prometheus_client import REGISTRY
 from scwadd_core.sealing import Keyring
 
 pytestmark = pytest.mark.anyio
 
 
-def subscription_settings(*fixtures, **overrides):
+@pytest.fixture
+def settings_for(settings_for):
     """Every fetch here asks for the whole subscription in one batch: a 202, then a BatchList."""
-    return local_settings(*fixtures, BATCH_SCOPE="subscription", **overrides)
+    return functools.partial(settings_for, BATCH_SCOPE="subscription")
 
 
 def notifications(outcome: str) -> float:
@@ -24,9 +26,9 @@ def notifications(outcome: str) -> float:
 
 
 async def test_202_then_notification_gas_and_electric(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
-    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = settings_for(sandbox)
     tokens = await grant_tokens(sandbox, "gas-electric")
     async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
@@ -49,15 +51,9 @@ async def _wait_for_batch(sandbox, notification: str) -> None:
     raise AssertionError(f"no batch reached notification state {notification!r}")
 
 
-async def test_lost_notification_is_asked_for_again(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
-):
-    settings = subscription_settings(
+async def test_lost_notification_is_asked_for_again(sandbox, settings_for, sealing_keys, observer):
+    settings = settings_for(
         sandbox,
-        nats_server,
-        tmp_path,
-        fetcher_port,
-        sealing_keys,
         BATCH_NOTIFICATION_TIMEOUT_SECONDS=3.0,
     )
     tokens = await grant_tokens(sandbox, "electric-60min")
@@ -75,9 +71,9 @@ async def test_lost_notification_is_asked_for_again(
 
 
 async def test_duplicated_notification_changes_nothing(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
-    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = settings_for(sandbox)
     tokens = await grant_tokens(sandbox, "solar")
     sandbox.admin.put("/admin/faults", json={"notifications": {"duplicate_rate": 1.0}})
     accepted, duplicates = notifications("accepted"), notifications("duplicate")
@@ -97,13 +93,13 @@ async def test_duplicated_notification_changes_nothing(
 
 
 async def test_unrelated_or_forged_notifications_are_refused(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys
+    sandbox, settings_for, fetcher_port, sealing_keys
 ):
     import ssl
 
     import httpx
 
-    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = settings_for(sandbox)
     url = f"https://127.0.0.1:{fetcher_port}/espi/notify"
     async with (
         running_fetcher(settings),
@@ -124,16 +120,12 @@ async def test_unrelated_or_forged_notifications_are_refused(
 
 
 async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
     # The BatchList comes late: we ask again meanwhile, and the custodian says it is on it.
     sandbox.admin.put("/admin/faults", json={"notifications": {"delay_seconds": 4.0}})
-    settings = subscription_settings(
+    settings = settings_for(
         sandbox,
-        nats_server,
-        tmp_path,
-        fetcher_port,
-        sealing_keys,
         BATCH_NOTIFICATION_TIMEOUT_SECONDS=2.5,
         BATCH_REREQUESTS=4,
     )
@@ -150,9 +142,9 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
 
 
 async def test_concurrent_subscription_batches_each_find_their_own_data(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
-    settings = subscription_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = settings_for(sandbox)
     keyring = Keyring.parse(sealing_keys)
     tokens = [await grant_tokens(sandbox, p) for p in ("electric-60min", "gas-electric")]
     async with running_fetcher(settings):

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import assert_equals_truth, calls_for, local_settings, running_fetcher
+from fetcher_harness import assert_equals_truth, calls_for, running_fetcher
 from prometheus_client import REGISTRY
 from scwadd_core.events import FetchCompleted, FetchFailed
 from scwadd_core.sealing import Keyring
@@ -39,12 +39,12 @@ async def fetch_one(
 
 
 async def test_204_no_data_is_a_completed_fetch_with_nothing_stored(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
     sandbox.admin.put(
         "/admin/faults", json={"endpoints": {"BatchSubscriptionUsagePoint": {"empty_rate": 1.0}}}
     )
-    settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = settings_for(sandbox)
     _grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys)
     assert isinstance(outcome, FetchCompleted)
     assert outcome.raw_objects == []
@@ -53,7 +53,7 @@ async def test_204_no_data_is_a_completed_fetch_with_nothing_stored(
 
 
 async def test_5xx_and_malformed_bodies_are_retried_until_good(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
     faults = {
         "error_500_rate": 0.3,
@@ -68,9 +68,7 @@ async def test_5xx_and_malformed_bodies_are_retried_until_good(
             "endpoints": {"UsagePoint": faults, "BatchSubscriptionUsagePoint": faults},
         },
     )
-    settings = local_settings(
-        sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, FETCH_RETRY_ATTEMPTS=12
-    )
+    settings = settings_for(sandbox, FETCH_RETRY_ATTEMPTS=12)
     grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
     await assert_equals_truth(sandbox, observer, grant, outcome)
     statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
@@ -82,15 +80,13 @@ async def test_5xx_and_malformed_bodies_are_retried_until_good(
 
 
 async def test_5xx_forever_fails_the_job_with_a_sentence(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
     sandbox.admin.put(
         "/admin/faults",
         json={"endpoints": {"BatchSubscriptionUsagePoint": {"error_500_rate": 1.0}}},
     )
-    settings = local_settings(
-        sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, FETCH_RETRY_ATTEMPTS=3
-    )
+    settings = settings_for(sandbox, FETCH_RETRY_ATTEMPTS=3)
     grant, outcome, job = await fetch_one(sandbox, observer, settings, sealing_keys)
     assert isinstance(outcome, FetchFailed)
     assert "kept failing" in outcome.reason and outcome.reason.endswith(".")
@@ -100,9 +96,9 @@ async def test_5xx_forever_fails_the_job_with_a_sentence(
 
 
 async def test_expired_access_token_is_refreshed_once_and_rotated(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
-    settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+    settings = settings_for(sandbox)
 
     def expire(_tokens):
         assert sandbox.admin.post("/admin/tokens/expire", json={}).json()["expired"] >= 1
@@ -124,10 +120,8 @@ async def test_expired_access_token_is_refreshed_once_and_rotated(
     assert calls_for(sandbox, grant.authorization_uri)["UsagePoint"] == 1
 
 
-async def test_revoked_grant_fails_after_one_refresh(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
-):
-    settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+async def test_revoked_grant_fails_after_one_refresh(sandbox, settings_for, sealing_keys, observer):
+    settings = settings_for(sandbox)
 
     def revoke(tokens):
         authorization_id = tokens.authorization_uri.rstrip("/").rsplit("/", 1)[-1]
@@ -143,12 +137,10 @@ async def test_revoked_grant_fails_after_one_refresh(
     assert job is not None and job.status == "failed"
 
 
-async def test_429_retry_after_is_honoured(
-    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
-):
+async def test_429_retry_after_is_honoured(make_sandbox, settings_for, sealing_keys, observer):
     # The custodian allows 1 call per second; we are configured (wrongly) for 50.
     with make_sandbox(rate_limits=RateLimits(per_second=1, per_hour=1000, per_day=1000)) as sandbox:
-        settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+        settings = settings_for(sandbox)
         grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
         await assert_equals_truth(sandbox, observer, grant, outcome)
         statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
@@ -156,10 +148,10 @@ async def test_429_retry_after_is_honoured(
 
 
 async def test_window_splitting_learned_from_the_custodian_leaves_no_gap(
-    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    make_sandbox, settings_for, sealing_keys, observer
 ):
     with make_sandbox(max_range_seconds=100 * DAY) as sandbox:
-        settings = local_settings(sandbox, nats_server, tmp_path, fetcher_port, sealing_keys)
+        settings = settings_for(sandbox)
         grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
         await assert_equals_truth(sandbox, observer, grant, outcome)
         calls = calls_for(sandbox, grant.authorization_uri)
@@ -178,12 +170,10 @@ async def test_window_splitting_learned_from_the_custodian_leaves_no_gap(
 
 
 async def test_window_splitting_from_the_setting_costs_no_refusal(
-    make_sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    make_sandbox, settings_for, sealing_keys, observer
 ):
     with make_sandbox(max_range_seconds=200 * DAY) as sandbox:
-        settings = local_settings(
-            sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, CUSTODIAN_MAX_RANGE_DAYS=200
-        )
+        settings = settings_for(sandbox, CUSTODIAN_MAX_RANGE_DAYS=200)
         grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
         await assert_equals_truth(sandbox, observer, grant, outcome)
         assert calls_for(sandbox, grant.authorization_uri) == {
@@ -193,18 +183,14 @@ async def test_window_splitting_from_the_setting_costs_no_refusal(
 
 
 async def test_a_hanging_custodian_times_out_and_is_asked_again(
-    sandbox, nats_server, tmp_path, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
     import asyncio
 
     hang = {"endpoints": {"BatchSubscriptionUsagePoint": {"hang_rate": 1.0}}, "hang_seconds": 60}
     sandbox.admin.put("/admin/faults", json=hang)
-    settings = local_settings(
+    settings = settings_for(
         sandbox,
-        nats_server,
-        tmp_path,
-        fetcher_port,
-        sealing_keys,
         # A week answers well within the timeout once the custodian stops hanging.
         HISTORY_DAYS=7,
         CUSTODIAN_TIMEOUT_SECONDS=2.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import calls_for, fetcher_settings, readings_in, running_fetcher, truth
+from fetcher_harness import calls_for, readings_in, running_fetcher, truth
 from scwadd_core.events import FetchCompleted
 from scwadd_core.sealing import Keyring
 
@@ -12,15 +12,9 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_one_meter_customer_in_two_calls_value_for_value(
-    sandbox, nats_server, database_url, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, database_url, sealing_keys, observer
 ):
-    settings = fetcher_settings(
-        sandbox,
-        nats_url=nats_server,
-        database_url=database_url,
-        port=fetcher_port,
-        sealing_keys=sealing_keys,
-    )
+    settings = settings_for(sandbox, database_url=database_url)
     tokens = await grant_tokens(sandbox, "electric-15min")
     async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))

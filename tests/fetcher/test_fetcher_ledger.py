@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import calls_for, fetcher_settings, running_fetcher
+from fetcher_harness import calls_for, running_fetcher
 from scwadd_core.events import FetchFailed, stable_event_id
 from scwadd_core.sealing import Keyring
 from scwadd_core.testing.database import migrated_sessions
@@ -51,15 +51,9 @@ def test_a_lost_lease_is_taken_over_and_the_old_owner_cannot_finish(sessions):
 
 @pytest.mark.anyio
 async def test_an_outcome_stored_but_never_published_is_published_on_redelivery(
-    sandbox, nats_server, sqlite_url, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, sealing_keys, observer
 ):
-    settings = fetcher_settings(
-        sandbox,
-        nats_url=nats_server,
-        database_url=sqlite_url,
-        port=fetcher_port,
-        sealing_keys=sealing_keys,
-    )
+    settings = settings_for(sandbox)
     tokens = await grant_tokens(sandbox, "electric-15min")
     async with running_fetcher(settings) as runtime:
         # A replica crashed after recording its outcome and before publishing it.

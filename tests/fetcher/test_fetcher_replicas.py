@@ -69,15 +69,9 @@ async def test_two_replicas_share_one_budget_and_one_database(
 
 
 async def test_the_same_grant_twice_is_fetched_once(
-    sandbox, nats_server, database_url, fetcher_port, sealing_keys, observer
+    sandbox, settings_for, database_url, sealing_keys, observer
 ):
-    settings = fetcher_settings(
-        sandbox,
-        nats_url=nats_server,
-        database_url=database_url,
-        port=fetcher_port,
-        sealing_keys=sealing_keys,
-    )
+    settings = settings_for(sandbox, database_url=database_url)
     tokens = await grant_tokens(sandbox, "electric-15min")
     keyring = Keyring.parse(sealing_keys)
     before = acked_grants()
