@@ -46,7 +46,13 @@ class RateLimited(Exception):
 
 
 class PermanentError(Exception):
-    """The custodian will not give us this data; the message is a sentence for a person."""
+    """The custodian will not give us this data. The message is a sentence for the customer;
+    ``detail`` is what the operator needs (statuses, the custodian's text, parser diagnostics)
+    and goes to the log only."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -179,8 +185,8 @@ class EspiSession:
                     return await self._call_once(url, params, client_token, check_body, ok)
         except TransientError as error:
             raise PermanentError(
-                f"the utility's data service kept failing ({error}) after "
-                f"{self.policy.attempts} attempts"
+                f"the utility's data service kept failing after {self.policy.attempts} attempts",
+                detail=str(error),
             ) from error
         except RateLimited as error:
             raise PermanentError(
@@ -197,7 +203,7 @@ class EspiSession:
             if error.retryable:
                 raise TransientError(f"client token: {error}") from error
             raise PermanentError(
-                f"the utility refused this application's client credentials ({error})"
+                "the utility refused this application's client credentials", detail=str(error)
             ) from error
 
     async def _call_once(
@@ -250,13 +256,6 @@ class EspiSession:
                         raise TransientError(f"malformed body: {error}") from error
                 return response
             raise PermanentError(
-                f"the utility's data service answered HTTP {status} to a {endpoint} request"
-                + _description(response)
+                f"the utility's data service answered HTTP {status} to a {endpoint} request",
+                detail=response.text.strip()[:200],
             )
-
-
-def _description(response: httpx.Response) -> str:
-    text = response.text.strip()
-    if not text:
-        return ""
-    return f": {text[:200]}"

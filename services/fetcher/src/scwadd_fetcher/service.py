@@ -226,7 +226,12 @@ class Fetcher:
             outcome = await fetch.run(subscription_id)
         except PermanentError as error:
             reason = str(error)
-            log.warning("fetch failed after %d custodian calls: %s", session.calls, reason)
+            log.warning(
+                "fetch failed after %d custodian calls: %s (%s)",
+                session.calls,
+                reason,
+                error.detail or "no detail",
+            )
             await self._progress(job_id, "failed", _sentence(reason))
             failed = FetchFailed(
                 job_id=job_id,
