@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Iterator
 
 import pytest
+from custodian_support import custodian_settings
 from exporter_support import SandboxGrant, exporter_settings, fetch_raw, obtain_grant
 from exporter_support import running_exporter as run_exporter
 from prometheus_client import REGISTRY
@@ -21,6 +23,7 @@ from scwadd_core.events import RATELIMIT_BUCKET, FetchFailed, GrantReceived
 from scwadd_core.ratelimit import BUDGET_KEY
 from scwadd_core.sealing import Keyring, generate_key
 from scwadd_core.testing import free_port
+from scwadd_core.testing.service import serving
 from scwadd_fetcher.runtime import build
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.config import RateLimits
@@ -129,12 +132,7 @@ async def test_fetcher_and_exporter_share_one_budget_and_get_no_429(
             HTTP_PORT=fetcher_port,
             TLS_CERT_FILE=sandbox.pki.server_cert,
             TLS_KEY_FILE=sandbox.pki.server_key,
-            PGE_CLIENT_ID=sandbox.client_id,
-            PGE_CLIENT_SECRET=sandbox.client_secret,
-            PGE_CLIENT_CERT_FILE=sandbox.pki.client_cert,
-            PGE_CLIENT_KEY_FILE=sandbox.pki.client_key,
-            PGE_CA_FILE=sandbox.pki.ca_cert,
-            PGE_TOKEN_URL=sandbox.token_url,
+            **custodian_settings(sandbox),
             PGE_API_BASE=sandbox.espi_base,
             TOKEN_SEALING_KEYS=keys,
             HISTORY_DAYS=30,
@@ -143,11 +141,14 @@ async def test_fetcher_and_exporter_share_one_budget_and_get_no_429(
         exporter_config = exporter_settings(sandbox, nats_server, sqlite_url, exporter_port)
         assert exporter_config.RATE_LIMIT_PER_SECOND == 1.0  # PG&E's default, like the fetcher
         fetcher = await build(fetcher_settings)
-        stop_fetcher = asyncio.Event()
-        fetching = asyncio.create_task(fetcher.serve(stop_fetcher))
+        fetcher_ready = f"https://127.0.0.1:{fetcher_port}/readyz"
+        verify = ssl.create_default_context(cafile=str(sandbox.pki.ca_cert))
         bus = await Bus.connect(nats_server, name="test")
         try:
-            async with run_exporter(exporter_config) as exporter:
+            async with (
+                serving(fetcher.serve, fetcher_ready, name="the fetcher", verify=verify),
+                run_exporter(exporter_config) as exporter,
+            ):
                 keyring = Keyring.parse(keys)
                 for number, grant in enumerate(grants):
                     await publish_grant(bus, f"job-{number}", grant, keyring)
@@ -155,13 +156,10 @@ async def test_fetcher_and_exporter_share_one_budget_and_get_no_429(
                     await exporter.wait_for(f"job-{n}", {"revoked", "flagged"}, timeout=120)
                     for n in range(len(grants))
                 ]
-            budget = json.loads(
-                (await (await bus.key_value(RATELIMIT_BUCKET)).get(BUDGET_KEY)).value
-            )
+            entry = await (await bus.key_value(RATELIMIT_BUCKET)).get(BUDGET_KEY)
+            budget = json.loads(entry.value or b"{}")
         finally:
             await bus.close()
-            stop_fetcher.set()
-            assert await asyncio.wait_for(fetching, 60) == 0
         report = sandbox.admin.get("/admin/calls").json()
     assert [f["status"] for f in finals] == ["revoked"] * len(grants)
     # Every fetch and every revocation was answered at the first try: nobody was told to wait.
