@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import bcrypt
 import pytest
-from nats.js.object_store import ObjectStore
+from files_support import CSV_BODY, CSV_NAME, MANIFEST_BODY, MANIFEST_NAME, OPERATOR, FilesServer
 from scwadd_core.bus import Bus
 from scwadd_core.events import EXPORTS_BUCKET
 from scwadd_core.settings import ServiceSettings
@@ -17,20 +16,6 @@ from scwadd_core.web import serve
 from scwadd_files.app import FilesService, build_app
 from scwadd_files.htpasswd import Verifier
 from scwadd_files.throttle import LoginThrottle
-
-OPERATOR = ("operator", "correct horse battery staple")
-CSV_NAME = "sub123-2026-11-26-abcd1234.csv"
-CSV_BODY = b"".join(f"2026-01-01T00:{m:02d}:00Z,{m}\n".encode() for m in range(60)) * 3000
-MANIFEST_NAME = "sub123-2026-11-26-abcd1234.manifest.json"
-MANIFEST_BODY = b'{"rows": 180000}'
-
-
-@dataclass
-class FilesServer:
-    url: str
-    bus: Bus
-    store: ObjectStore
-    service: FilesService
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CSV_BODY, CSV_NAME, MANIFEST_NAME, OPERATOR, FilesServer
+from files_support import CSV_BODY, CSV_NAME, MANIFEST_NAME, OPERATOR, FilesServer
 from playwright.async_api import Browser
 from playwright.async_api import Error as PlaywrightError
 

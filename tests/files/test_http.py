@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import CSV_BODY, CSV_NAME, MANIFEST_BODY, MANIFEST_NAME, OPERATOR, FilesServer
+from files_support import CSV_BODY, CSV_NAME, MANIFEST_BODY, MANIFEST_NAME, OPERATOR, FilesServer
 from scwadd_files.app import purge_expired
 
 pytestmark = pytest.mark.anyio
