@@ -1,5 +1,6 @@
-"""Reusable test support: a real nats-server per test, databases on SQLite and PostgreSQL,
-Debian's headless chromium.
+"""Reusable test support: a real nats-server per test, databases on SQLite and PostgreSQL
+(``database.migrated_sessions``), a service run in the test's event loop (``service.serving``),
+Debian's headless chromium (``browser``).
 
 The pytest fixtures live in :mod:`scwadd_core.testing.fixtures` (registered in the root
 ``tests/conftest.py``); the helpers here are plain code, usable from ``make run`` or a benchmark.
