@@ -33,8 +33,10 @@ T = TypeVar("T")
 
 # The production defaults wait minutes (lease 90 s, revoking lease 5 min, watchdog 30 s, flagged
 # retry 15 min, unrevoked alert 60 min); the behaviour under test is the same at seconds.
+# Fetcher and exporter draw on one custodian call budget: both must agree on its size.
+RATE_LIMIT_ENV = {"RATE_LIMIT_PER_SECOND": "20"}
 FETCHER_ENV = {
-    "RATE_LIMIT_PER_SECOND": "20",
+    **RATE_LIMIT_ENV,
     "FETCH_RETRY_ATTEMPTS": "5",
     "FETCH_RETRY_INITIAL_SECONDS": "0.1",
     "FETCH_RETRY_MAX_SECONDS": "0.5",
@@ -42,6 +44,7 @@ FETCHER_ENV = {
     "JOB_LEASE_SECONDS": "6",
 }
 EXPORTER_ENV = {
+    **RATE_LIMIT_ENV,
     "REVOKE_MAX_ATTEMPTS": "6",
     "REVOKE_BACKOFF_SECONDS": "0.1",
     "REVOKE_BACKOFF_MAX_SECONDS": "0.5",
