@@ -57,7 +57,7 @@ async def test_two_replicas_share_one_budget_and_one_database(
             outcomes = await asyncio.gather(*(observer.outcome(g.job_id) for g in grants))
         statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
         calls = [calls_for(sandbox, g.authorization_uri) for g in grants]
-    assert all(isinstance(o, FetchCompleted) for o in outcomes)
+    assert all(isinstance(o, FetchCompleted) for o in outcomes), outcomes
     assert all(sum(c.values()) == 2 for c in calls)
     # Both replicas worked, and the custodian never had to refuse a call as too frequent.
     engine = create_engine(database)
