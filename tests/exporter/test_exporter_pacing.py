@@ -34,6 +34,18 @@ pytestmark = pytest.mark.anyio
 PGE_LIMITS = RateLimits(per_second=1, per_hour=2000, per_day=20000)
 
 
+def authorization_calls_counted() -> float:
+    """``scwadd_custodian_calls_total`` for the Authorization endpoint, every status."""
+    return sum(
+        sample.value
+        for family in REGISTRY.collect()
+        if family.name == "scwadd_custodian_calls"
+        for sample in family.samples
+        if sample.name == "scwadd_custodian_calls_total"
+        and sample.labels["endpoint"] == "Authorization"
+    )
+
+
 class HeldClock:
     """The sandbox's clock: the wall clock, or one instant for as long as it is held."""
 
@@ -125,6 +137,7 @@ async def test_fetcher_and_exporter_share_one_budget_and_get_no_429(
         tmp_path / "pki", rate_limits=PGE_LIMITS, notification_uri=notify
     ) as sandbox:
         grants = [await obtain_grant(sandbox, profile) for profile in profiles]
+        revocations_counted = authorization_calls_counted()
         fetcher_settings = FetcherSettings(
             NATS_URL=nats_server,
             DATABASE_URL=f"sqlite:///{tmp_path / 'fetcher.db'}",
@@ -171,6 +184,8 @@ async def test_fetcher_and_exporter_share_one_budget_and_get_no_429(
     )
     assert deletes == len(grants)
     assert fetches >= 2 * len(grants)
+    # The exporter's DELETEs show in scwadd_custodian_calls_total like the fetcher's calls.
+    assert authorization_calls_counted() - revocations_counted == deletes
     # Each of them was taken from the one budget in KV, and so was the exporter's one client-token
     # request (the code exchanges were the test's, made outside the budget).
     assert sum(budget["m"].values()) == deletes + fetches + 1

@@ -29,9 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+
+from scwadd_core.metrics import CUSTODIAN_CALLS
 
 # A token is replaced this long before the custodian says it expires, so a call never starts
 # with a token that dies in flight.
@@ -308,3 +311,40 @@ class Custodian:
                 continue
             raise _error_from(response, "revocation")
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def endpoint_of(url: str) -> str:
+    """A low-cardinality label for a URL: the resource names, not the ids."""
+    parts = [p for p in urlsplit(url).path.split("/") if p]
+    try:
+        parts = parts[parts.index("resource") + 1 :]
+    except ValueError:
+        parts = parts[-3:]
+    names = {
+        "Subscription",
+        "UsagePoint",
+        "MeterReading",
+        "IntervalBlock",
+        "Batch",
+        "Bulk",
+        "RetailCustomer",
+        "Authorization",
+        "UsageSummary",
+        "ReadingType",
+        "LocalTimeParameters",
+        "ReadServiceStatus",
+    }
+    return "/".join(p for p in parts if p in names) or "other"
+
+
+def count_custodian_calls(http: httpx.AsyncClient) -> None:
+    """Count every answer ``http`` receives in ``scwadd_custodian_calls_total``, by endpoint and
+    status, for a service whose calls are not counted at each call site (the exporter's
+    revocations and client-token requests)."""
+
+    async def count(response: httpx.Response) -> None:
+        CUSTODIAN_CALLS.labels(
+            endpoint_of(str(response.request.url)), str(response.status_code)
+        ).inc()
+
+    http.event_hooks["response"].append(count)

@@ -22,6 +22,11 @@ HTTP_LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+CUSTODIAN_CALLS = Counter(
+    "scwadd_custodian_calls_total",
+    "Calls to the data custodian's API, by endpoint and HTTP status (or 'timeout'/'error').",
+    ["endpoint", "status"],
+)
 DEAD_LETTERS = Counter(
     "scwadd_dead_letters_total",
     "Messages moved to the dead-letter stream after their last delivery failed, by subject.",

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Query
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy, read_object
-from scwadd_core.custodian import Custodian, CustodianConfig
+from scwadd_core.custodian import Custodian, CustodianConfig, count_custodian_calls
 from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
 from scwadd_core.events import (
     FETCH_COMPLETED,
@@ -133,6 +133,7 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
     limits = Limits.from_settings(settings)
     limiter = SharedRateLimit(await bus.key_value(RATELIMIT_BUCKET), limits, service="exporter")
     pace_custodian_calls(custodian.http, limiter)
+    count_custodian_calls(custodian.http)
     exporter = Exporter(
         sessions=sessions,
         blobs=ObjectStoreBlobs(bus),

@@ -18,10 +18,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
-from scwadd_core.custodian import Custodian, CustodianError, bearer, retry_after_seconds
+from scwadd_core.custodian import (
+    Custodian,
+    CustodianError,
+    bearer,
+    endpoint_of,
+    retry_after_seconds,
+)
+from scwadd_core.metrics import CUSTODIAN_CALLS
 from scwadd_core.ratelimit import DEFAULT_RETRY_AFTER_SECONDS
 from tenacity import (
     AsyncRetrying,
@@ -29,8 +35,6 @@ from tenacity import (
     retry_if_exception_type,
     wait_exponential_jitter,
 )
-
-from scwadd_fetcher import metrics
 
 log = logging.getLogger(__name__)
 
@@ -62,30 +66,6 @@ class RetryPolicy:
     max_wait: float = 60.0
     rate_limited_attempts: int = 20  # 429s are waited out, but not forever
     default_retry_after: float = DEFAULT_RETRY_AFTER_SECONDS
-
-
-def endpoint_of(url: str) -> str:
-    """A low-cardinality label for a URL: the resource names, not the ids."""
-    parts = [p for p in urlsplit(url).path.split("/") if p]
-    try:
-        parts = parts[parts.index("resource") + 1 :]
-    except ValueError:
-        parts = parts[-3:]
-    names = {
-        "Subscription",
-        "UsagePoint",
-        "MeterReading",
-        "IntervalBlock",
-        "Batch",
-        "Bulk",
-        "RetailCustomer",
-        "Authorization",
-        "UsageSummary",
-        "ReadingType",
-        "LocalTimeParameters",
-        "ReadServiceStatus",
-    }
-    return "/".join(p for p in parts if p in names) or "other"
 
 
 class AccessToken:
@@ -222,13 +202,13 @@ class EspiSession:
             try:
                 response = await self.custodian.http.get(url, params=params, headers=bearer(token))
             except httpx.TimeoutException as error:
-                metrics.CUSTODIAN_CALLS.labels(endpoint, "timeout").inc()
+                CUSTODIAN_CALLS.labels(endpoint, "timeout").inc()
                 raise TransientError("timeout") from error
             except httpx.TransportError as error:
-                metrics.CUSTODIAN_CALLS.labels(endpoint, "error").inc()
+                CUSTODIAN_CALLS.labels(endpoint, "error").inc()
                 raise TransientError(type(error).__name__) from error
             status = response.status_code
-            metrics.CUSTODIAN_CALLS.labels(endpoint, str(status)).inc()
+            CUSTODIAN_CALLS.labels(endpoint, str(status)).inc()
             if status in ok and status != 200:
                 # An answer the caller expects (204 no data; 403/404 when probing a batch
                 # that may be another customer's): not a reason to refresh or give up.

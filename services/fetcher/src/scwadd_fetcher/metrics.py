@@ -1,15 +1,10 @@
-"""The fetcher's own Prometheus metrics (the shared HTTP and rate-limit ones come from
-scwadd_core)."""
+"""The fetcher's own Prometheus metrics (the shared HTTP, rate-limit and custodian-call ones
+come from scwadd_core)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter
 
-CUSTODIAN_CALLS = Counter(
-    "scwadd_custodian_calls_total",
-    "Calls to the data custodian's API, by endpoint and HTTP status (or 'error').",
-    ["endpoint", "status"],
-)
 READINGS_FETCHED = Counter(
     "scwadd_readings_fetched_total",
     "Interval readings in the raw ESPI documents the fetcher stored.",
