@@ -7,7 +7,7 @@ import logging
 
 from scwadd_core.bus import Bus
 from scwadd_core.custodian import Custodian, CustodianConfig
-from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import EXPORT_COMPLETED, GRANT_REVOKED, JOB_PROGRESS
 from scwadd_core.sealing import Keyring
 from scwadd_core.web import bus_check, create_app, database_check, serve
@@ -27,11 +27,7 @@ OUTBOX_INTERVAL_SECONDS = 5.0
 
 
 def migrate(settings: AuthSettings) -> None:
-    engine = make_engine(settings.DATABASE_URL)
-    try:
-        wait_for_database(engine)
-    finally:
-        engine.dispose()
+    # run_migrations waits (bounded) for a database that starts after us.
     run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
 
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI, Query
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy, read_object
 from scwadd_core.custodian import Custodian, CustodianConfig, count_custodian_calls
-from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
@@ -72,11 +72,7 @@ def policy_from(settings: ExporterSettings) -> ExporterPolicy:
 
 
 def migrate(settings: ExporterSettings) -> None:
-    engine = make_engine(settings.DATABASE_URL)
-    try:
-        wait_for_database(engine)
-    finally:
-        engine.dispose()
+    # run_migrations waits (bounded) for a database that starts after us.
     run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
 
 

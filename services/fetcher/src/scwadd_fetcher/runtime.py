@@ -13,7 +13,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from scwadd_core.bus import Bus
 from scwadd_core.custodian import Custodian, CustodianConfig, make_http_client
-from scwadd_core.db import make_engine, run_migrations, session_factory, wait_for_database
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.sealing import Keyring
@@ -35,12 +35,8 @@ MAX_NOTIFICATION_BYTES = 1_000_000
 
 
 def migrate(settings: FetcherSettings) -> None:
-    engine = make_engine(settings.DATABASE_URL)
-    try:
-        wait_for_database(engine)
-        run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
-    finally:
-        engine.dispose()
+    # run_migrations waits (bounded) for a database that starts after us.
+    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
 
 
 def options_from(settings: FetcherSettings) -> FetcherOptions:
@@ -114,9 +110,8 @@ class FetcherRuntime:
 
 
 async def build(settings: FetcherSettings) -> FetcherRuntime:
+    migrate(settings)
     engine = make_engine(settings.DATABASE_URL)
-    wait_for_database(engine)
-    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
     owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     ledger = JobLedger(session_factory(engine), owner, settings.JOB_LEASE_SECONDS)
     bus = await Bus.from_settings(settings, name="fetcher")
