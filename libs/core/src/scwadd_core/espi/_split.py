@@ -19,12 +19,13 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO
 
 from lxml import etree
 
-from scwadd_core.espi.model import ATOM_NS
+from scwadd_core.espi._reading_scan import cut_readings
+from scwadd_core.espi.model import ATOM_NS, IntervalBlock, IntervalReading
 from scwadd_core.espi.parser import (
     EspiParseError,
     ParsedEntry,
@@ -222,6 +223,20 @@ def _parse_segment(
     if not segment.strip():
         return
     reader.line_offset = line - 1
+    # An IntervalBlock entry's readings are read from the bytes when they are plain enough; lxml
+    # parses the rest, and the whole segment whenever the run turns out not to be (see there).
+    run = cut_readings(segment)
+    if run is not None:
+        try:
+            wrapped = etree.fromstring(
+                layout.wrapper_open + run.stub + layout.wrapper_close, parser
+            )
+        except etree.XMLSyntaxError:
+            wrapped = None
+        owner = None if wrapped is None else run.claim(wrapped)
+        if wrapped is not None and owner is not None:
+            yield from _entries(wrapped, reader, owner, run.readings)
+            return
     try:
         wrapped = etree.fromstring(layout.wrapper_open + segment + layout.wrapper_close, parser)
     except etree.XMLSyntaxError as error:
@@ -233,12 +248,26 @@ def _parse_segment(
         raise EspiParseError(
             reader.name, absolute, error_column, _syntax_message(message)
         ) from None
+    yield from _entries(wrapped, reader)
+
+
+def _entries(
+    wrapped: etree._Element,
+    reader: _Reader,
+    owner: etree._Element | None = None,
+    readings: list[IntervalReading] | None = None,
+) -> Iterator[ParsedEntry]:
+    """The entries of a parsed segment; ``owner``'s IntervalBlock gets ``readings``, which were
+    read from the bytes before lxml parsed the entry without them."""
     for child in wrapped:
         if not isinstance(child.tag, str):
             continue
         _check_depth(reader, child)
         if _local(child) == "entry" and _namespace(child) in (ATOM_NS, ""):
             parsed = _entry(reader, child)
+            if parsed is not None and child is owner and readings is not None:
+                assert isinstance(parsed.obj, IntervalBlock)  # claim() checked the object
+                parsed = replace(parsed, obj=replace(parsed.obj, readings=readings))
             if parsed is not None:
                 yield parsed
     reader.line_offset = 0

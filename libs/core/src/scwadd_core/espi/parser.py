@@ -6,7 +6,8 @@ stays flat: each entry is parsed with :func:`lxml.etree.iterparse`, turned into 
 cleared before the next is read; an IntervalBlock's readings are yielded with their block (a
 block is one day or one month, never the file). Plain UTF-8 feeds in a file or in memory take a
 faster route to the same result, one entry at a time through lxml's whole-document parser
-(:mod:`scwadd_core.espi._split`).
+(:mod:`scwadd_core.espi._split`), with an IntervalBlock's readings read straight from the bytes
+when they are in the plain shape utilities send (:mod:`scwadd_core.espi._reading_scan`).
 
 Elements are matched by namespace URI and local name, never by prefix; an element that lost its
 namespace (PG&E has sent such documents) is read as if it had the expected one.

@@ -1,0 +1,282 @@
+"""The reading scanner (IntervalReadings read from the bytes, see ``_reading_scan``) must read
+exactly what lxml reads, take the plain shapes utilities send, and hand anything else to lxml:
+each document here is read twice, by the split reader (which uses the scanner) and by iterparse
+(which never does), and both readings must agree, result for result or error for error."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import pytest
+from espi_support import ELECTRIC, PACIFIC, feed_bytes, local_day_blocks, pacific_time, usage_point
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+from scwadd_core.espi import _reading_scan, _split
+from scwadd_core.espi.model import DateTimeInterval, IntervalBlock, IntervalReading
+from scwadd_core.espi.parser import EspiParseError, ParsedEntry, read_all
+from test_split_reader import OneWayStream
+
+
+class ScanCount:
+    """How many entries had their readings taken from the bytes (the real scanner runs)."""
+
+    def __init__(self) -> None:
+        self.claimed = 0
+
+
+@contextmanager
+def counting_claims() -> Iterator[ScanCount]:
+    count = ScanCount()
+    claim = _reading_scan.ReadingRun.claim
+
+    def counting_claim(
+        run: _reading_scan.ReadingRun, wrapped: etree._Element
+    ) -> etree._Element | None:
+        owner = claim(run, wrapped)
+        count.claimed += owner is not None
+        return owner
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_reading_scan.ReadingRun, "claim", counting_claim)
+        yield count
+
+
+@pytest.fixture
+def scans() -> Iterator[ScanCount]:
+    with counting_claims() as count:
+        yield count
+
+
+def _both(data: bytes) -> tuple[object, object]:
+    """What the split reader and iterparse make of ``data``: entries, or the error's place."""
+    outcomes = []
+    for source in (io.BytesIO(data), io.BufferedReader(OneWayStream(data))):
+        try:
+            outcomes.append(read_all(source, name="doc.xml"))
+        except EspiParseError as error:
+            outcomes.append((error.line, error.column))
+    return outcomes[0], outcomes[1]
+
+
+def _blocks(entries: object) -> list[IntervalBlock]:
+    assert isinstance(entries, list)
+    return [
+        e.obj for e in entries if isinstance(e, ParsedEntry) and isinstance(e.obj, IntervalBlock)
+    ]
+
+
+def _feed(blocks: list[IntervalBlock], style: str = "pge") -> bytes:
+    return feed_bytes(
+        [usage_point("UP1", [("MR1", ELECTRIC, blocks)], local_time=pacific_time())],
+        style=style,  # type: ignore[arg-type]
+    )
+
+
+def _pretty(data: bytes) -> bytes:
+    return etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True)
+
+
+OPTIONAL_INT = st.none() | st.integers(-(2**47), 2**47 - 1)
+
+
+@st.composite
+def reading_blocks(draw: st.DrawFn) -> list[IntervalBlock]:
+    blocks = []
+    start = 1_700_000_000
+    for _ in range(draw(st.integers(1, 3))):
+        readings = [
+            IntervalReading(
+                start=start + 900 * index,
+                duration=draw(st.sampled_from([900, 900, 3600])),
+                value=draw(OPTIONAL_INT),
+                cost=draw(OPTIONAL_INT),
+                qualities=tuple(draw(st.lists(st.sampled_from([0, 7, 8, 17, 19]), max_size=3))),
+                tou=draw(st.none() | st.integers(0, 20)),
+                consumption_tier=draw(st.none() | st.integers(0, 5)),
+                cpp=draw(st.none() | st.integers(0, 3)),
+            )
+            for index in range(draw(st.integers(1, 20)))
+        ]
+        blocks.append(IntervalBlock(DateTimeInterval(start, 900 * len(readings)), readings))
+        start += 900 * len(readings)
+    return blocks
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    blocks=reading_blocks(),
+    style=st.sampled_from(["pge", "generic"]),
+    pretty=st.booleans(),
+)
+def test_every_reading_shape_reads_as_lxml_reads_it(
+    blocks: list[IntervalBlock], style: str, pretty: bool
+) -> None:
+    data = _feed(blocks, style)
+    if pretty:
+        data = _pretty(data)
+    with counting_claims() as count:
+        split, streamed = _both(data)
+    assert split == streamed
+    assert [list(b.readings) for b in _blocks(split)] == [list(b.readings) for b in blocks]
+    assert count.claimed == len(blocks)  # every block was read by the scanner
+
+
+def test_start_before_duration_and_a_default_namespace(scans: ScanCount) -> None:
+    data = _feed(list(local_day_blocks(date(2024, 3, 1), 2, PACIFIC, quality=(0,))), "pge")
+    swapped = re.sub(
+        rb"(<ns0:duration>\d+</ns0:duration>)(<ns0:start>\d+</ns0:start>)", rb"\2\1", data
+    )
+    # The ESPI namespace as the default on each object instead of the ns0 prefix.
+    unprefixed = swapped.replace(b"ns0:", b"").replace(b"xmlns:ns0=", b"xmlns=")
+    split, streamed = _both(unprefixed)
+    assert split == streamed
+    assert sum(len(b.readings) for b in _blocks(split)) == 2 * 96
+    assert scans.claimed == 2
+
+
+def test_readings_without_a_namespace_are_read_as_espi(scans: ScanCount) -> None:
+    """PG&E has sent objects that lost their namespace; lxml's path reads them as ESPI too."""
+    data = _feed(list(local_day_blocks(date(2024, 3, 1), 1, PACIFIC)))
+    bare = data.replace(b"ns0:", b"").replace(b' xmlns:ns0="http://naesb.org/espi"', b"")
+    split, streamed = _both(bare)
+    assert split == streamed
+    assert len(_blocks(split)[0].readings) == 96
+    assert scans.claimed == 1
+
+
+ONE_DAY = _feed(list(local_day_blocks(date(2024, 3, 1), 1, PACIFIC, quality=(0,))))
+READING = b"<ns0:IntervalReading>"
+
+
+def _damage(old: bytes, new: bytes, occurrence: int = 5) -> bytes:
+    at = -1
+    for _ in range(occurrence):
+        at = ONE_DAY.index(old, at + 1)
+    return ONE_DAY[:at] + new + ONE_DAY[at + len(old) :]
+
+
+@pytest.mark.parametrize(
+    ("document", "outcome"),
+    [
+        # Shapes the scanner leaves to lxml, which reads them.
+        (_damage(READING, b'<ns0:IntervalReading foo="1">'), "read"),
+        (_damage(READING, READING + b"<ns0:extension><x>1</x></ns0:extension>"), "read"),
+        (_damage(b"<ns0:value>", b"<ns0:value>&#49;"), "read"),
+        (
+            _damage(b"</ns0:value>", b"</ns0:value><ns0:tou>1</ns0:tou><ns0:cost>5</ns0:cost>"),
+            "read",
+        ),
+        (_damage(READING, b"<ns0:stray>9</ns0:stray>" + READING), "read"),
+        (_damage(READING, b'<ns0:IntervalReading xmlns:ns0="http://naesb.org/espi">'), "read"),
+        # ... and those that are wrong, which lxml refuses.
+        (_damage(b"</ns0:IntervalReading>", b"</ns0:IntervalReadin>"), "error"),
+        (_damage(b"<ns0:value>", b"<ns0:value>&oops;"), "error"),
+        (_damage(b"<ns0:value>", b"<ns0:value>x"), "error"),
+        (_damage(b"</ns0:timePeriod>", b"</ns0:timePeriod>\x0b"), "error"),
+    ],
+    ids=[
+        "attribute",
+        "extension",
+        "character-reference",
+        "out-of-order",
+        "stray-element",
+        "namespace-on-reading",
+        "mismatched-tag",
+        "undefined-entity",
+        "not-an-integer",
+        "illegal-character",
+    ],
+)
+def test_unusual_or_broken_readings_are_left_to_lxml(
+    document: bytes, outcome: str, scans: ScanCount
+) -> None:
+    split, streamed = _both(document)
+    assert split == streamed
+    if outcome == "read":
+        assert len(_blocks(split)[0].readings) == 96
+    else:
+        assert isinstance(split, tuple), split  # an error, at the same line and column
+    assert scans.claimed == 0
+
+
+def test_the_plain_day_is_claimed(scans: ScanCount) -> None:
+    split, streamed = _both(ONE_DAY)
+    assert split == streamed
+    assert len(_blocks(split)[0].readings) == 96
+    assert scans.claimed == 1
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        # Readings bound to another namespace: neither reader takes them as ESPI readings.
+        ONE_DAY.replace(
+            b'<ns0:IntervalBlock xmlns:ns0="http://naesb.org/espi">',
+            b'<e:IntervalBlock xmlns:e="http://naesb.org/espi" xmlns:ns0="urn:other">',
+        ).replace(b"</ns0:IntervalBlock>", b"</e:IntervalBlock>"),
+        # Readings outside any IntervalBlock: directly in the MeterReading's content.
+        ONE_DAY.replace(
+            b'<ns0:IntervalBlock xmlns:ns0="http://naesb.org/espi">',
+            b'<ns0:MeterReading xmlns:ns0="http://naesb.org/espi">',
+        ).replace(b"</ns0:IntervalBlock>", b"</ns0:MeterReading>"),
+        # The run inside an attribute value (not well-formed): the marker must not be found.
+        ONE_DAY.replace(b"<ns0:interval>", b'<ns0:interval a="', 1).replace(
+            b"</ns0:IntervalBlock>", b'"></ns0:interval></ns0:IntervalBlock>', 1
+        ),
+        # The block is not the entry's object: another object comes first in the content ...
+        ONE_DAY.replace(
+            b'<ns1:content><ns0:IntervalBlock xmlns:ns0="http://naesb.org/espi">',
+            b"<ns1:content><ns0:ServiceStatus><ns0:currentStatus>1</ns0:currentStatus>"
+            b'</ns0:ServiceStatus><ns0:IntervalBlock xmlns:ns0="http://naesb.org/espi">',
+        ),
+        # ... or a later <content> is the one the entry is read from.
+        ONE_DAY.replace(
+            b"</ns0:IntervalBlock></ns1:content>",
+            b"</ns0:IntervalBlock></ns1:content><ns1:content><ns0:ServiceStatus>"
+            b"<ns0:currentStatus>1</ns0:currentStatus></ns0:ServiceStatus></ns1:content>",
+        ),
+    ],
+    ids=[
+        "other-namespace",
+        "not-in-a-block",
+        "inside-an-attribute",
+        "not-the-first-object",
+        "not-the-last-content",
+    ],
+)
+def test_readings_out_of_place_are_not_claimed(document: bytes, scans: ScanCount) -> None:
+    assert document != ONE_DAY
+    split, streamed = _both(document)
+    assert split == streamed
+    assert scans.claimed == 0
+
+
+def test_line_numbers_after_the_run_are_the_documents(tmp_path) -> None:
+    """The run is replaced by a marker carrying its newlines: an error after it is placed right."""
+    pretty = _pretty(_feed(list(local_day_blocks(date(2024, 3, 1), 3, PACIFIC))))
+    at = pretty.index(b"<ns1:published>", pretty.rindex(b"</ns0:IntervalReading>"))
+    data = pretty[:at] + b"<ns1:published>yesterday" + pretty[at + len(b"<ns1:published>") + 20 :]
+    split, streamed = _both(data)
+    assert isinstance(split, tuple) and split == streamed
+    assert split[0] == data[:at].count(b"\n") + 1
+
+
+def test_the_marker_replaces_the_run_and_keeps_its_lines() -> None:
+    segment = (
+        b"<e:IntervalBlock>\n<e:IntervalReading>\n<e:timePeriod><e:duration>900</e:duration>"
+        b"<e:start>0</e:start></e:timePeriod>\n</e:IntervalReading>\n</e:IntervalBlock>"
+    )
+    run = _reading_scan.cut_readings(segment)
+    assert run is not None
+    assert run.stub == b"<e:IntervalBlock>\n<e:IntervalReading/>\n\n\n</e:IntervalBlock>"
+    assert run.readings == [IntervalReading(0, 900, None)]
+
+
+def test_the_split_reader_plans_these_documents() -> None:
+    """Every document above takes the split reader, so the scanner is really in play."""
+    assert _split.plan(_split.opener_for(io.BytesIO(ONE_DAY))) is not None
