@@ -59,7 +59,7 @@ def _both(data: bytes) -> tuple[object, object]:
         try:
             outcomes.append(read_all(source, name="doc.xml"))
         except EspiParseError as error:
-            outcomes.append((error.line, error.column))
+            outcomes.append((error.line, error.column, error.message))
     return outcomes[0], outcomes[1]
 
 
@@ -200,7 +200,7 @@ def test_unusual_or_broken_readings_are_left_to_lxml(
     if outcome == "read":
         assert len(_blocks(split)[0].readings) == 96
     else:
-        assert isinstance(split, tuple), split  # an error, at the same line and column
+        assert isinstance(split, tuple), split  # the same error at the same line and column
     assert scans.claimed == 0
 
 

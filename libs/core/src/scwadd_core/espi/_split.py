@@ -49,6 +49,7 @@ _START_TAG = re.compile(
 # Comments, CDATA, DOCTYPEs and processing instructions: where a "<entry" could hide.
 _HIDING_MARKUP = re.compile(rb"<[!?]")
 _WRAPPER_NAME = b"scwadd-split"
+_SEGMENT_LINE = re.compile(r"\bline (\d+)\b")
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -245,6 +246,9 @@ def _parse_segment(
             error_column = error_column - len(layout.wrapper_open) + column - 1
             error_column = max(error_column, 1)
         absolute = None if error_line is None else error_line + line - 1
+        # libxml2 names other lines in its words too ("... IntervalReading line 1 and ..."):
+        # those are the segment's lines, not the document's.
+        message = _SEGMENT_LINE.sub(lambda m: f"line {int(m.group(1)) + line - 1}", message)
         raise EspiParseError(
             reader.name, absolute, error_column, _syntax_message(message)
         ) from None
