@@ -37,7 +37,11 @@ from scwadd_core.espi.model import ATOM_NS, ESPI_NS, IntervalReading
 # The start of a reading's start tag, with its prefix ("ns0:" or nothing).
 _FIRST_READING = re.compile(rb"<((?:[A-Za-z_][A-Za-z0-9_.\-]*:)?)IntervalReading[ \t\r\n>]")
 _XML_SPACE = rb"[ \t\r\n]*"
-_CONTENT = ((ATOM_NS, "content"), ("", "content"))
+# Tags as lxml spells them; the second of each pair is PG&E's namespace-less form.
+_MARKER = frozenset({f"{{{ESPI_NS}}}IntervalReading", "IntervalReading"})
+_BLOCK = frozenset({f"{{{ESPI_NS}}}IntervalBlock", "IntervalBlock"})
+_CONTENT = frozenset({f"{{{ATOM_NS}}}content", "content"})
+_ENTRY = frozenset({f"{{{ATOM_NS}}}entry", "entry"})
 # Inside ReadingQuality elements the pattern accepted, the only text is their quality codes.
 _QUALITY_CODE = re.compile(rb">[ \t\r\n]*([+-]?[0-9]+)")
 
@@ -191,14 +195,14 @@ class ReadingRun:
             or len(marker) != 0
             or marker.attrib
             or marker.text is not None
-            or _name(marker)[0] not in (ESPI_NS, "")
-            or _name(block) not in ((ESPI_NS, "IntervalBlock"), ("", "IntervalBlock"))
-            or _name(content) not in _CONTENT
-            or _name(entry) not in ((ATOM_NS, "entry"), ("", "entry"))
+            or marker.tag not in _MARKER
+            or block.tag not in _BLOCK
+            or content.tag not in _CONTENT
+            or entry.tag not in _ENTRY
         ):
             return None
         # The parser reads the last <content> of an entry and the first object inside it.
-        contents = [child for child in entry if _name(child) in _CONTENT]
+        contents = [child for child in entry if child.tag in _CONTENT]
         objects = [child for child in content if isinstance(child.tag, str)]
         if contents[-1] is not content or objects[0] is not block:
             return None
@@ -206,17 +210,10 @@ class ReadingRun:
         return entry
 
 
-def _name(element: etree._Element) -> tuple[str, str]:
-    tag = element.tag
-    if not isinstance(tag, str):
-        return ("?", "")
-    namespace, _, local = tag[1:].rpartition("}") if tag.startswith("{") else ("", "", tag)
-    return namespace, local
-
-
-def cut_readings(segment: bytes) -> ReadingRun | None:
+def cut_readings(segment: bytes, multiline: bool = True) -> ReadingRun | None:
     """The readings of the one run of IntervalReadings in ``segment``, when it is plain enough to
-    read from the bytes; None sends the segment to lxml whole."""
+    read from the bytes; None sends the segment to lxml whole. ``multiline`` False says the
+    segment has no newline (the caller looked already)."""
     first = _FIRST_READING.search(segment)
     if first is None:
         return None
@@ -231,5 +228,5 @@ def cut_readings(segment: bytes) -> ReadingRun | None:
     if readings is None:
         return None
     # Newlines kept: lxml's line numbers for what follows the run stay those of the document.
-    marker = b"<" + prefix + b"IntervalReading/>" + b"\n" * run.count(b"\n")
+    marker = b"<" + prefix + b"IntervalReading/>" + b"\n" * (run.count(b"\n") if multiline else 0)
     return ReadingRun(segment[: first.start()] + marker + segment[end:], readings)

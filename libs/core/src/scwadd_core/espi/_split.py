@@ -19,13 +19,13 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import IO
 
 from lxml import etree
 
 from scwadd_core.espi._reading_scan import cut_readings
-from scwadd_core.espi.model import ATOM_NS, IntervalBlock, IntervalReading
+from scwadd_core.espi.model import ATOM_NS, IntervalReading
 from scwadd_core.espi.parser import (
     EspiParseError,
     ParsedEntry,
@@ -200,15 +200,15 @@ def split_entries(
             next_start = min(max(next_start, segment_start), layout.body_end)
             first, last = segment_start - base, next_start - base
             segment = buffer[first:last]
+            newline = buffer.rfind(b"\n", first, last)  # -1 for all of a compact document
             yield from _parse_segment(
-                segment, layout, reader, parser, line, segment_start - line_start + 1
+                segment, layout, reader, parser, line, segment_start - line_start + 1, newline >= 0
             )
             if next_start >= layout.body_end:
                 return
             # Move the line count to the next segment's start.
-            line += buffer.count(b"\n", first, last)
-            newline = buffer.rfind(b"\n", first, last)
             if newline >= 0:
+                line += buffer.count(b"\n", first, last)
                 line_start = base + newline + 1
             segment_start = next_start
 
@@ -220,13 +220,14 @@ def _parse_segment(
     parser: etree.XMLParser,
     line: int,
     column: int,
+    multiline: bool,
 ) -> Iterator[ParsedEntry]:
     if not segment.strip():
         return
     reader.line_offset = line - 1
     # An IntervalBlock entry's readings are read from the bytes when they are plain enough; lxml
     # parses the rest, and the whole segment whenever the run turns out not to be (see there).
-    run = cut_readings(segment)
+    run = cut_readings(segment, multiline)
     if run is not None:
         try:
             wrapped = etree.fromstring(
@@ -268,10 +269,7 @@ def _entries(
             continue
         _check_depth(reader, child)
         if _local(child) == "entry" and _namespace(child) in (ATOM_NS, ""):
-            parsed = _entry(reader, child)
-            if parsed is not None and child is owner and readings is not None:
-                assert isinstance(parsed.obj, IntervalBlock)  # claim() checked the object
-                parsed = replace(parsed, obj=replace(parsed.obj, readings=readings))
+            parsed = _entry(reader, child, readings if child is owner else None)
             if parsed is not None:
                 yield parsed
     reader.line_offset = 0

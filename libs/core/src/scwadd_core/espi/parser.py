@@ -399,7 +399,14 @@ class _Reader:
             cpp=self.opt_int(kids, "cpp", "IntervalReading"),
         )
 
-    def interval_block(self, element: etree._Element) -> IntervalBlock:
+    def interval_block(
+        self, element: etree._Element, readings: list[IntervalReading] | None = None
+    ) -> IntervalBlock:
+        """``readings``: the block's readings when they were read from the bytes already (the
+        element then holds the rest of the block; see :mod:`._reading_scan`)."""
+        if readings is not None:
+            interval = self.interval(self.children(element), "interval", "IntervalBlock")
+            return IntervalBlock(interval=interval, readings=readings)
         fast = _fast_block(element)
         if fast is not None:
             return fast
@@ -673,7 +680,11 @@ def _epoch(text: str | None, reader: _Reader, element: etree._Element) -> int | 
     return int(moment.timestamp())
 
 
-def _entry(reader: _Reader, element: etree._Element) -> ParsedEntry | None:
+def _entry(
+    reader: _Reader, element: etree._Element, readings: list[IntervalReading] | None = None
+) -> ParsedEntry | None:
+    """The entry's object and links; ``readings`` are those of its IntervalBlock when they were
+    read from the bytes already (the block is then known to be the entry's object)."""
     links: dict[str, list[str]] = {}
     content = None
     fields: dict[str, etree._Element] = {}
@@ -694,7 +705,10 @@ def _entry(reader: _Reader, element: etree._Element) -> ParsedEntry | None:
     objects = [child for child in content if isinstance(child.tag, str)]
     if not objects:
         raise reader.error(content, "<content> is empty: expected one ESPI object")
-    obj = reader.espi_object(objects[0])
+    if readings is not None:
+        obj: EspiObject | None = reader.interval_block(objects[0], readings)
+    else:
+        obj = reader.espi_object(objects[0])
     if obj is None:
         return None
     nested: list[EspiObject] = []
