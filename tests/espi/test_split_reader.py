@@ -93,6 +93,7 @@ def etree_pretty(data: bytes) -> bytes:
         (b"<ns0:value>", b"<ns0:value>x"),  # not an integer: the element's own line
         (b"</ns0:IntervalReading>", b"</ns0:IntervalReadin>"),  # a mismatched tag
         (b"<ns0:cost>", b"<ns0:cost>&oops;"),  # an undefined entity
+        (b"<ns0:cost>", b"<ns0:cost>\xff"),  # not UTF-8: libxml2's push parser says line 1
     ],
 )
 def test_errors_are_placed_alike(damage: tuple[bytes, bytes]) -> None:
@@ -123,6 +124,7 @@ def test_errors_are_placed_alike(damage: tuple[bytes, bytes]) -> None:
         errors.append(caught.value)
     split, streamed = errors
     assert split.line == streamed.line == data[:at].count(b"\n") + 1
+    assert split.message == streamed.message
     if streamed.column is not None:
         assert split.column == streamed.column
 

@@ -35,13 +35,13 @@ from scwadd_core.espi.parser import (
     _namespace,
     _Reader,
     _syntax_message,
+    declares_utf8,
 )
 
 _BLOCK = 1 << 20
 _MAX_SEGMENT = 16 << 20
 _HEAD = 1 << 16
 _PROLOG_ITEM = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
-_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 _START_TAG = re.compile(
     rb"<([A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)"
     rb"((?:\s+[A-Za-z_][\w.\-:]*\s*=\s*(?:\"[^\"<]*\"|'[^'<]*'))*)\s*(/?)>"
@@ -75,12 +75,9 @@ def plan(open_stream: Opener) -> _Plan | None:
     """Whether (and how) the document can be split; None sends it to iterparse."""
     with open_stream() as stream:
         head = stream.read(_HEAD)
-        if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        if not declares_utf8(head):
             return None
         offset = 3 if head.startswith(b"\xef\xbb\xbf") else 0
-        declared = _DECLARED_ENCODING.match(head, offset)
-        if declared and declared.group(1).lower() not in (b"utf-8", b"utf8", b"us-ascii", b"ascii"):
-            return None
         position = offset
         while True:
             item = _PROLOG_ITEM.match(head, position)

@@ -136,6 +136,11 @@ class _PrologGuard(io.RawIOBase):
         self._checked = False
         self._pending = b""
         self._progress = progress
+        # A byte that is not UTF-8 in a UTF-8 document: libxml2's push parser reports it at the
+        # start of the document, so the bytes are checked here, with the lines they have passed.
+        self._utf8: codecs.IncrementalDecoder | None = None
+        self._lines = 0
+        self._line_bytes = 0  # bytes since the last newline
 
     def readable(self) -> bool:
         return True
@@ -143,8 +148,11 @@ class _PrologGuard(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         if not self._checked:
-            self._pending = self._check_prolog()
+            head = self._check_prolog()
             self._checked = True
+            if declares_utf8(head):
+                self._utf8 = codecs.getincrementaldecoder("utf-8")()
+            self._pending = self._passed(head)
         if self._pending:
             count = min(len(view), len(self._pending))
             view[:count] = self._pending[:count]
@@ -152,11 +160,31 @@ class _PrologGuard(io.RawIOBase):
             return count
         data = self._raw.read(len(view))
         if not data:
+            if self._utf8 is not None:
+                self._passed(b"", final=True)
             return 0
         if self._progress is not None:
             self._progress(len(data))
-        view[: len(data)] = data
+        view[: len(data)] = self._passed(data)
         return len(data)
+
+    def _passed(self, data: bytes, final: bool = False) -> bytes:
+        if self._utf8 is None:
+            return data
+        try:
+            self._utf8.decode(data, final)
+        except UnicodeDecodeError as error:
+            before = data.rfind(b"\n", 0, error.start)
+            raise EspiParseError(
+                self._name,
+                self._lines + data.count(b"\n", 0, error.start) + 1,
+                error.start - before if before >= 0 else self._line_bytes + error.start + 1,
+                _syntax_message("Invalid bytes in character encoding"),  # libxml2's words
+            ) from None
+        self._lines += data.count(b"\n")
+        last = data.rfind(b"\n")
+        self._line_bytes = len(data) - last - 1 if last >= 0 else self._line_bytes + len(data)
+        return data
 
     def _check_prolog(self) -> bytes:
         head = b""
@@ -182,6 +210,24 @@ class _PrologGuard(io.RawIOBase):
                     )
                 break
         return head
+
+
+_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+def declares_utf8(head: bytes) -> bool:
+    """Whether a document starting with ``head`` is UTF-8: no UTF-16 byte order mark, and UTF-8
+    (or ASCII, a subset) declared or nothing declared."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    offset = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    declared = _DECLARED_ENCODING.match(head, offset)
+    return declared is None or declared.group(1).lower() in (
+        b"utf-8",
+        b"utf8",
+        b"us-ascii",
+        b"ascii",
+    )
 
 
 def _decode_head(head: bytes) -> str:
