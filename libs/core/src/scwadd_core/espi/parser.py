@@ -141,6 +141,7 @@ class _PrologGuard(io.RawIOBase):
         self._utf8: codecs.IncrementalDecoder | None = None
         self._lines = 0
         self._line_bytes = 0  # bytes since the last newline
+        self._bad_byte: EspiParseError | None = None
 
     def readable(self) -> bool:
         return True
@@ -158,29 +159,40 @@ class _PrologGuard(io.RawIOBase):
             view[:count] = self._pending[:count]
             self._pending = self._pending[count:]
             return count
+        if self._bad_byte is not None:
+            raise self._bad_byte
         data = self._raw.read(len(view))
         if not data:
-            if self._utf8 is not None:
-                self._passed(b"", final=True)
+            self._passed(b"", final=True)
+            if self._bad_byte is not None:
+                raise self._bad_byte
             return 0
         if self._progress is not None:
             self._progress(len(data))
-        view[: len(data)] = self._passed(data)
+        data = self._passed(data)
+        if not data and self._bad_byte is not None:
+            raise self._bad_byte
+        view[: len(data)] = data
         return len(data)
 
     def _passed(self, data: bytes, final: bool = False) -> bytes:
+        """``data`` as far as it is UTF-8. The bytes before a bad one still go to libxml2, and
+        the bad byte is reported on the next read, so an earlier syntax error is reported first,
+        as it would be without this check."""
         if self._utf8 is None:
             return data
         try:
             self._utf8.decode(data, final)
         except UnicodeDecodeError as error:
-            before = data.rfind(b"\n", 0, error.start)
-            raise EspiParseError(
+            start = max(error.start, 0)
+            before = data.rfind(b"\n", 0, start)
+            self._bad_byte = EspiParseError(
                 self._name,
-                self._lines + data.count(b"\n", 0, error.start) + 1,
-                error.start - before if before >= 0 else self._line_bytes + error.start + 1,
+                self._lines + data.count(b"\n", 0, start) + 1,
+                start - before if before >= 0 else self._line_bytes + start + 1,
                 _syntax_message("Invalid bytes in character encoding"),  # libxml2's words
-            ) from None
+            )
+            return data[:start]
         self._lines += data.count(b"\n")
         last = data.rfind(b"\n")
         self._line_bytes = len(data) - last - 1 if last >= 0 else self._line_bytes + len(data)
@@ -804,7 +816,8 @@ def iter_entries(
             raise EspiParseError(label, None, None, f"cannot read: {error.strerror}") from None
     else:
         handle = source
-    guarded = io.BufferedReader(_PrologGuard(handle, label, progress), buffer_size=_CHUNK)
+    # Unbuffered: a short read (the bytes before a bad one) must reach lxml as it is.
+    guarded = _PrologGuard(handle, label, progress)
     # types-lxml's stubs do not know chunk_size (lxml >= 5.3 has it).
     events = etree.iterparse(  # type: ignore[call-overload]
         guarded,
