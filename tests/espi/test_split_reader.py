@@ -16,7 +16,7 @@ from espi_support import (
     usage_point,
     write,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scwadd_core.espi import _split
 from scwadd_core.espi.parser import EspiParseError, read_all
@@ -145,16 +145,29 @@ def test_anything_unusual_goes_to_iterparse(document: bytes) -> None:
     assert _split.plan(_split.opener_for(io.BytesIO(document))) is None
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     cut=st.integers(0, 4000),
     length=st.integers(0, 40),
-    piece=st.sampled_from([b"", b"<", b">", b"&", b"x", b"</ns1:entry>", b"<ns1:entry>", b"\n"]),
+    piece=st.sampled_from(
+        [
+            *(b"", b"<", b">", b"&", b"x", b"1", b" ", b"\n", b"\xff", b"&#49;"),
+            *(b"</ns1:entry>", b"<ns1:entry>", b"<ns0:IntervalReading>", b"</ns0:value>"),
+        ]
+    ),
+    pretty=st.booleans(),
 )
-def test_damaged_feeds_fail_or_read_alike(cut: int, length: int, piece: bytes) -> None:
+def test_damaged_feeds_fail_or_read_alike(
+    cut: int, length: int, piece: bytes, pretty: bool
+) -> None:
     base = feed_bytes(
         [usage_point("UP1", [("MR1", ELECTRIC, local_day_blocks(date(2024, 1, 1), 1, PACIFIC))])]
     )
+    if pretty:
+        # A stray <entry> start tag ends the split reader's segment: its error is placed where
+        # the segment was cut, lines before the end tag iterparse stops at.
+        assume(b"entry" not in piece)
+        base = etree_pretty(base)
     position = len(base) // 3 + cut
     data = base[:position] + piece + base[position + length :]
     outcomes = []
@@ -163,6 +176,4 @@ def test_damaged_feeds_fail_or_read_alike(cut: int, length: int, piece: bytes) -
             outcomes.append(("read", read_all(reader, name="doc.xml")))
         except EspiParseError as error:
             outcomes.append(("error", error.line))
-    assert outcomes[0][0] == outcomes[1][0]
-    if outcomes[0][0] == "read":
-        assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == outcomes[1]

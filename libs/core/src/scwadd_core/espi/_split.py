@@ -247,6 +247,8 @@ def _parse_segment(
         # libxml2 names other lines in its words too ("... IntervalReading line 1 and ..."):
         # those are the segment's lines, not the document's.
         message = _SEGMENT_LINE.sub(lambda m: f"line {int(m.group(1)) + line - 1}", message)
+        # ... and the wrapper's name where a segment ends before its elements do.
+        message = message.replace(_WRAPPER_NAME.decode(), "the next <entry> or the feed's end")
         raise EspiParseError(
             reader.name, absolute, error_column, _syntax_message(message)
         ) from None
