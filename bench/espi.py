@@ -37,7 +37,7 @@ TITLE = "ESPI engine (parse and convert)"
 PACIFIC = ZoneInfo("America/Los_Angeles")
 DAYS = 730
 READINGS_PER_POINT = DAYS * 96
-RSS_POINTS = (1, 5, 10)  # usage points per feed: ~19 MB, ~95 MB, ~190 MB
+RSS_POINTS = (1, 6, 12)  # usage points per feed: ~17 MB, ~104 MB, ~209 MB (the issue: ~200 MB)
 ROUNDS = 7  # greenbutton-objects takes ~3-4 s a run, the others well under 1 s
 
 
