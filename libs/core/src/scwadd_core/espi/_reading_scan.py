@@ -24,15 +24,14 @@ allows and gives the precise error for a bad one.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from itertools import repeat
-from typing import Any, cast
 
 from lxml import etree
 
 from scwadd_core.espi.model import ATOM_NS, ESPI_NS, IntervalReading
+from scwadd_core.espi.parser import _new_reading
 
 # The start of a reading's start tag, with its prefix ("ns0:" or nothing).
 _FIRST_READING = re.compile(rb"<((?:[A-Za-z_][A-Za-z0-9_.\-]*:)?)IntervalReading[ \t\r\n>]")
@@ -103,11 +102,6 @@ def _pattern_for(prefix: bytes, spaced: bool) -> re.Pattern[bytes]:
             _patterns.clear()
         pattern = _patterns[key] = _reading_pattern(prefix, _XML_SPACE if spaced else b"")
     return pattern
-
-
-_new_reading = cast(
-    "Callable[[tuple[Any, ...]], IntervalReading]", partial(tuple.__new__, IntervalReading)
-)
 
 
 def _integers(texts: tuple[bytes, ...]) -> Iterable[int | None]:
