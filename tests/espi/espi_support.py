@@ -140,3 +140,29 @@ def write(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(data)
     return path
+
+
+class OneWayStream(io.RawIOBase):
+    """A stream that cannot be read twice: the parser reads it with iterparse, never split."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+def both_readers(data: bytes) -> tuple[io.BytesIO, io.BufferedReader]:
+    """The same document for the split reader (in memory, readable twice) and for iterparse (a
+    stream read once): the two must read every document alike."""
+    return io.BytesIO(data), io.BufferedReader(OneWayStream(data))
+
+
+def pretty_printed(data: bytes) -> bytes:
+    return etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True)

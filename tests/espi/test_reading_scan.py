@@ -12,14 +12,22 @@ from contextlib import contextmanager
 from datetime import date
 
 import pytest
-from espi_support import ELECTRIC, PACIFIC, feed_bytes, local_day_blocks, pacific_time, usage_point
+from espi_support import (
+    ELECTRIC,
+    PACIFIC,
+    both_readers,
+    feed_bytes,
+    local_day_blocks,
+    pacific_time,
+    pretty_printed,
+    usage_point,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from scwadd_core.espi import _reading_scan, _split
 from scwadd_core.espi.model import DateTimeInterval, IntervalBlock, IntervalReading
 from scwadd_core.espi.parser import EspiParseError, ParsedEntry, read_all
-from test_split_reader import OneWayStream
 
 
 class ScanCount:
@@ -55,7 +63,7 @@ def scans() -> Iterator[ScanCount]:
 def _both(data: bytes) -> tuple[object, object]:
     """What the split reader and iterparse make of ``data``: entries, or the error's place."""
     outcomes = []
-    for source in (io.BytesIO(data), io.BufferedReader(OneWayStream(data))):
+    for source in both_readers(data):
         try:
             outcomes.append(read_all(source, name="doc.xml"))
         except EspiParseError as error:
@@ -75,10 +83,6 @@ def _feed(blocks: list[IntervalBlock], style: str = "pge") -> bytes:
         [usage_point("UP1", [("MR1", ELECTRIC, blocks)], local_time=pacific_time())],
         style=style,  # type: ignore[arg-type]
     )
-
-
-def _pretty(data: bytes) -> bytes:
-    return etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True)
 
 
 OPTIONAL_INT = st.none() | st.integers(-(2**47), 2**47 - 1)
@@ -118,7 +122,7 @@ def test_every_reading_shape_reads_as_lxml_reads_it(
 ) -> None:
     data = _feed(blocks, style)
     if pretty:
-        data = _pretty(data)
+        data = pretty_printed(data)
     with counting_claims() as count:
         split, streamed = _both(data)
     assert split == streamed
@@ -258,7 +262,7 @@ def test_readings_out_of_place_are_not_claimed(document: bytes, scans: ScanCount
 
 def test_line_numbers_after_the_run_are_the_documents(tmp_path) -> None:
     """The run is replaced by a marker carrying its newlines: an error after it is placed right."""
-    pretty = _pretty(_feed(list(local_day_blocks(date(2024, 3, 1), 3, PACIFIC))))
+    pretty = pretty_printed(_feed(list(local_day_blocks(date(2024, 3, 1), 3, PACIFIC))))
     at = pretty.index(b"<ns1:published>", pretty.rindex(b"</ns0:IntervalReading>"))
     data = pretty[:at] + b"<ns1:published>yesterday" + pretty[at + len(b"<ns1:published>") + 20 :]
     split, streamed = _both(data)

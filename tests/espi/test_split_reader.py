@@ -10,9 +10,11 @@ from espi_support import (
     GAS,
     PACIFIC,
     SOLAR_EXPORT,
+    both_readers,
     feed_bytes,
     local_day_blocks,
     pacific_time,
+    pretty_printed,
     usage_point,
     write,
 )
@@ -22,26 +24,9 @@ from scwadd_core.espi import _split
 from scwadd_core.espi.parser import EspiParseError, read_all
 
 
-class OneWayStream(io.RawIOBase):
-    """A stream that cannot be read twice: it always takes the iterparse reader."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
-        chunk = self._data.read(len(buffer))
-        buffer[: len(chunk)] = chunk
-        return len(chunk)
-
-
 def _both(data: bytes):
-    return read_all(io.BytesIO(data), name="doc.xml"), read_all(
-        io.BufferedReader(OneWayStream(data)), name="doc.xml"
-    )
+    split, streamed = both_readers(data)
+    return read_all(split, name="doc.xml"), read_all(streamed, name="doc.xml")
 
 
 def _points():
@@ -71,20 +56,14 @@ def test_plain_feeds_take_the_split_reader_and_read_the_same(style: str) -> None
 
 
 def test_pretty_printed_feed_with_line_numbers(tmp_path) -> None:
-    root = etree_pretty(feed_bytes(_points(), style="generic"))
+    root = pretty_printed(feed_bytes(_points(), style="generic"))
     path = write(tmp_path, "pretty.xml", root)
     assert _split.plan(_split.opener_for(str(path))) is not None
     split = read_all(path)
-    streamed = read_all(io.BufferedReader(OneWayStream(root)))
+    streamed = read_all(both_readers(root)[1])
     assert split == streamed
     assert [e.line for e in split] == [e.line for e in streamed]
     assert split[0].line is not None and split[-1].line is not None and split[-1].line > 100
-
-
-def etree_pretty(data: bytes) -> bytes:
-    from lxml import etree
-
-    return etree.tostring(etree.fromstring(data), pretty_print=True, xml_declaration=True)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +76,7 @@ def etree_pretty(data: bytes) -> bytes:
     ],
 )
 def test_errors_are_placed_alike(damage: tuple[bytes, bytes]) -> None:
-    pretty = etree_pretty(
+    pretty = pretty_printed(
         feed_bytes(
             [
                 usage_point(
@@ -118,7 +97,7 @@ def test_errors_are_placed_alike(damage: tuple[bytes, bytes]) -> None:
     data = pretty[:at] + new + pretty[at + len(old) :]
     assert _split.plan(_split.opener_for(io.BytesIO(data))) is not None
     errors = []
-    for reader in (io.BytesIO(data), io.BufferedReader(OneWayStream(data))):
+    for reader in both_readers(data):
         with pytest.raises(EspiParseError) as caught:
             read_all(reader, name="doc.xml")
         errors.append(caught.value)
@@ -167,11 +146,11 @@ def test_damaged_feeds_fail_or_read_alike(
         # A stray <entry> start tag ends the split reader's segment: its error is placed where
         # the segment was cut, lines before the end tag iterparse stops at.
         assume(b"entry" not in piece)
-        base = etree_pretty(base)
+        base = pretty_printed(base)
     position = len(base) // 3 + cut
     data = base[:position] + piece + base[position + length :]
     outcomes = []
-    for reader in (io.BytesIO(data), io.BufferedReader(OneWayStream(data))):
+    for reader in both_readers(data):
         try:
             outcomes.append(("read", read_all(reader, name="doc.xml")))
         except EspiParseError as error:
