@@ -27,11 +27,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lxml import etree
-from scwadd_core.espi.localtime import local_time_parameters_for
-from scwadd_core.espi.model import ATOM_NS, ESPI_NS, IntervalBlock, UsagePoint
-from scwadd_core.espi.parser import iter_entries
-from scwadd_core.espi.sample import ELECTRIC, local_day_blocks
-from scwadd_core.espi.writer import MeterReadingData, UsagePointData, opaque_id, write_usage_feed
+from scwadd_espi.localtime import local_time_parameters_for
+from scwadd_espi.model import ATOM_NS, ESPI_NS, IntervalBlock, UsagePoint
+from scwadd_espi.parser import iter_entries
+from scwadd_espi.sample import ELECTRIC, local_day_blocks
+from scwadd_espi.writer import MeterReadingData, UsagePointData, opaque_id, write_usage_feed
 
 TITLE = "ESPI engine (parse and convert)"
 PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -198,7 +198,7 @@ def _check_same_readings(ours: Tally, other: Tally, name: str, scale: int = 0) -
 # so a child of this (large) process would report the parent's size. VmHWM is the new image's.
 _RSS_CHILD = """
 import json, re, sys, time
-from scwadd_core.espi.convert import convert
+from scwadd_espi.convert import convert
 started = time.process_time()
 report = convert([sys.argv[1]], sys.argv[2])
 seconds = time.process_time() - started

@@ -72,6 +72,9 @@ def test_dockerignore_lets_in_only_what_the_images_build_from() -> None:
         "uv.lock",
         "libs/core/pyproject.toml",
         "libs/core/src/",
+        "libs/espi/pyproject.toml",
+        "libs/espi/README.md",
+        "libs/espi/src/",
         "services/*/pyproject.toml",
         "services/*/src/",
     }

@@ -14,8 +14,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from lxml import etree
-from scwadd_core.espi.localtime import local_time_parameters_for
-from scwadd_core.espi.model import (
+from scwadd_espi.localtime import local_time_parameters_for
+from scwadd_espi.model import (
     ATOM_NS,
     CUSTOMER_NS,
     Entry,
@@ -24,11 +24,11 @@ from scwadd_core.espi.model import (
     ReadingType,
     UsagePoint,
 )
-from scwadd_core.espi.sample import ELECTRIC as PGE_ELECTRIC
-from scwadd_core.espi.sample import GAS as GAS  # re-exported: the tests take them from here
-from scwadd_core.espi.sample import SOLAR_EXPORT as SOLAR_EXPORT
-from scwadd_core.espi.sample import local_day_blocks as local_day_blocks
-from scwadd_core.espi.writer import (
+from scwadd_espi.sample import ELECTRIC as PGE_ELECTRIC
+from scwadd_espi.sample import GAS as GAS  # re-exported: the tests take them from here
+from scwadd_espi.sample import SOLAR_EXPORT as SOLAR_EXPORT
+from scwadd_espi.sample import local_day_blocks as local_day_blocks
+from scwadd_espi.writer import (
     EspiWriter,
     MeterReadingData,
     Style,

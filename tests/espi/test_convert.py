@@ -25,9 +25,9 @@ from espi_support import (
     write,
 )
 from lxml import etree
-from scwadd_core.espi.convert import ConversionError, convert
-from scwadd_core.espi.model import DateTimeInterval, IntervalBlock, IntervalReading, ReadingType
-from scwadd_core.espi.parser import EspiParseError
+from scwadd_espi.convert import ConversionError, convert
+from scwadd_espi.model import DateTimeInterval, IntervalBlock, IntervalReading, ReadingType
+from scwadd_espi.parser import EspiParseError
 
 GBA_SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "gba-sample-feed.xml"
 ESPI = "{http://naesb.org/espi}"
@@ -433,7 +433,7 @@ def test_progress_is_told_every_byte_read(tmp_path) -> None:
 
 
 def test_impossible_dst_rule_is_a_clear_error(tmp_path) -> None:
-    from scwadd_core.espi.model import LocalTimeParameters
+    from scwadd_espi.model import LocalTimeParameters
 
     broken = LocalTimeParameters(-28800, 3600, dst_start_rule=0x0E0E2000, dst_end_rule=0xB40E2000)
     blocks = local_day_blocks(date(2024, 1, 1), 1, PACIFIC)

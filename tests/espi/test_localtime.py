@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from scwadd_core.espi.localtime import (
+from scwadd_espi.localtime import (
     DstRule,
     decode_dst_rule,
     encode_dst_rule,
@@ -13,7 +13,7 @@ from scwadd_core.espi.localtime import (
     local_time_parameters_for,
     tzinfo_for,
 )
-from scwadd_core.espi.model import LocalTimeParameters
+from scwadd_espi.model import LocalTimeParameters
 
 
 def test_pge_rules_decode_to_the_us_dates() -> None:

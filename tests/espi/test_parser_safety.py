@@ -7,9 +7,9 @@ import pytest
 from espi_support import ELECTRIC, PACIFIC, feed_bytes, local_day_blocks, usage_point, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scwadd_core.espi.convert import ConversionError, convert
-from scwadd_core.espi.model import IntervalBlock, MeterReading, ServiceStatus, UsagePoint
-from scwadd_core.espi.parser import MAX_NESTING, EspiParseError, read_all
+from scwadd_espi.convert import ConversionError, convert
+from scwadd_espi.model import IntervalBlock, MeterReading, ServiceStatus, UsagePoint
+from scwadd_espi.parser import MAX_NESTING, EspiParseError, read_all
 
 ATOM = "http://www.w3.org/2005/Atom"
 ESPI = "http://naesb.org/espi"

@@ -25,9 +25,9 @@ from espi_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from scwadd_core.espi import _reading_scan, _split
-from scwadd_core.espi.model import DateTimeInterval, IntervalBlock, IntervalReading
-from scwadd_core.espi.parser import EspiParseError, ParsedEntry, read_all
+from scwadd_espi import _reading_scan, _split
+from scwadd_espi.model import DateTimeInterval, IntervalBlock, IntervalReading
+from scwadd_espi.parser import EspiParseError, ParsedEntry, read_all
 
 
 class ScanCount:

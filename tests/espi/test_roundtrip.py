@@ -9,8 +9,8 @@ from decimal import Decimal
 from espi_support import assert_schema_valid, entries_of, feed_from_entries, read_csv, write
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scwadd_core.espi.convert import convert
-from scwadd_core.espi.model import (
+from scwadd_espi.convert import convert
+from scwadd_espi.model import (
     DateTimeInterval,
     IntervalBlock,
     IntervalReading,
@@ -19,9 +19,9 @@ from scwadd_core.espi.model import (
     ReadingType,
     UsagePoint,
 )
-from scwadd_core.espi.parser import read_all
-from scwadd_core.espi.resolve import Resolver
-from scwadd_core.espi.writer import MeterReadingData, UsagePointData
+from scwadd_espi.parser import read_all
+from scwadd_espi.resolve import Resolver
+from scwadd_espi.writer import MeterReadingData, UsagePointData
 
 INT48 = st.integers(-(2**47), 2**47 - 1)
 QUALITIES = st.sampled_from([0, 7, 8, 9, 10, 11, 12, 13, 14, 17, 18, 19])

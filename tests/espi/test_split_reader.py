@@ -20,8 +20,8 @@ from espi_support import (
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from scwadd_core.espi import _split
-from scwadd_core.espi.parser import EspiParseError, read_all
+from scwadd_espi import _split
+from scwadd_espi.parser import EspiParseError, read_all
 
 
 def _both(data: bytes):

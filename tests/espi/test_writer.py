@@ -15,7 +15,7 @@ from espi_support import (
     usage_point,
 )
 from lxml import etree
-from scwadd_core.espi.model import (
+from scwadd_espi.model import (
     ATOM_NS,
     ESPI_NS,
     Authorization,
@@ -28,8 +28,8 @@ from scwadd_core.espi.model import (
     SummaryMeasurement,
     UsageSummary,
 )
-from scwadd_core.espi.parser import read_all
-from scwadd_core.espi.writer import (
+from scwadd_espi.parser import read_all
+from scwadd_espi.writer import (
     EspiWriter,
     to_bytes,
     write_entry_document,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from scwadd_core.espi.convert import ConversionError, convert
-from scwadd_core.espi.parser import EspiParseError
+from scwadd_espi.convert import ConversionError, convert
+from scwadd_espi.parser import EspiParseError
 
 from scwadd_exporter.processor import Built
 

@@ -3,7 +3,7 @@
 Only three questions: which UsagePoints a subscription has, which resource URLs a BatchList
 announces, and whether a body is well-formed ESPI worth storing (and how many readings it
 holds, for the metric). All three are answered by the ESPI engine's streaming, hostile-input-safe
-parser (:mod:`scwadd_core.espi.parser`): by namespace URI, never by prefix, no DTD, no entities.
+parser (:mod:`scwadd_espi.parser`): by namespace URI, never by prefix, no DTD, no entities.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 
-from scwadd_core.espi.model import BatchList, IntervalBlock, UsagePoint
-from scwadd_core.espi.parser import EspiParseError, ParsedEntry, iter_entries
+from scwadd_espi.model import BatchList, IntervalBlock, UsagePoint
+from scwadd_espi.parser import EspiParseError, ParsedEntry, iter_entries
 
 
 class MalformedDocument(ValueError):

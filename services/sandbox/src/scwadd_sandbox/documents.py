@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterator, Sequence
 from typing import Final
 
-from scwadd_core.espi.model import (
+from scwadd_espi.model import (
     Authorization,
     BatchList,
     DateTimeInterval,
@@ -23,7 +23,7 @@ from scwadd_core.espi.model import (
     UsagePoint,
     UsageSummary,
 )
-from scwadd_core.espi.writer import (
+from scwadd_espi.writer import (
     EspiWriter,
     MeterReadingData,
     ResourcePaths,

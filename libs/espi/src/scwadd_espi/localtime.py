@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from scwadd_core.espi.model import LocalTimeParameters
+from scwadd_espi.model import LocalTimeParameters
 
 OP_DAY_OF_MONTH = 0
 OP_WEEKDAY_ON_OR_AFTER = 1

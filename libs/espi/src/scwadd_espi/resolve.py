@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-from scwadd_core.espi.model import (
+from scwadd_espi.model import (
     Authorization,
     BatchList,
     LocalTimeParameters,
@@ -31,7 +31,7 @@ from scwadd_core.espi.model import (
     UsagePoint,
     UsageSummary,
 )
-from scwadd_core.espi.parser import ParsedEntry
+from scwadd_espi.parser import ParsedEntry
 
 
 def href_path(href: str) -> str:

@@ -6,8 +6,8 @@ stays flat: each entry is parsed with :func:`lxml.etree.iterparse`, turned into 
 cleared before the next is read; an IntervalBlock's readings are yielded with their block (a
 block is one day or one month, never the file). Plain UTF-8 feeds in a file or in memory take a
 faster route to the same result, one entry at a time through lxml's whole-document parser
-(:mod:`scwadd_core.espi._split`), with an IntervalBlock's readings read straight from the bytes
-when they are in the plain shape utilities send (:mod:`scwadd_core.espi._reading_scan`).
+(:mod:`scwadd_espi._split`), with an IntervalBlock's readings read straight from the bytes
+when they are in the plain shape utilities send (:mod:`scwadd_espi._reading_scan`).
 
 Elements are matched by namespace URI and local name, never by prefix; an element that lost its
 namespace (PG&E has sent such documents) is read as if it had the expected one.
@@ -17,7 +17,7 @@ size limits of libxml2 stay on (``huge_tree=False``), any DOCTYPE is rejected be
 element is read, and nesting deeper than :data:`MAX_NESTING` below an entry fails. Every failure
 is an :class:`EspiParseError` naming the source, line, column and what was expected.
 
-``Resolver`` (see :mod:`scwadd_core.espi.resolve`) ties MeterReadings to their UsagePoint,
+``Resolver`` (see :mod:`scwadd_espi.resolve`) ties MeterReadings to their UsagePoint,
 ReadingType, IntervalBlocks and LocalTimeParameters through the link hrefs.
 """
 
@@ -36,7 +36,7 @@ from typing import IO, Any, cast
 
 from lxml import etree
 
-from scwadd_core.espi.model import (
+from scwadd_espi.model import (
     ATOM_NS,
     CUSTOMER_NS,
     ESPI_NS,
@@ -801,7 +801,7 @@ def iter_entries(
     path = str(source) if isinstance(source, str | Path) else getattr(source, "name", None)
     reader = _Reader(label, path if isinstance(path, str) and Path(path).is_file() else None)
     # Plain Atom feeds in a file or in memory take the faster split reader (see _split).
-    from scwadd_core.espi import _split
+    from scwadd_espi import _split
 
     opener = _split.opener_for(str(source) if isinstance(source, Path) else source)
     if opener is not None and (not isinstance(source, str | Path) or reader.path is not None):

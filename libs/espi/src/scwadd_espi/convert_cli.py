@@ -20,9 +20,9 @@ from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import IO, Any
 
-from scwadd_core.espi.convert import LAYOUTS, ConversionError, ConversionReport, convert
-from scwadd_core.espi.localtime import iana_zone
-from scwadd_core.espi.parser import EspiParseError
+from scwadd_espi.convert import LAYOUTS, ConversionError, ConversionReport, convert
+from scwadd_espi.localtime import iana_zone
+from scwadd_espi.parser import EspiParseError
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 
@@ -72,7 +72,7 @@ def _usage_error(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.sample:
-        from scwadd_core.espi.sample import write_sample_feed
+        from scwadd_espi.sample import write_sample_feed
 
         write_sample_feed(args.sample)
         args.inputs = [*args.inputs, args.sample]

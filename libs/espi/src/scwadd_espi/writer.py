@@ -27,7 +27,7 @@ API (stable; extend, don't break):
 ``EspiWriter(out, *, style="generic", feed_id=None, title=None, self_href=None, updated=None,
 times_in_ms=False)``
     Context manager writing an Atom feed to ``out`` (a path or a binary file object);
-    ``write(entry)`` streams one :class:`~scwadd_core.espi.model.Entry`.
+    ``write(entry)`` streams one :class:`~scwadd_espi.model.Entry`.
 ``write_entry_document(out, entry, *, style="generic", times_in_ms=False)``
     A document whose root is a single Atom entry.
 ``write_object_document(out, obj, *, style="generic", times_in_ms=False)``
@@ -63,8 +63,8 @@ from typing import IO, Any, Literal
 
 from lxml import etree
 
-from scwadd_core.espi.localtime import format_dst_rule
-from scwadd_core.espi.model import (
+from scwadd_espi.localtime import format_dst_rule
+from scwadd_espi.model import (
     ATOM_NS,
     CUSTOMER_NS,
     ESPI_NS,

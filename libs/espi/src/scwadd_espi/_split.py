@@ -24,9 +24,9 @@ from typing import IO
 
 from lxml import etree
 
-from scwadd_core.espi._reading_scan import cut_readings
-from scwadd_core.espi.model import ATOM_NS, IntervalReading
-from scwadd_core.espi.parser import (
+from scwadd_espi._reading_scan import cut_readings
+from scwadd_espi.model import ATOM_NS, IntervalReading
+from scwadd_espi.parser import (
     EspiParseError,
     ParsedEntry,
     _check_depth,

@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from scwadd_core.espi.localtime import local_time_parameters_for
-from scwadd_core.espi.model import (
+from scwadd_espi.localtime import local_time_parameters_for
+from scwadd_espi.model import (
     DateTimeInterval,
     IntervalBlock,
     IntervalReading,
@@ -27,7 +27,7 @@ from scwadd_core.espi.model import (
     ReadingType,
     UsagePoint,
 )
-from scwadd_core.espi.writer import MeterReadingData, Output, UsagePointData, write_usage_feed
+from scwadd_espi.writer import MeterReadingData, Output, UsagePointData, write_usage_feed
 
 SAMPLE_ZONE = ZoneInfo("America/Los_Angeles")
 SAMPLE_FIRST_DAY = date(2024, 10, 30)

@@ -31,8 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
-from scwadd_core.espi.localtime import tzinfo_for
-from scwadd_core.espi.model import (
+from scwadd_espi.localtime import tzinfo_for
+from scwadd_espi.model import (
     FlowDirection,
     IntervalBlock,
     Quality,
@@ -40,8 +40,8 @@ from scwadd_core.espi.model import (
     UnitOfMeasure,
     display_unit,
 )
-from scwadd_core.espi.parser import EspiParseError, Source, iter_entries, source_name
-from scwadd_core.espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
+from scwadd_espi.parser import EspiParseError, Source, iter_entries, source_name
+from scwadd_espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
 
 Layout = Literal["default", "pge", "scwadd"]
 LAYOUTS: tuple[str, ...] = ("default", "pge", "scwadd")
@@ -568,7 +568,7 @@ def convert(
 ) -> ConversionReport:
     """Convert ESPI documents into one CSV at ``out``; see the module docstring.
 
-    Raises :class:`~scwadd_core.espi.parser.EspiParseError` for malformed input and
+    Raises :class:`~scwadd_espi.parser.EspiParseError` for malformed input and
     :class:`ConversionError` for documents whose readings cannot be placed; nothing is written
     to a path ``out`` in either case.
     """
