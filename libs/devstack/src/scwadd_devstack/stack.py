@@ -1,4 +1,4 @@
-"""The whole system as separate processes: nats-server, the sandbox custodian, four services.
+"""The whole system as separate processes: nats-server, the sandbox custodian, five services.
 
 Wired the way the Helm chart wires them — same commands, same environment variables — with
 embedded defaults: SQLite files, a local JetStream store and dev TLS material, all under one run
@@ -27,7 +27,9 @@ from scwadd_devstack.processes import (
     wait_until_ready,
 )
 
-SERVICES = ("auth", "fetcher", "exporter", "files")
+SERVICES = ("auth", "fetcher", "exporter", "files", "webhooks")
+# What the operator sets for `scwadd run` reaches the webhooks service unchanged.
+WEBHOOK_VARIABLES = ("WEBHOOK_ENDPOINTS", "WEBHOOK_SECRETS", "WEBHOOK_ALLOWED_NETWORKS")
 OPERATOR_USER = "operator"
 
 
@@ -40,10 +42,11 @@ class StackPorts:
     files: int = 8083
     sandbox_web: int = 9443
     sandbox_api: int = 9444
+    webhooks: int = 8084
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(*(free_port() for _ in range(7)))
+        return cls(*(free_port() for _ in range(8)))
 
 
 @dataclass(frozen=True)
@@ -262,6 +265,9 @@ class Stack:
             env |= {"TLS_CERT_FILE": str(pki.server_cert), "TLS_KEY_FILE": str(pki.server_key)}
         if service == "files":
             env["HTPASSWD_FILE"] = str(self._htpasswd_file())
+        if service == "webhooks":
+            env["DATABASE_URL"] = f"sqlite:///{self.run_dir / 'webhooks.db'}"
+            env |= {name: os.environ[name] for name in WEBHOOK_VARIABLES if name in os.environ}
         env |= self.config.service_env.get(service, {})
         return env
 
