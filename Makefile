@@ -51,7 +51,7 @@ demo: setup browser
 
 # One image per service, tagged $(IMAGE_PREFIX)scwadd-<service>:$(IMAGE_TAG). Needs a Docker engine;
 # without one it says so and succeeds, since nothing here can build them (CI has no engine).
-IMAGE_SERVICES := auth fetcher exporter files sandbox
+IMAGE_SERVICES := auth fetcher exporter files sandbox webhooks
 IMAGE_PREFIX ?=
 IMAGE_TAG ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 images:

@@ -18,7 +18,14 @@ HCL_PYTHON = REPO / ".tools" / "deploy-hcl" / "bin" / "python"
 CHART_TOOL = Path(__file__).with_name("chart_tool.py")
 # The Kubernetes minor of the k3s release Terraform installs (terraform/variables.tf).
 KUBERNETES_VERSION = "1.33.0"
-VALUE_SETS = ("default", "ha-nats", "external-db", "ingress-nginx", "existing-secrets")
+VALUE_SETS = (
+    "default",
+    "ha-nats",
+    "external-db",
+    "ingress-nginx",
+    "existing-secrets",
+    "webhooks",
+)
 SERVICES = ("auth", "fetcher", "exporter", "files")
 # checkov offline: no policy download from its vendor, no version check against PyPI.
 CHECKOV_ENV = {

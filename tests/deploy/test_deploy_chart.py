@@ -312,6 +312,9 @@ def test_in_chart_postgresql_has_one_database_per_service(rendered: dict[str, Re
         "CREATE",
         "DATABASE",
         "exporter;",
+        "CREATE",
+        "DATABASE",
+        "webhooks;",
     ]
     import base64
 
@@ -375,6 +378,7 @@ def egress_ports(policy: dict[str, Any]) -> set[int]:
 @pytest.mark.parametrize("name", VALUE_SETS)
 def test_network_policies_isolate_the_release(rendered: dict[str, Rendered], name: str) -> None:
     r = rendered[name]
+    webhooks = ["webhooks"] if r.has("Deployment", "scwadd-webhooks") else []
     deny = r.get("NetworkPolicy", "scwadd-default-deny")["spec"]
     assert deny["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in deny
     for component in ("auth", "fetcher", "exporter"):
@@ -397,7 +401,7 @@ def test_network_policies_isolate_the_release(rendered: dict[str, Rendered], nam
             for rule in network_policy(r, "postgresql")["ingress"]
             for peer in rule["from"]
         ]
-        assert sorted(sources) == ["auth", "exporter", "fetcher"]
+        assert sorted(sources) == ["auth", "exporter", "fetcher", *webhooks]
         assert network_policy(r, "postgresql")["egress"] == []
     if r.has("StatefulSet", "scwadd-nats"):
         client_rule = network_policy(r, "nats")["ingress"][0]
@@ -405,7 +409,7 @@ def test_network_policies_isolate_the_release(rendered: dict[str, Rendered], nam
             peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
             for peer in client_rule["from"]
         ]
-        assert sorted(sources) == ["auth", "exporter", "fetcher", "files"]
+        assert sorted(sources) == ["auth", "exporter", "fetcher", "files", *webhooks]
         assert [p["port"] for p in client_rule["ports"]] == [4222]
 
 
@@ -519,3 +523,31 @@ def test_sandbox_is_optional_and_listens_on_its_port_values(rendered: dict[str, 
         == "sandbox"
     )
     assert {p["port"] for p in sandbox_rule["ports"]} == {9443, 9444}
+
+
+def test_webhooks_are_off_by_default_and_wired_when_enabled(rendered: dict[str, Rendered]) -> None:
+    import base64
+
+    assert not any("webhooks" in o["metadata"]["name"] for o in rendered["default"].objects)
+    r = rendered["webhooks"]
+    deployment = r.get("Deployment", "scwadd-webhooks")
+    spec = pod_spec(deployment)
+    env = env_of(spec["containers"][0])
+    assert env["WEBHOOK_ENDPOINTS"] == (
+        "https://hooks.example.com/scwadd,https://receiver.internal.example.com/events"
+    )
+    assert env["WEBHOOK_ALLOWED_NETWORKS"] == "10.30.0.0/24"
+    assert env["WEBHOOK_SECRETS"]["secretKeyRef"] == {"name": "scwadd-webhooks", "key": "secrets"}
+    assert env["DATABASE_URL"]["secretKeyRef"]["key"] == "webhooks-url"
+    assert "PGE_CLIENT_SECRET" not in env, "the webhooks service never talks to the custodian"
+    assert [c["args"] for c in spec["initContainers"]] == [["webhooks", "migrate"]]
+    secret = r.get("Secret", "scwadd-webhooks")["data"]["secrets"]
+    assert base64.b64decode(secret).decode().count("whsec_") == 2
+    urls = r.get("Secret", "scwadd-database")["data"]
+    assert base64.b64decode(urls["webhooks-url"]).decode().endswith("/webhooks")
+    policy = r.get("NetworkPolicy", "scwadd-webhooks")["spec"]
+    egress_ports = [p["port"] for rule in policy["egress"] for p in rule.get("ports", [])]
+    assert 443 in egress_ports and 4222 in egress_ports and 5432 in egress_ports
+    assert not policy.get("ingress"), "nothing reaches it (monitoring is off in this set)"
+    nats_policy = r.get("NetworkPolicy", "scwadd-nats")["spec"]
+    assert "webhooks" in json.dumps(nats_policy)

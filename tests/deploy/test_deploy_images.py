@@ -10,7 +10,7 @@ from deploy_support import REPO, run
 
 pytestmark = [pytest.mark.deploy, pytest.mark.timeout(900)]
 
-IMAGE_SERVICES = ("auth", "fetcher", "exporter", "files", "sandbox")
+IMAGE_SERVICES = ("auth", "fetcher", "exporter", "files", "sandbox", "webhooks")
 DOCKERFILES = [REPO / "services" / name / "Dockerfile" for name in IMAGE_SERVICES]
 
 

@@ -111,6 +111,15 @@ seccompProfile:
 {{- default (printf "%s-tls" (include "scwadd.fullname" .)) .Values.ingress.tls.secretName -}}
 {{- end -}}
 
+{{/* The services this release runs, space-separated (webhooks only when enabled). */}}
+{{- define "scwadd.services" -}}
+auth fetcher exporter files{{ if .Values.webhooks.enabled }} webhooks{{ end }}
+{{- end -}}
+
+{{- define "scwadd.webhooksSecretName" -}}
+{{- default (printf "%s-webhooks" (include "scwadd.fullname" .)) .Values.webhooks.existingSecret -}}
+{{- end -}}
+
 {{- define "scwadd.natsUrl" -}}
 {{- if .Values.nats.enabled -}}
 {{- printf "nats://%s:4222" (include "scwadd.componentName" (dict "root" . "component" "nats")) -}}
@@ -237,8 +246,10 @@ readinessProbe:
 {{- $values := $root.Values -}}
 {{- $svc := index $values .component -}}
 {{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port) }}
-{{- if has .component (list "auth" "fetcher" "exporter") }}
+{{- if has .component (list "auth" "fetcher" "exporter" "webhooks") }}
 {{- include "scwadd.databaseEnv" . }}
+{{- end }}
+{{- if has .component (list "auth" "fetcher" "exporter") }}
 {{ include "scwadd.custodianEnv" $root }}
 {{- end }}
 {{- if has .component (list "auth" "fetcher") }}
@@ -277,6 +288,18 @@ readinessProbe:
   value: /etc/scwadd/htpasswd/htpasswd
 - name: EXPORT_RETENTION_DAYS
   value: {{ $svc.retentionDays | quote }}
+{{- else if eq .component "webhooks" }}
+- name: WEBHOOK_ENDPOINTS
+  value: {{ join "," $svc.endpoints | quote }}
+- name: WEBHOOK_ALLOWED_NETWORKS
+  value: {{ join "," $svc.allowedNetworks | quote }}
+- name: WEBHOOK_RETRY_HOURS
+  value: {{ $svc.retryHours | quote }}
+- name: WEBHOOK_SECRETS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "scwadd.webhooksSecretName" $root }}
+      key: secrets
 {{- end }}
 {{- end -}}
 
