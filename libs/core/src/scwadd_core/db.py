@@ -20,14 +20,16 @@ A new revision: ``alembic_config(url, "scwadd_auth.migrations")`` with ``alembic
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
 import importlib.resources
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy import create_engine as sa_create_engine
@@ -39,6 +41,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # Explicit constraint names keep Alembic migrations identical on SQLite and PostgreSQL: a
 # service's ``MetaData(naming_convention=NAMING_CONVENTION)``.
 NAMING_CONVENTION = {
@@ -48,6 +52,23 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+async def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one transaction on a worker thread (the database driver blocks; the event
+    loop must not); committed if it returns, rolled back if it raises."""
+
+    def run() -> T:
+        with sessions.begin() as session:
+            return work(session)
+
+    return await asyncio.to_thread(run)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """The same instant, timezone-aware: SQLite hands back naive datetimes for
+    ``DateTime(timezone=True)`` columns; every value this project stores is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def normalize_url(url: str) -> URL:

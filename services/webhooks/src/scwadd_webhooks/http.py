@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
+from scwadd_core.db import as_utc
 from sqlalchemy.orm import Session, sessionmaker
 
 from scwadd_webhooks import ledger
@@ -47,7 +48,7 @@ def build_router(sessions: sessionmaker[Session]) -> APIRouter:
 
 def _json(row: WebhookDelivery) -> dict[str, Any]:
     def when(moment: datetime | None) -> str | None:
-        return ledger.as_utc(moment).isoformat() if moment is not None else None
+        return as_utc(moment).isoformat() if moment is not None else None
 
     return {
         "webhook_id": row.message_id,

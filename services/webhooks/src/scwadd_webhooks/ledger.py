@@ -6,17 +6,12 @@ Every function takes the caller's session (one transaction); times are UTC.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from scwadd_webhooks.models import DeliveryState, WebhookDelivery
-
-
-def as_utc(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes for timezone=True columns.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def enqueue(

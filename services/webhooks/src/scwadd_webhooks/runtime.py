@@ -59,7 +59,7 @@ async def main(settings: WebhookSettings, *, stop: asyncio.Event | None = None) 
                 await service.deliver_due()
             except Exception:
                 log.exception("delivery pass failed; trying again")
-            await _sleep_unless_stopping(bus, settings.WEBHOOK_INTERVAL_SECONDS)
+            await bus.sleep_unless_stopping(settings.WEBHOOK_INTERVAL_SECONDS)
 
     app = create_app(
         "scwadd webhooks", checks={"nats": bus_check(bus), "database": database_check(engine)}
@@ -73,9 +73,3 @@ async def main(settings: WebhookSettings, *, stop: asyncio.Event | None = None) 
     return await serve(
         app, settings, bus=bus, background=[consume, deliver], on_shutdown=[close], stop=stop
     )
-
-
-async def _sleep_unless_stopping(bus: Bus, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not bus.stopping and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.25)

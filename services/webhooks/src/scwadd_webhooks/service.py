@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from scwadd_core.db import as_utc, in_transaction
 from scwadd_core.events import Event, ExportCompleted, GrantRevoked, utc_now
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -132,11 +133,7 @@ class WebhookService:
             raise ValueError("WEBHOOK_SECRETS must be set when WEBHOOK_ENDPOINTS is")
 
     async def _db(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with self.sessions.begin() as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await in_transaction(self.sessions, work)
 
     async def on_event(self, event: Event) -> None:
         """Record one delivery per endpoint before the event is acked (the bus acks after)."""
@@ -190,7 +187,7 @@ class WebhookService:
             return
         error = answer.error or f"the endpoint answered {answer.status}"
         retry_at = sent_at + self.policy.next_wait(row.attempts)
-        if retry_at > ledger.as_utc(row.created_at) + self.policy.window:
+        if retry_at > as_utc(row.created_at) + self.policy.window:
             await self._record(row, DeliveryState.FAILED, answer.status, error, sent_at)
             metrics.ATTEMPTS.labels(row.event_type, "failed").inc()
             log.error(
@@ -227,5 +224,5 @@ class WebhookService:
         counts, oldest = await self._db(read)
         for state, count in counts.items():
             metrics.DELIVERIES.labels(state).set(count)
-        age = (self.clock() - ledger.as_utc(oldest)).total_seconds() if oldest else 0.0
+        age = (self.clock() - as_utc(oldest)).total_seconds() if oldest else 0.0
         metrics.OLDEST_PENDING.set(max(age, 0.0))
