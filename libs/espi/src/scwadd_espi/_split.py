@@ -268,9 +268,7 @@ def _entries(
             continue
         _check_depth(reader, child)
         if _local(child) == "entry" and _namespace(child) in (ATOM_NS, ""):
-            parsed = _entry(reader, child, readings if child is owner else None)
-            if parsed is not None:
-                yield parsed
+            yield from _entry(reader, child, readings if child is owner else None)
     reader.line_offset = 0
 
 

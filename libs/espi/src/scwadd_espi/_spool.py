@@ -25,7 +25,7 @@ class Spool:
             PRAGMA cache_size = -8000;
             CREATE TABLE readings (
                 block_key INTEGER, start INTEGER, duration INTEGER, value INTEGER, cost INTEGER,
-                quality TEXT, tou INTEGER, updated INTEGER, seq INTEGER
+                quality TEXT, tou INTEGER, tier INTEGER, updated INTEGER, seq INTEGER
             );
             """
         )
@@ -50,12 +50,13 @@ class Spool:
                 r.cost,
                 ",".join(map(str, r.qualities)) if r.qualities else "",
                 r.tou,
+                r.consumption_tier,
                 stamp,
                 seq,
             )
             for r in block.readings
         ]
-        self.db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?)", rows)
+        self.db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def close(self) -> None:
