@@ -171,3 +171,16 @@ def test_two_contents_in_one_entry_are_refused() -> None:
     for source in both_readers(doubled):
         with pytest.raises(EspiParseError, match=r"2 <content> elements"):
             convert([source], io.BytesIO())
+
+
+def test_a_meter_reading_with_two_reading_types_is_refused() -> None:
+    data = (DATA / "two-blocks-in-one-entry.xml").read_bytes()
+    rt = b"<espi:ReadingType><espi:flowDirection>1</espi:flowDirection></espi:ReadingType>"
+    doubled = data.replace(
+        b"<content><espi:MeterReading/></content>",
+        b"<content><espi:MeterReading>" + rt + rt + b"</espi:MeterReading></content>",
+    )
+    assert doubled != data
+    for source in both_readers(doubled):
+        with pytest.raises(EspiParseError, match=r"2 <ReadingType>s: expected one"):
+            convert([source], io.BytesIO())

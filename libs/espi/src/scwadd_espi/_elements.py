@@ -675,8 +675,14 @@ def _entry(
         return []
     nested: list[EspiObject] = []
     if isinstance(parsed[0], MeterReading):
-        for inner in objects[0].iter(f"{_ESPI}ReadingType", "ReadingType"):
-            nested.append(reader.reading_type(inner))
+        inner_types = list(objects[0].iter(f"{_ESPI}ReadingType", "ReadingType"))
+        if len(inner_types) > 1:
+            raise reader.error(
+                inner_types[1],
+                f"a MeterReading holds {len(inner_types)} <ReadingType>s: expected one (a "
+                "channel is one MeterReading with one ReadingType)",
+            )
+        nested.extend(reader.reading_type(inner) for inner in inner_types)
 
     def text_of(name: str) -> str | None:
         found = fields.get(name)

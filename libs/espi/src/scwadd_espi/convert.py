@@ -7,9 +7,11 @@ covered, rows, gaps, duplicates, conflicts and the CSV's sha256.
 
 Memory stays flat however big the inputs: readings are spooled, block by block, into a SQLite
 file in a temporary directory, and read back sorted by usage point, interval start and duration.
-Readings repeated across overlapping documents are written once: the one from the most recently
-``updated`` entry wins (on a tie, the later input); a repeat with a different value counts as a
-conflict. Values are scaled exactly with :class:`~decimal.Decimal`.
+A channel is a MeterReading with its ReadingType; readings repeated within one channel across
+overlapping documents are written once: the one from the most recently ``updated`` entry wins
+(on a tie, the later input); a repeat with a different value counts as a conflict. Parallel
+channels (tiers, meters) are never merged. Every conversion checks, per channel, that readings
+read = written + repeats + ignored. Values are scaled exactly with :class:`~decimal.Decimal`.
 
 The column layouts are documented in ``docs/csv.md``.
 """
@@ -490,11 +492,11 @@ def _write_rows(
         """
     )
     clocks: dict[int, Clock] = {}
-    received_points: set[int] = set()
+    received_groups: set[tuple[int, int]] = set()  # (usage point, channel group)
     group_tiers: dict[tuple[int, int], tuple[int | None, int | None]] = {}
     for info in channels.values():
         if info.role == ROLE_RECEIVED:
-            received_points.add(info.point_index)
+            received_groups.add((info.point_index, info.group))
         if info.point_index not in clocks:
             clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
         rt = info.channel.reading_type
@@ -538,7 +540,7 @@ def _write_rows(
                 delivered=delivered_value,
                 received=received_value,
                 net=net,
-                has_received_channel=point_index in received_points,
+                has_received_channel=(point_index, group_number) in received_groups,
                 cost=main[1],
                 quality=quality_text(main[2]),
                 tou=main[3] if main[3] is not None else tier_tou,
