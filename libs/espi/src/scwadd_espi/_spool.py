@@ -33,6 +33,9 @@ class Spool:
         # Where each collection's first block was read, for errors about it.
         self.origins: dict[str | None, str] = {}
         self.seq = 0
+        #: Readings added per collection, counted as they arrive: the conservation check's
+        #: "read" side, independent of what the sorted read-back returns.
+        self.read_counts: dict[int, int] = {}
 
     def add_block(
         self, key: str | None, block: IntervalBlock, updated: int | None, origin: str
@@ -57,6 +60,7 @@ class Spool:
             for r in block.readings
         ]
         self.db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        self.read_counts[key_id] = self.read_counts.get(key_id, 0) + len(rows)
         return len(rows)
 
     def close(self) -> None:
