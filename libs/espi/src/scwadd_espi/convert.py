@@ -7,9 +7,11 @@ covered, rows, gaps, duplicates, conflicts and the CSV's sha256.
 
 Memory stays flat however big the inputs: readings are spooled, block by block, into a SQLite
 file in a temporary directory, and read back sorted by usage point, interval start and duration.
-Readings repeated across overlapping documents are written once: the one from the most recently
-``updated`` entry wins (on a tie, the later input); a repeat with a different value counts as a
-conflict. Values are scaled exactly with :class:`~decimal.Decimal`.
+A channel is a MeterReading with its ReadingType; readings repeated within one channel across
+overlapping documents are written once: the one from the most recently ``updated`` entry wins
+(on a tie, the later input); a repeat with a different value counts as a conflict. Parallel
+channels (tiers, meters) are never merged. Every conversion checks, per channel, that readings
+read = written + repeats + ignored. Values are scaled exactly with :class:`~decimal.Decimal`.
 
 The column layouts are documented in ``docs/csv.md``.
 """
@@ -17,49 +19,45 @@ The column layouts are documented in ``docs/csv.md``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any
 
+from scwadd_espi._clock import Clock, local_interval_label, utc_text
+from scwadd_espi._spool import Spool
+from scwadd_espi.layouts import (
+    DEFAULT_COLUMNS,
+    LAYOUT_CLASSES,
+    LAYOUTS,
+    ZERO,
+    Row,
+    quality_text,
+    service_name,
+)
 from scwadd_espi.localtime import tzinfo_for
 from scwadd_espi.model import (
     FlowDirection,
     IntervalBlock,
-    Quality,
-    ServiceKind,
+    ReadingType,
     UnitOfMeasure,
     display_unit,
 )
 from scwadd_espi.parser import EspiParseError, Source, iter_entries, source_name
-from scwadd_espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
-
-Layout = Literal["default", "pge", "scwadd"]
-LAYOUTS: tuple[str, ...] = ("default", "pge", "scwadd")
-
-DEFAULT_COLUMNS = (
-    "usage_point_id",
-    "service",
-    "interval_start_local",
-    "interval_start_utc",
-    "duration_seconds",
-    "delivered",
-    "received",
-    "net",
-    "unit",
-    "quality",
-    "tou",
+from scwadd_espi.report import (
+    ConversionError,
+    ConversionReport,
+    Gap,
+    InputReport,
+    ReadingTypeReport,
+    UsagePointReport,
 )
-PGE_COLUMNS_TEMPLATE = ("TYPE", "DATE", "START TIME", "END TIME", "USAGE ({unit})", "COST", "NOTES")
+from scwadd_espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
 
 # Which column a MeterReading's values go to, by its ReadingType's flowDirection.
 ROLE_DELIVERED, ROLE_RECEIVED, ROLE_NET = 0, 1, 2
@@ -78,124 +76,6 @@ _ENERGY_UNITS = {
     UnitOfMeasure.VARH,
 }
 _MAX_GAPS_LISTED = 200
-
-
-class ConversionError(ValueError):
-    """Input that cannot be converted faithfully; the message names the file and the problem."""
-
-
-@dataclass
-class InputReport:
-    name: str
-    sha256: str
-    bytes: int
-    entries: int = 0
-    interval_blocks: int = 0
-    readings: int = 0
-
-
-@dataclass
-class Gap:
-    start_utc: str
-    end_utc: str
-    seconds: int
-
-
-@dataclass
-class ReadingTypeReport:
-    meter_reading: str
-    flow_direction: int | None
-    column: str
-    uom: int | None
-    unit: str
-    power_of_ten_multiplier: int | None
-    interval_length: int | None
-    commodity: int | None
-    accumulation_behaviour: int | None
-
-
-@dataclass
-class UsagePointReport:
-    id: str
-    service: str
-    unit: str
-    time_zone: str
-    reading_types: list[ReadingTypeReport] = field(default_factory=list)
-    first_interval_start_utc: str | None = None
-    last_interval_end_utc: str | None = None
-    rows: int = 0
-    gap_count: int = 0
-    gap_seconds: int = 0
-    gaps: list[Gap] = field(default_factory=list)
-
-
-@dataclass
-class ConversionReport:
-    layout: str
-    inputs: list[InputReport] = field(default_factory=list)
-    usage_points: list[UsagePointReport] = field(default_factory=list)
-    customer_name_present: bool = False
-    rows: int = 0
-    readings_read: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    ignored_readings: int = 0
-    notes: list[str] = field(default_factory=list)
-    output_sha256: str = ""
-    output_bytes: int = 0
-
-    @property
-    def gap_count(self) -> int:
-        return sum(point.gap_count for point in self.usage_points)
-
-    @property
-    def period(self) -> tuple[str | None, str | None]:
-        starts = [p.first_interval_start_utc for p in self.usage_points]
-        ends = [p.last_interval_end_utc for p in self.usage_points]
-        return (
-            min((s for s in starts if s), default=None),
-            max((e for e in ends if e), default=None),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready facts for a manifest (no meter values, no customer name)."""
-        data = asdict(self)
-        data["gap_count"] = self.gap_count
-        data["period_start_utc"], data["period_end_utc"] = self.period
-        return data
-
-
-# Helpers -----------------------------------------------------------------------------------------
-
-
-def _decimal_text(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-def _service_name(kind: int | None) -> str:
-    if kind is None:
-        return "electricity"
-    try:
-        return ServiceKind(kind).name.lower()
-    except ValueError:
-        return f"service kind {kind}"
-
-
-@lru_cache(maxsize=4096)
-def _quality_text(qualities: str) -> str:
-    if not qualities:
-        return ""
-    names = []
-    for code in qualities.split(","):
-        try:
-            names.append(Quality(int(code)).name.lower())
-        except ValueError:
-            names.append(code)
-    return ";".join(names)
 
 
 class _HashingWriter(io.RawIOBase):
@@ -235,301 +115,6 @@ class _HashingReader(io.RawIOBase):
         self.size += len(data)
         memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)
-
-
-# The spool ---------------------------------------------------------------------------------------
-
-
-class _Spool:
-    """Readings on disk, keyed for the sorted, de-duplicated read-back."""
-
-    def __init__(self, directory: str) -> None:
-        self.db = sqlite3.connect(os.path.join(directory, "readings.sqlite"))
-        self.db.executescript(
-            """
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            PRAGMA temp_store = FILE;
-            PRAGMA cache_size = -8000;
-            CREATE TABLE readings (
-                block_key INTEGER, start INTEGER, duration INTEGER, value INTEGER, cost INTEGER,
-                quality TEXT, tou INTEGER, updated INTEGER, seq INTEGER
-            );
-            """
-        )
-        self.block_keys: dict[str | None, int] = {}
-        # Where each collection's first block was read, for errors about it.
-        self.origins: dict[str | None, str] = {}
-        self.seq = 0
-
-    def add_block(
-        self, key: str | None, block: IntervalBlock, updated: int | None, origin: str
-    ) -> int:
-        key_id = self.block_keys.setdefault(key, len(self.block_keys))
-        self.origins.setdefault(key, origin)
-        self.seq += 1
-        seq, stamp = self.seq, updated or 0
-        rows = [
-            (
-                key_id,
-                r.start,
-                r.duration,
-                r.value,
-                r.cost,
-                ",".join(map(str, r.qualities)) if r.qualities else "",
-                r.tou,
-                stamp,
-                seq,
-            )
-            for r in block.readings
-        ]
-        self.db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        return len(rows)
-
-    def close(self) -> None:
-        self.db.close()
-
-
-# Layouts -----------------------------------------------------------------------------------------
-
-
-class _Clock:
-    """Time labels for one zone, cached: formatting ~1M timestamps through ``datetime`` and a
-    Python ``tzinfo`` would dominate a conversion.
-
-    Offsets are cached per UTC day, and per 15-minute slot on the days the offset changes (UTC
-    offsets change only on such boundaries); date texts per day. The caches are bounded by the
-    period covered, not by the file size.
-    """
-
-    def __init__(self, zone: tzinfo) -> None:
-        self.zone = zone
-        self._days: dict[int, int] = {}
-        self._offsets: dict[int, int] = {}
-        self._dates: dict[int, str] = {}
-        self._offset_texts: dict[int, str] = {}
-
-    def offset(self, epoch: int) -> int:
-        day = epoch // 86400
-        steady = self._days.get(day)
-        if steady is None:
-            at_start, at_end = self._exact(day * 86400), self._exact(day * 86400 + 86399)
-            # A zone changes offset at most once a day: equal ends mean one offset all day.
-            steady = at_start if at_start == at_end else _CHANGES_TODAY
-            self._days[day] = steady
-        if steady != _CHANGES_TODAY:
-            return steady
-        slot = epoch // 900
-        found = self._offsets.get(slot)
-        if found is None:
-            found = self._exact(slot * 900)
-            self._offsets[slot] = found
-        return found
-
-    def _exact(self, epoch: int) -> int:
-        delta = datetime.fromtimestamp(epoch, self.zone).utcoffset()
-        return int(delta.total_seconds()) if delta is not None else 0
-
-    def _date(self, day: int) -> str:
-        text = self._dates.get(day)
-        if text is None:
-            text = _EPOCH_DATE.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-            self._dates[day] = text
-        return text
-
-    def offset_text(self, offset: int) -> str:
-        text = self._offset_texts.get(offset)
-        if text is None:
-            sign = "+" if offset >= 0 else "-"
-            hours, rest = divmod(abs(offset), 3600)
-            text = f"{sign}{hours:02d}:{rest // 60:02d}"
-            self._offset_texts[offset] = text
-        return text
-
-    def wall(self, epoch: int) -> tuple[str, int, int, int, int]:
-        """Local date text, hour, minute, second and the UTC offset in seconds."""
-        offset = self.offset(epoch)
-        day, second_of_day = divmod(epoch + offset, 86400)
-        hour, rest = divmod(second_of_day, 3600)
-        return self._date(day), hour, rest // 60, rest % 60, offset
-
-    def local_iso(self, epoch: int) -> str:
-        date_text, hour, minute, second, offset = self.wall(epoch)
-        return f"{date_text}T{hour:02d}:{minute:02d}:{second:02d}{self.offset_text(offset)}"
-
-    def utc_iso(self, epoch: int) -> str:
-        day, second_of_day = divmod(epoch, 86400)
-        hour, rest = divmod(second_of_day, 3600)
-        return f"{self._date(day)}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
-
-    def repeated(self, epoch: int) -> bool:
-        """True when this wall-clock time also labels another instant (a fall-back hour)."""
-        wall = epoch + self.offset(epoch)
-        for probe in (epoch - 7200, epoch + 7200):
-            other_offset = self.offset(probe)
-            other = wall - other_offset
-            if other != epoch and self.offset(other) == other_offset:
-                return True
-        return False
-
-
-_CHANGES_TODAY = -(10**9)  # no real UTC offset
-_EPOCH_DATE = datetime(1970, 1, 1).date()
-_EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
-_UTC_CLOCK = _Clock(UTC)
-
-
-def _utc_text(epoch: int) -> str:
-    return _UTC_CLOCK.utc_iso(epoch)
-
-
-class _Row(NamedTuple):
-    point: UsagePointReport
-    clock: _Clock
-    start: int
-    duration: int
-    delivered: Decimal | None
-    received: Decimal | None
-    net: Decimal | None
-    has_received_channel: bool
-    cost: int | None
-    quality: str
-    tou: int | None
-
-
-class _LayoutWriter:
-    def __init__(self, out: IO[str], customer_name: str | None) -> None:
-        self.csv = csv.writer(out, lineterminator="\r\n")
-        self.customer_name = customer_name
-
-    def begin(self, points: Sequence[UsagePointReport]) -> None:
-        pass
-
-    def begin_point(self, point: UsagePointReport) -> None:
-        pass
-
-    def row(self, row: _Row) -> None:
-        raise NotImplementedError
-
-
-_ZERO = Decimal(0)
-
-
-class _DefaultLayout(_LayoutWriter):
-    def begin(self, points: Sequence[UsagePointReport]) -> None:
-        self.csv.writerow(DEFAULT_COLUMNS)
-
-    def row(self, row: _Row) -> None:
-        received = row.received
-        if received is None and row.has_received_channel:
-            received = _ZERO
-        self.csv.writerow(
-            (
-                row.point.id,
-                row.point.service,
-                row.clock.local_iso(row.start),
-                _UTC_CLOCK.utc_iso(row.start),
-                row.duration,
-                _decimal_text(row.delivered),
-                _decimal_text(received),
-                _decimal_text(row.net),
-                row.point.unit,
-                row.quality,
-                "" if row.tou is None else row.tou,
-            )
-        )
-
-
-class _ScwaddLayout(_LayoutWriter):
-    """The original tool's four columns, made correct."""
-
-    def begin(self, points: Sequence[UsagePointReport]) -> None:
-        units = sorted({p.unit for p in points if p.unit}) or ["kWh"]
-        unit = units[0] if len(units) == 1 else " or ".join(units) + ": see the usage point"
-        self.csv.writerow(
-            (
-                "SA_UUID",
-                "Interval Timestamp",
-                f"Delivered From Grid Value ({unit})",
-                f"Back To Grid Value ({unit})",
-            )
-        )
-
-    def row(self, row: _Row) -> None:
-        self.csv.writerow(
-            (
-                row.point.id,
-                row.clock.local_iso(row.start),
-                _decimal_text(row.delivered if row.delivered is not None else _ZERO),
-                _decimal_text(row.received if row.received is not None else _ZERO),
-            )
-        )
-
-
-_CENT = Decimal("0.01")
-
-
-class _PgeLayout(_LayoutWriter):
-    """PG&E's "Green Button Download My Data" CSV: account lines, a blank line, the columns.
-    One such section per usage point."""
-
-    def __init__(self, out: IO[str], customer_name: str | None) -> None:
-        super().__init__(out, customer_name)
-        self._sections = 0
-
-    def begin_point(self, point: UsagePointReport) -> None:
-        if self._sections:
-            self.csv.writerow(())
-        self._sections += 1
-        self.csv.writerow(("Name", self.customer_name or ""))
-        self.csv.writerow(("Address", ""))
-        self.csv.writerow(("Account Number", ""))
-        self.csv.writerow(("Service", f"Service {self._sections} ({point.id})"))
-        self.csv.writerow(())
-        unit = point.unit or "kWh"
-        self.csv.writerow(tuple(c.format(unit=unit) for c in PGE_COLUMNS_TEMPLATE))
-
-    def row(self, row: _Row) -> None:
-        clock = row.clock
-        date_text, hour, minute, _second, offset = clock.wall(row.start)
-        _end_date, end_hour, end_minute, _s, _o = clock.wall(row.start + row.duration - 60)
-        usage = row.net
-        if usage is None:
-            usage = (row.delivered or _ZERO) - (row.received or _ZERO)
-        service = row.point.service
-        if service == "gas":
-            kind = "Natural gas usage"
-        elif service == "electricity":
-            kind = "Electric usage"
-        else:
-            kind = f"{service.capitalize()} usage"
-        cost = ""
-        if row.cost is not None:
-            dollars = Decimal(row.cost).scaleb(-5)
-            cents = dollars.quantize(_CENT)
-            text = format(cents if dollars == cents else dollars.normalize(), "f")
-            cost = f"-${text[1:]}" if text.startswith("-") else f"${text}"
-        notes = ""
-        if clock.repeated(row.start):
-            notes = f"repeated hour, UTC offset {clock.offset_text(offset)}"
-        self.csv.writerow(
-            (
-                kind,
-                date_text,
-                f"{hour:02d}:{minute:02d}",
-                f"{end_hour:02d}:{end_minute:02d}",
-                _decimal_text(usage),
-                cost,
-                notes,
-            )
-        )
-
-
-_LAYOUT_CLASSES: dict[str, type[_LayoutWriter]] = {
-    "default": _DefaultLayout,
-    "pge": _PgeLayout,
-    "scwadd": _ScwaddLayout,
-}
 
 
 # The conversion ----------------------------------------------------------------------------------
@@ -572,14 +157,15 @@ def convert(
     :class:`ConversionError` for documents whose readings cannot be placed; nothing is written
     to a path ``out`` in either case.
     """
-    if layout not in _LAYOUT_CLASSES:
+    if layout not in LAYOUT_CLASSES:
         raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     if tz is not None:
         tzinfo_for(None, tz)  # fail on a bad zone before reading anything
     report = ConversionReport(layout=layout)
     resolver = Resolver()
+    lenient = _Lenient()
     with tempfile.TemporaryDirectory(prefix="scwadd-convert-", dir=workdir) as scratch:
-        spool = _Spool(scratch)
+        spool = Spool(scratch)
         try:
             for index, source in enumerate(inputs):
                 if names is not None:
@@ -588,16 +174,17 @@ def convert(
                     name = f"<input {index + 1}>"
                 else:
                     name = source_name(source)
-                report.inputs.append(_read_input(source, name, spool, resolver, progress))
+                report.inputs.append(_read_input(source, name, spool, resolver, progress, lenient))
+            lenient.summarise(report.notes)
             report.readings_read = sum(i.readings for i in report.inputs)
-            channels = _resolve_channels(spool, resolver, report)
+            channels, lines = _resolve_channels(spool, resolver, report, tz)
             with _output(out) as raw:
                 hashing = _HashingWriter(raw)
                 buffered = io.BufferedWriter(hashing, buffer_size=1 << 16)
                 text = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
                 if layout == "pge":
                     text.write("\ufeff")  # PG&E's own file starts with a BOM; Excel wants it
-                _write_rows(spool, channels, layout, tz, resolver, report, text)
+                _write_rows(spool, channels, lines, layout, tz, resolver, report, text)
                 text.flush()
                 text.detach()
                 buffered.flush()
@@ -612,9 +199,10 @@ def convert(
 def _read_input(
     source: Source | bytes,
     name: str,
-    spool: _Spool,
+    spool: Spool,
     resolver: Resolver,
     progress: Callable[[int], None] | None,
+    lenient: _Lenient,
 ) -> InputReport:
     facts = InputReport(name=name, sha256="", bytes=0)
     if isinstance(source, bytes | bytearray | memoryview):
@@ -641,6 +229,8 @@ def _read_input(
         readable = io.BufferedReader(hashing)
     for entry in iter_entries(readable, name=name, progress=progress):
         facts.entries += 1
+        if entry.notes:
+            lenient.add(entry.notes)
         if isinstance(entry.obj, IntervalBlock):
             facts.interval_blocks += 1
             _check_block(entry.obj, name, entry.line)
@@ -653,6 +243,29 @@ def _read_input(
     if hashing is not None:
         facts.sha256, facts.bytes = hashing.digest.hexdigest(), hashing.size
     return facts
+
+
+class _Lenient:
+    """What the parser read leniently, for the report's notes: the first few verbatim, then a
+    count (a feed may hold a million entries written the same way)."""
+
+    _LISTED = 5
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+        self.more = 0
+
+    def add(self, notes: Sequence[str]) -> None:
+        for note in notes:
+            if len(self.listed) < self._LISTED:
+                self.listed.append(note)
+            else:
+                self.more += 1
+
+    def summarise(self, notes: list[str]) -> None:
+        notes.extend(self.listed)
+        if self.more:
+            notes.append(f"{self.more} more Atom dates without a UTC offset were read as UTC")
 
 
 # Readings must fit what a CSV row can say: a calendar date (years 1900-9999), a positive
@@ -681,17 +294,36 @@ def _check_block(block: IntervalBlock, name: str, line: int | None) -> None:
 
 @dataclass
 class _ChannelInfo:
+    """One channel: a MeterReading with its ReadingType, on one usage point."""
+
     channel: Channel
     role: int | None
     point_index: int
+    number: int  # index into report's channel list (its ReadingTypeReport)
+    group: int  # the row group within the usage point, 1-based; 0 for ignored channels
 
 
 def _resolve_channels(
-    spool: _Spool, resolver: Resolver, report: ConversionReport
-) -> dict[int, _ChannelInfo]:
+    spool: Spool, resolver: Resolver, report: ConversionReport, tz: str | None
+) -> tuple[dict[int, _ChannelInfo], list[ReadingTypeReport]]:
+    """Each spooled block collection's channel, and the report's line for every channel.
+
+    Channels are identified by usage point, MeterReading and ReadingType: two block collections
+    reaching the same MeterReading through different link forms are one channel; parallel
+    channels of the same flowDirection (time-of-use tiers in separate MeterReadings, two meters
+    on one usage point) stay apart. Within a usage point, energy channels are placed in row
+    groups: a group is a tier (the ReadingType's ``tou`` and ``consumptionTier``) and, for
+    several channels of one tier and flowDirection, their order of appearance; a group holds at
+    most one channel per column (delivered, received, net), which pairs PG&E's delivered and
+    received MeterReadings in one row as before."""
     points: dict[str, UsagePointReport] = {}
     order: list[str] = []
     infos: dict[int, _ChannelInfo] = {}
+    identities: dict[tuple[str, str, ReadingType], _ChannelInfo] = {}
+    lines: list[ReadingTypeReport] = []
+    groups: dict[int, list[tuple[int | None, int | None, int]]] = {}  # per point: group keys
+    taken: dict[tuple[int, int | None, int | None, int], int] = {}  # channels per tier and role
+    unusable_noted: set[str] = set()
     for key, key_id in spool.block_keys.items():
         try:
             channel = resolver.channel(key)
@@ -699,6 +331,11 @@ def _resolve_channels(
             where = spool.origins.get(key, "")
             raise ConversionError(f"{where}: IntervalBlock entry: {error}") from None
         rt = channel.reading_type
+        identity = (channel.usage_point or channel.usage_point_id, channel.meter_reading, rt)
+        known = identities.get(identity)
+        if known is not None:
+            infos[key_id] = known  # the same MeterReading reached through another link form
+            continue
         role = _ROLES.get(rt.flow_direction) if rt.uom in _ENERGY_UNITS else None
         unit, _shift = display_unit(rt.uom)
         if channel.usage_point_id not in points:
@@ -706,36 +343,59 @@ def _resolve_channels(
             try:
                 tzinfo_for(zone)
             except ValueError as error:
-                raise ConversionError(
-                    f"the LocalTimeParameters of usage point {channel.usage_point_id} cannot "
-                    f"be used: {error}"
-                ) from None
+                if tz is None:
+                    raise ConversionError(
+                        f"the LocalTimeParameters of usage point {channel.usage_point_id} cannot "
+                        f"be used: {error}; give --tz ZONE (an IANA zone such as "
+                        "America/Los_Angeles; tz= in Python) to label local times in that zone "
+                        "instead"
+                    ) from None
+                if channel.usage_point_id not in unusable_noted:
+                    unusable_noted.add(channel.usage_point_id)
+                    report.notes.append(
+                        f"the LocalTimeParameters of usage point {channel.usage_point_id} cannot "
+                        f"be used ({error}): local times are labelled in {tz} (--tz) instead"
+                    )
             points[channel.usage_point_id] = UsagePointReport(
                 id=channel.usage_point_id,
-                service=_service_name(channel.service_kind),
+                service=service_name(channel.service_kind),
                 unit="",
                 time_zone=_zone_label(zone),
             )
             order.append(channel.usage_point_id)
         point = points[channel.usage_point_id]
+        point_index = order.index(channel.usage_point_id)
         if role is not None and (not point.unit or role == ROLE_DELIVERED):
             point.unit = unit
-        infos[key_id] = _ChannelInfo(channel, role, order.index(channel.usage_point_id))
-        if any(r.meter_reading == channel.meter_reading for r in point.reading_types):
-            continue  # the same MeterReading reached through another link form
-        point.reading_types.append(
-            ReadingTypeReport(
-                meter_reading=channel.meter_reading,
-                flow_direction=rt.flow_direction,
-                column=("delivered", "received", "net")[role] if role is not None else "ignored",
-                uom=rt.uom,
-                unit=unit,
-                power_of_ten_multiplier=rt.power_of_ten_multiplier,
-                interval_length=rt.interval_length,
-                commodity=rt.commodity,
-                accumulation_behaviour=rt.accumulation_behaviour,
-            )
+        group = 0
+        if role is not None:
+            tier = (rt.tou, rt.consumption_tier)
+            ordinal = taken.get((point_index, *tier, role), 0)
+            taken[(point_index, *tier, role)] = ordinal + 1
+            point_groups = groups.setdefault(point_index, [])
+            group_key = (*tier, ordinal)
+            if group_key not in point_groups:
+                point_groups.append(group_key)
+            group = point_groups.index(group_key) + 1
+        line = ReadingTypeReport(
+            meter_reading=channel.meter_reading,
+            flow_direction=rt.flow_direction,
+            column=("delivered", "received", "net")[role] if role is not None else "ignored",
+            uom=rt.uom,
+            unit=unit,
+            power_of_ten_multiplier=rt.power_of_ten_multiplier,
+            interval_length=rt.interval_length,
+            commodity=rt.commodity,
+            accumulation_behaviour=rt.accumulation_behaviour,
+            tou=rt.tou,
+            consumption_tier=rt.consumption_tier,
+            channel=group or None,
         )
+        point.reading_types.append(line)
+        info = _ChannelInfo(channel, role, point_index, len(lines), group)
+        lines.append(line)
+        identities[identity] = info
+        infos[key_id] = info
         if role is None:
             report.notes.append(
                 f"MeterReading {channel.meter_reading} (flowDirection {rt.flow_direction}, "
@@ -756,21 +416,24 @@ def _resolve_channels(
         point_id = usage_point_id(path)
         if point_id not in points:
             kind = getattr(entry.obj, "kind", None)
+            params = resolver.local_time_for(path)
             points[point_id] = UsagePointReport(
                 id=point_id,
-                service=_service_name(kind),
+                service=service_name(kind),
                 unit="",
-                time_zone=_zone_label(resolver.local_time_for(path)),
+                time_zone=_zone_label(params),
             )
             order.append(point_id)
             report.notes.append(f"usage point {point_id} has no interval readings")
     report.usage_points = [points[p] for p in order]
-    return infos
+    return infos, lines
 
 
 def _zone_label(params: Any) -> str:
     if params is None:
         return "UTC (no LocalTimeParameters)"
+    if params.unusable is not None:
+        return "unusable LocalTimeParameters"
     offset = params.tz_offset
     sign = "+" if offset >= 0 else "-"
     hours, rest = divmod(abs(offset), 3600)
@@ -781,66 +444,79 @@ def _zone_label(params: Any) -> str:
 
 
 def _write_rows(
-    spool: _Spool,
+    spool: Spool,
     channels: dict[int, _ChannelInfo],
+    lines: list[ReadingTypeReport],
     layout: str,
     tz: str | None,
     resolver: Resolver,
     report: ConversionReport,
     text: IO[str],
 ) -> None:
-    writer = _LAYOUT_CLASSES[layout](text, resolver.customer_name())
+    writer = LAYOUT_CLASSES[layout](text, resolver.customer_name())
     writer.begin(report.usage_points)
     db = spool.db
     db.execute(
-        "CREATE TABLE channels (block_key INTEGER PRIMARY KEY, point INTEGER, role INTEGER,"
-        " exponent INTEGER)"
+        "CREATE TABLE channels (block_key INTEGER PRIMARY KEY, point INTEGER, grp INTEGER,"
+        " role INTEGER, exponent INTEGER, channel INTEGER)"
     )
     db.executemany(
-        "INSERT INTO channels VALUES (?,?,?,?)",
+        "INSERT INTO channels VALUES (?,?,?,?,?,?)",
         [
             (
                 key_id,
                 info.point_index,
+                info.group,
                 -1 if info.role is None else info.role,
                 (info.channel.reading_type.power_of_ten_multiplier or 0)
                 + display_unit(info.channel.reading_type.uom)[1],
+                info.number,
             )
             for key_id, info in channels.items()
         ],
     )
-    ignored = db.execute(
-        "SELECT count(*) FROM readings JOIN channels USING (block_key) WHERE role < 0"
-    ).fetchone()[0]
-    report.ignored_readings = ignored
+    # Readings per channel as they were spooled: the "read" side of the conservation check.
+    for key_id, count in spool.read_counts.items():
+        info = channels[key_id]
+        lines[info.number].readings_read += count
+        if info.role is None:
+            lines[info.number].ignored += count
+    report.ignored_readings = sum(line.ignored for line in lines)
     cursor = db.execute(
         """
-        SELECT point, start, duration, role, value, exponent, cost, quality, tou
+        SELECT point, start, duration, grp, role, value, exponent, cost, quality, tou, tier,
+               channel
         FROM readings JOIN channels USING (block_key)
         WHERE role >= 0
-        ORDER BY point, start, duration, role, updated DESC, seq DESC
+        ORDER BY point, start, duration, grp, role, updated DESC, seq DESC
         """
     )
-    clocks: dict[int, _Clock] = {}
-    received_points: set[int] = set()
+    clocks: dict[int, Clock] = {}
+    received_groups: set[tuple[int, int]] = set()  # (usage point, channel group)
+    group_tiers: dict[tuple[int, int], tuple[int | None, int | None]] = {}
     for info in channels.values():
         if info.role == ROLE_RECEIVED:
-            received_points.add(info.point_index)
+            received_groups.add((info.point_index, info.group))
         if info.point_index not in clocks:
-            clocks[info.point_index] = _Clock(tzinfo_for(info.channel.local_time, tz))
+            clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
+        rt = info.channel.reading_type
+        group_tiers[(info.point_index, info.group)] = (rt.tou, rt.consumption_tier)
     if tz:
         for point in report.usage_points:
             point.time_zone = tz
     current_point = -1
     series_end: dict[int, int] = {}
-    group_key: tuple[int, int, int] | None = None
-    values: dict[int, tuple[Decimal | None, int | None, str, int | None]] = {}
+    interval_key: tuple[int, int, int] | None = None
+    group_rows: list[Row] = []
+    group_number = 0
+    # Per role: scaled value, cost, quality codes, tou, consumptionTier.
+    values: dict[int, tuple[Decimal | None, int | None, str, int | None, int | None]] = {}
+    winners: dict[int, tuple[int | None, int]] = {}
 
-    def flush() -> None:
-        if group_key is None:
+    def close_group() -> None:
+        if not values or interval_key is None:
             return
-        point_index, start, duration = group_key
-        point = report.usage_points[point_index]
+        point_index, start, duration = interval_key
         delivered = values.get(ROLE_DELIVERED)
         received = values.get(ROLE_RECEIVED)
         net_reading = values.get(ROLE_NET)
@@ -851,36 +527,49 @@ def _write_rows(
         elif delivered_value is None and received_value is None:
             net = None
         else:
-            net = (delivered_value or _ZERO) - (received_value or _ZERO)
+            net = (delivered_value or ZERO) - (received_value or ZERO)
         main = delivered or received or net_reading
         assert main is not None
-        writer.row(
-            _Row(
-                point=point,
+        tier_tou, tier_consumption = group_tiers[(point_index, group_number)]
+        group_rows.append(
+            Row(
+                point=report.usage_points[point_index],
                 clock=clocks[point_index],
                 start=start,
                 duration=duration,
                 delivered=delivered_value,
                 received=received_value,
                 net=net,
-                has_received_channel=point_index in received_points,
+                has_received_channel=(point_index, group_number) in received_groups,
                 cost=main[1],
-                quality=_quality_text(main[2]),
-                tou=main[3],
+                quality=quality_text(main[2]),
+                tou=main[3] if main[3] is not None else tier_tou,
+                consumption_tier=main[4] if main[4] is not None else tier_consumption,
+                channel=group_number,
             )
         )
-        point.rows += 1
-        report.rows += 1
+        values.clear()
+        winners.clear()
+
+    def close_interval() -> None:
+        close_group()
+        if interval_key is None or not group_rows:
+            return
+        point_index, start, duration = interval_key
+        point = report.usage_points[point_index]
+        written = writer.rows(group_rows)
+        group_rows.clear()
+        point.rows += written
+        report.rows += written
         previous_end = series_end.get(duration)
         if previous_end is not None and start > previous_end:
             point.gap_count += 1
             point.gap_seconds += start - previous_end
             if len(point.gaps) < _MAX_GAPS_LISTED:
-                point.gaps.append(
-                    Gap(_utc_text(previous_end), _utc_text(start), start - previous_end)
-                )
+                gap = Gap(utc_text(previous_end), utc_text(start), start - previous_end)
+                point.gaps.append(gap)
         if previous_end is None and point.first_interval_start_utc is None:
-            point.first_interval_start_utc = _utc_text(start)
+            point.first_interval_start_utc = utc_text(start)
         end = start + duration
         if previous_end is None or end > previous_end:
             series_end[duration] = end
@@ -888,32 +577,70 @@ def _write_rows(
     def close_point() -> None:
         if current_point >= 0 and series_end:
             point = report.usage_points[current_point]
-            point.last_interval_end_utc = _utc_text(max(series_end.values()))
+            point.last_interval_end_utc = utc_text(max(series_end.values()))
 
-    winners: dict[int, tuple[int | None, int]] = {}
-    for point_index, start, duration, role, value, exponent, cost, quality, tou in cursor:
+    for (
+        point_index,
+        start,
+        duration,
+        group,
+        role,
+        value,
+        exponent,
+        cost,
+        quality,
+        tou,
+        tier,
+        number,
+    ) in cursor:
         key = (point_index, start, duration)
-        if key != group_key:
-            flush()
-            values = {}
-            winners = {}
-            group_key = key
+        if key != interval_key:
+            close_interval()
+            interval_key = key
+            group_number = group
             if point_index != current_point:
                 close_point()
                 current_point = point_index
                 series_end = {}
                 writer.begin_point(report.usage_points[point_index])
+        elif group != group_number:
+            close_group()
+            group_number = group
+        line = lines[number]
         if role in values:
+            # A repeat inside one channel: a (row group, column) holds one channel only.
+            line.repeats += 1
             report.duplicates += 1
             winner_value, winner_exponent = winners[role]
             if not _same_value(winner_value, winner_exponent, value, exponent):
                 report.conflicts += 1
             continue
+        line.readings_written += 1
         winners[role] = (value, exponent)
         scaled = None if value is None else Decimal(value).scaleb(exponent)
-        values[role] = (scaled, cost, quality, tou)
-    flush()
+        values[role] = (scaled, cost, quality, tou, tier)
+    close_interval()
     close_point()
+    _check_conservation(lines, report)
+
+
+def _check_conservation(lines: list[ReadingTypeReport], report: ConversionReport) -> None:
+    """Every reading read is written, a repeat, or ignored, channel by channel; else the CSV
+    would silently hold less than the documents (issue 9: a mismatch is an error)."""
+    for line in lines:
+        accounted = line.readings_written + line.repeats + line.ignored
+        if line.readings_read != accounted:
+            raise ConversionError(
+                f"MeterReading {line.meter_reading}: {line.readings_read} readings read but "
+                f"{line.readings_written} written + {line.repeats} repeats + {line.ignored} "
+                f"ignored = {accounted}: the conversion would lose readings"
+            )
+    spooled = sum(line.readings_read for line in lines)
+    if spooled != report.readings_read:
+        raise ConversionError(
+            f"{report.readings_read} readings read from the inputs but {spooled} reached a "
+            "channel: the conversion would lose readings"
+        )
 
 
 def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
@@ -922,11 +649,6 @@ def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
     if a_exp == b_exp:
         return a == b
     return Decimal(a).scaleb(a_exp) == Decimal(b).scaleb(b_exp)
-
-
-def local_interval_label(epoch: int, zone: tzinfo) -> str:
-    """ISO 8601 local time with its UTC offset (what the default layout writes)."""
-    return _Clock(zone).local_iso(epoch)
 
 
 __all__ = [
