@@ -133,9 +133,18 @@ class AuthService:
     # -- the callback ----------------------------------------------------------------------
     async def callback(self, params: dict[str, str], browser_token: str | None) -> Outcome:
         code, state, error = params.get("code"), params.get("state"), params.get("error")
-        claim = await self._db(
-            lambda s: oauth_state.claim_state(s, state, browser_token, None if error else code)
-        )
+        now = datetime.now(UTC)
+
+        def claim_and_record(session: Session) -> oauth_state.Claim:
+            claim = oauth_state.claim_state(session, state, browser_token, None if error else code)
+            if claim.verdict == Verdict.CLAIMED and code and error is None:
+                # In the claim's transaction: whoever sees the state used also sees the pending
+                # exchange and the status page it will end on.
+                assert claim.job_id is not None and claim.status_id is not None
+                self._open_exchange(session, claim.job_id, claim.status_id, code, now)
+            return claim
+
+        claim = await self._db(claim_and_record)
         if error is not None:
             if claim.verdict not in (Verdict.CLAIMED, Verdict.REPLAY):
                 # Without a valid state the error is anybody's word: say only that the link is
@@ -162,7 +171,6 @@ class AuthService:
             return _INVALID_REQUEST
         job_id, status_id = claim.job_id, claim.status_id
         with job_context(job_id):
-            await self._open_exchange(job_id, status_id, code)
             task = self._start_exchange(job_id, code)
             done, _ = await asyncio.wait({task}, timeout=self.settings.CALLBACK_WAIT_SECONDS)
             if not done:
@@ -213,20 +221,19 @@ class AuthService:
         return _CUSTODIAN_ERROR
 
     # -- the code exchange, retried within the code's lifetime ------------------------------
-    async def _open_exchange(self, job_id: str, status_id: str, code: str) -> None:
-        now = datetime.now(UTC)
+    def _open_exchange(
+        self, session: Session, job_id: str, status_id: str, code: str, now: datetime
+    ) -> None:
         deadline = now + timedelta(seconds=self.settings.EXCHANGE_DEADLINE_SECONDS)
         sealed = self.keyring.seal(code, job_id=job_id).model_dump_json()
-        await self._db(
-            lambda s: exchanges.open_exchange(
-                s,
-                job_id=job_id,
-                status_id=status_id,
-                sealed_code=sealed,
-                owner=self.owner,
-                now=now,
-                deadline=deadline,
-            )
+        exchanges.open_exchange(
+            session,
+            job_id=job_id,
+            status_id=status_id,
+            sealed_code=sealed,
+            owner=self.owner,
+            now=now,
+            deadline=deadline,
         )
 
     def _start_exchange(self, job_id: str, code: str | None) -> asyncio.Task[str]:
@@ -248,7 +255,7 @@ class AuthService:
         deadline = loop.time() + self.settings.CALLBACK_WAIT_SECONDS
         while loop.time() < deadline:
             row = await self._db(lambda s: _exchange_state(s, job_id))
-            if row != exchanges.PENDING:
+            if row is not None and row != exchanges.PENDING:
                 return
             await asyncio.sleep(0.2)
 
