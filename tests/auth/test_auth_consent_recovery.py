@@ -356,3 +356,33 @@ async def test_percent_encoded_parameter_names_are_redacted_in_logs(
     text = "\n".join(formatter.format(r) for r in [*caplog.records, access])
     assert "OAuthCallback?c%6Fde=[REDACTED]" in text
     assert secret not in text
+
+
+async def test_a_grant_the_pipeline_left_active_past_its_deadline_is_flagged_not_revoked(
+    sandbox, sessions, nats_server
+):
+    """The exporter revokes the grants it knows; if one is still active long after the
+    deadline (its message dead-lettered), the reconciler flags it for the operator rather than
+    sending a DELETE the exporter may send too."""
+    from custodian_support import grant_tokens
+    from scwadd_auth import ledger
+    from scwadd_auth.reconciler import Reconciler
+
+    settings = auth_settings(sandbox, nats_server, "sqlite://", 8080, **FAST_RECONCILER)
+    tokens = await grant_tokens(sandbox, "electric-60min")
+    keyring = Keyring.parse(settings.TOKEN_SEALING_KEYS.get_secret_value())
+    consented = datetime.now(UTC) - timedelta(minutes=settings.GRANT_DEADLINE_MINUTES + 31)
+    event = ledger.build_grant_event(
+        job_id="old-job", tokens=tokens, keyring=keyring, now=consented
+    )
+    with sessions.begin() as session:
+        ledger.record_grant(session, status_id="sid-old", event=event)
+    async with Custodian(custodian_config(sandbox)) as custodian:
+        worker = Reconciler(settings=settings, sessions=sessions, custodian=custodian, holder="t")
+        assert await worker.reconcile_once() == {"flagged": 1}
+        assert await worker.reconcile_once() == {}  # flagged once, not again every pass
+    (record,) = authorizations(sandbox)
+    assert record.active
+    with sessions() as session:
+        (row,) = session.query(CustodianAuthorization).all()
+        assert (row.state, row.reason) == ("flagged", "pipeline_overdue")
