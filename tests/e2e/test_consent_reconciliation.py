@@ -155,4 +155,9 @@ def test_at_30_percent_custodian_500s_every_consent_ends_revoked_or_flagged(
         if r.customer.retail_customer_id in customers[4:7]
     ]
     assert len(abandoned) == 3 and all(r.status == "revoked" for r in abandoned)
-    assert "orphaned authorization revoked" in resilient.system.log_text()
+    logs = resilient.system.log_text()
+    assert "orphaned authorization revoked" in logs
+    # Retries, refusals and revocations: no token, code or secret in any log line.
+    secrets = [*resilient.witness.issued_tokens, *sandbox.state.codes, sandbox.client_secret]
+    assert len(secrets) > 7
+    assert [s for s in secrets if s in logs] == []
