@@ -18,7 +18,7 @@ from scwadd_sandbox.testing import RunningSandbox
 
 
 def auth_settings(
-    sandbox: RunningSandbox, nats_url: str, database_url: str, port: int
+    sandbox: RunningSandbox, nats_url: str, database_url: str, port: int, **extra: object
 ) -> AuthSettings:
     return AuthSettings(
         NATS_URL=nats_url,
@@ -30,6 +30,8 @@ def auth_settings(
         TOKEN_SEALING_KEYS="test1:" + base64.b64encode(os.urandom(32)).decode(),
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         OAUTH_CALLBACK_PATH="/OAuthCallback",
+        PGE_API_BASE=sandbox.espi_base,
+        **extra,
     )
 
 

@@ -33,6 +33,7 @@ CUSTODIAN = {
     "PGE_CLIENT_CERT_FILE": "/nonexistent/cert.pem",
     "PGE_CLIENT_KEY_FILE": "/nonexistent/key.pem",
     "PGE_TOKEN_URL": "https://custodian.test/token",
+    "PGE_API_BASE": "https://custodian.test/espi/1_1/resource",
 }
 
 

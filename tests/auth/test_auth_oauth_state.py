@@ -80,10 +80,23 @@ def test_an_expired_state_is_refused(sessions):
     assert claim(sessions, state, browser, "code").verdict is Verdict.EXPIRED
 
 
-def test_purge_drops_expired_unused_states_and_old_used_ones(sessions):
+def test_an_expired_state_is_expired_even_without_its_cookie_and_after_a_purge(sessions):
+    # The customer came back after the TTL: the cookie (same lifetime) is gone too, and the
+    # periodic purge has run. Before: "not one we issued" (purged) or "another browser".
+    browser = oauth_state.new_browser_token()
+    now = datetime.now(UTC)
+    state = issue(sessions, browser, now=now - TTL - timedelta(seconds=10))
+    with sessions.begin() as session:
+        oauth_state.purge_expired(session, now)
+    assert claim(sessions, state, None, "code").verdict is Verdict.EXPIRED
+    assert claim(sessions, state, browser, "code").verdict is Verdict.EXPIRED
+
+
+def test_purge_drops_states_a_day_past_expiry_or_use(sessions):
     browser = "b"
     now = datetime.now(UTC)
-    issue(sessions, browser, now=now - timedelta(hours=1))  # expired, never used
+    issue(sessions, browser, now=now - timedelta(hours=1))  # expired an hour ago: kept
+    issue(sessions, browser, now=now - timedelta(days=2))  # expired long ago, never used
     recent = issue(sessions, browser, now=now - timedelta(minutes=1))
     claim(sessions, recent, browser, "code", now=now)  # used a moment ago: kept
     old = issue(sessions, browser, now=now - timedelta(days=2))
@@ -92,5 +105,5 @@ def test_purge_drops_expired_unused_states_and_old_used_ones(sessions):
     with sessions.begin() as session:
         assert oauth_state.purge_expired(session, now) == 2
     with sessions() as session:
-        assert session.query(OAuthState).count() == 2
+        assert session.query(OAuthState).count() == 3
     assert claim(sessions, recent, browser, "code").verdict is Verdict.REPLAY

@@ -255,8 +255,9 @@ readinessProbe:
 {{- if has .component (list "auth" "fetcher") }}
 {{ include "scwadd.sealingEnv" $root }}
 {{- end }}
-{{- if has .component (list "fetcher" "exporter") }}
-{{- /* One budget per client ID: the fetchers' calls and the exporter's revocations share it. */}}
+{{- if has .component (list "auth" "fetcher" "exporter") }}
+{{- /* One budget per client ID: the fetchers' calls, the exporter's revocations and auth's
+reconciler share it. */}}
 {{- with $values.custodian.rateLimit }}
 - name: RATE_LIMIT_PER_SECOND
   value: {{ .perSecond | quote }}
@@ -269,6 +270,8 @@ readinessProbe:
 {{- if eq .component "auth" }}
 - name: PGE_AUTHORIZE_URL
   value: {{ $values.custodian.authorizeUrl | quote }}
+- name: PGE_API_BASE
+  value: {{ $values.custodian.apiBase | quote }}
 - name: PUBLIC_BASE_URL
   value: {{ $values.publicBaseUrl | quote }}
 - name: OAUTH_CALLBACK_PATH

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from typing import Any
+from urllib.parse import unquote_plus
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -56,10 +57,36 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# A parameter name with percent escapes (``c%6Fde=``, ``%63ode=``, double-encoded ``c%256Fde=``):
+# servers decode the name, so the value is as secret as under the plain name.
+_ENCODED_KEY = re.compile(
+    r"((?:[A-Za-z0-9_.~+-]|%[0-9A-Fa-f]{2})*%[0-9A-Fa-f]{2}(?:[A-Za-z0-9_.~+-]|%[0-9A-Fa-f]{2})*"
+    r"(?:=|%3[dD]))(?![\s\"'\\]|\[REDACTED\])[^\s&\"',;)}\]]+"
+)
+
+
+def _decoded_name(name: str) -> str:
+    for _ in range(3):  # a name encoded more than three times is not what a server decodes
+        decoded = unquote_plus(name)
+        if decoded == name:
+            break
+        name = decoded
+    return name.rstrip("=").strip()
+
+
+def _redact_encoded(match: re.Match[str]) -> str:
+    key = match.group(1)
+    if _SENSITIVE_KEY_RE.match(_decoded_name(key)):
+        return key + REDACTED
+    return match.group(0)
+
+
 def redact(text: str) -> str:
     """Mask anything in ``text`` that looks like a credential."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
+    if "%" in text:
+        text = _ENCODED_KEY.sub(_redact_encoded, text)
     return text
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from scwadd_auth import metrics
 from scwadd_auth.oauth_state import BROWSER_COOKIE
 from scwadd_auth.service import AuthService, Outcome
 from scwadd_auth.status import PHASES
+from scwadd_auth.throttle import TokenBucket, retry_after_header
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 AUTHORIZE_PATH = "/authorize"
@@ -29,6 +32,7 @@ assert {key for key, _ in STEPS} <= set(PHASES)
 def build_router(service: AuthService) -> APIRouter:
     settings = service.settings
     router = APIRouter()
+    throttle = TokenBucket(burst=settings.AUTHORIZE_BURST, per_minute=settings.AUTHORIZE_PER_MINUTE)
 
     @router.get("/", response_class=HTMLResponse)
     async def landing(request: Request) -> Response:
@@ -45,6 +49,34 @@ def build_router(service: AuthService) -> APIRouter:
 
     @router.post(AUTHORIZE_PATH)
     async def authorize(request: Request) -> Response:
+        if not same_origin(request, settings.public_origin):
+            # A form posted from another site (CSRF): browsers always send Origin on a POST.
+            metrics.AUTHORIZE_REFUSED.labels("cross_origin").inc()
+            return _render(
+                request,
+                Outcome(
+                    403,
+                    heading="We could not start from this page",
+                    sentence="This request did not come from our own page. Please start from "
+                    "our page instead.",
+                    start_over=True,
+                ),
+            )
+        client = request.client.host if request.client is not None else "unknown"
+        wait = throttle.take(client)
+        if wait > 0:
+            metrics.AUTHORIZE_REFUSED.labels("rate_limited").inc()
+            response = _render(
+                request,
+                Outcome(
+                    429,
+                    heading="Too many attempts",
+                    sentence="Please wait a minute before you try again.",
+                    start_over=True,
+                ),
+            )
+            response.headers["Retry-After"] = retry_after_header(wait)
+            return response
         url, browser_token = await service.start_authorization(request.cookies.get(BROWSER_COOKIE))
         response = RedirectResponse(url, status_code=303, headers=NO_STORE)
         response.set_cookie(
@@ -89,6 +121,23 @@ def build_router(service: AuthService) -> APIRouter:
         return JSONResponse(view.as_json(), headers=NO_STORE)
 
     return router
+
+
+def same_origin(request: Request, public_origin: str) -> bool:
+    """``Origin`` (or, without it, ``Referer``) names our public origin, or neither is sent.
+
+    Browsers send ``Origin`` on every cross-site POST (``null`` from sandboxed or privacy
+    contexts, refused too); a request with neither header is not a browser's cross-site form,
+    so it cannot be CSRF (OWASP's "verifying origin with standard headers").
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer")
+        if referer is None:
+            return True
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin.strip().lower().rstrip("/") == public_origin
 
 
 def _render(request: Request, outcome: Outcome) -> Response:

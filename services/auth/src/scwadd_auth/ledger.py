@@ -17,8 +17,8 @@ from scwadd_core.sealing import Keyring
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from scwadd_auth.models import Grant
-from scwadd_auth.status import start_status
+from scwadd_auth.models import Grant, JobStatus
+from scwadd_auth.status import WAITING_SENTENCE, start_status
 
 _SUBSCRIPTION = re.compile(r"/Subscription/([^/?#]+)")
 
@@ -70,7 +70,13 @@ def record_grant(session: Session, *, status_id: str, event: GrantReceived) -> N
             created_at=event.occurred_at,
         )
     )
-    start_status(session, event.job_id, status_id)
+    # The status row was opened with the exchange (``exchanges.open_exchange``); a grant
+    # recorded without one (older callers, tests) gets its own.
+    row = session.get(JobStatus, event.job_id)
+    if row is None:
+        start_status(session, event.job_id, status_id)
+    else:
+        row.exchange, row.message = None, WAITING_SENTENCE
 
 
 def unpublished(session: Session, limit: int = 100) -> list[GrantReceived]:

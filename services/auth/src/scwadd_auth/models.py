@@ -68,4 +68,62 @@ class JobStatus(Base):
     export_rows: Mapped[int | None] = mapped_column(Integer, default=None)
     revocation: Mapped[str | None] = mapped_column(String(32), default=None)
     revocation_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    # The code exchange behind this job: "pending" while it is retried, "failed" once it gave up
+    # (the page then says so and that any authorization left at the custodian will be revoked),
+    # None once confirmed (a ledger row exists).
+    exchange: Mapped[str | None] = mapped_column(String(16), default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Exchange(Base):
+    """One code exchange, recorded before the custodian is first asked (the exchange outbox).
+
+    The code is kept sealed (bound to the job id) so another replica, or this one after a crash,
+    can go on retrying it until ``deadline``; it is dropped once the exchange is decided. A row
+    still ``pending`` tells the reconciler that an authorization it does not know yet may be
+    about to become a grant.
+    """
+
+    __tablename__ = "auth_exchanges"
+
+    job_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    status_id: Mapped[str] = mapped_column(String(64), unique=True)
+    sealed_code: Mapped[str | None] = mapped_column(Text, default=None)
+    state: Mapped[str] = mapped_column(String(16))  # pending, granted, failed
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Whoever works on it holds it until then (renewed before every try); a replica that died
+    # leaves it to be taken over once this has passed.
+    owner: Mapped[str | None] = mapped_column(String(64), default=None)
+    claimed_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Why it failed, in words safe for a log (status code and the custodian's error code).
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class Lease(Base):
+    """A named lease (the reconciler's): one holder at a time, taken over once it expires.
+    Plain rows and compare-and-set UPDATEs, so it works the same on SQLite and PostgreSQL."""
+
+    __tablename__ = "auth_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CustodianAuthorization(Base):
+    """An active authorization the custodian listed that no ledger row owns, or one that the
+    pipeline left active: what the reconciler did about it (revoked, or flagged and why)."""
+
+    __tablename__ = "auth_custodian_authorizations"
+
+    authorization_uri: Mapped[str] = mapped_column(String(512), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # seen (waiting out its grace), revoked, already_revoked, flagged
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[str | None] = mapped_column(Text, default=None)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -102,13 +102,15 @@ def claim_state(
     row = session.get(OAuthState, digest(state))
     if row is None:
         return Claim(Verdict.UNKNOWN)
+    # Expiry first: the browser cookie lives as long as the state, so a late callback has lost
+    # it, and the customer must be told "expired", not "another browser".
+    if row.used_at is None and as_utc(row.expires_at) <= now:
+        return Claim(Verdict.EXPIRED)
     if not browser_token or not hmac.compare_digest(row.browser_hash, digest(browser_token)):
         return Claim(Verdict.FOREIGN)
     code_hash = digest(code) if code else None
     if row.used_at is not None:
         return _replay_or_reuse(row, code_hash)
-    if as_utc(row.expires_at) <= now:
-        return Claim(Verdict.EXPIRED)
     job_id, status_id = str(uuid.uuid4()), new_status_id()
     result = session.execute(
         update(OAuthState)
@@ -132,17 +134,21 @@ def _replay_or_reuse(row: OAuthState, code_hash: str | None) -> Claim:
 
 
 # A used state is kept this long as the record that turns a replayed callback into "already
-# used" (or back to its status page); the custodian's codes die after 10 minutes anyway.
+# used" (or back to its status page); an unused one as long past its expiry, so a customer who
+# comes back late is told "expired" rather than "not one we issued".
 USED_STATE_RETENTION = timedelta(days=1)
 
 
 def purge_expired(session: Session, now: datetime | None = None) -> int:
-    """Drop unused states past their expiry and used ones past their retention."""
+    """Drop used states past their retention and unused ones that long past their expiry."""
     now = now or datetime.now(UTC)
     result = session.execute(
         delete(OAuthState).where(
             or_(
-                and_(OAuthState.used_at.is_(None), OAuthState.expires_at < now),
+                and_(
+                    OAuthState.used_at.is_(None),
+                    OAuthState.expires_at < now - USED_STATE_RETENTION,
+                ),
                 OAuthState.used_at < now - USED_STATE_RETENTION,
             )
         )

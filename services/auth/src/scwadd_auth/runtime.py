@@ -6,15 +6,17 @@ import asyncio
 import logging
 
 from scwadd_core.bus import Bus
-from scwadd_core.custodian import Custodian, CustodianConfig
+from scwadd_core.custodian import Custodian, CustodianConfig, count_custodian_calls
 from scwadd_core.db import make_engine, run_migrations, session_factory
-from scwadd_core.events import EXPORT_COMPLETED, GRANT_REVOKED, JOB_PROGRESS
+from scwadd_core.events import EXPORT_COMPLETED, GRANT_REVOKED, JOB_PROGRESS, RATELIMIT_BUCKET
+from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.sealing import Keyring
 from scwadd_core.web import bus_check, create_app, database_check, serve
 from sqlalchemy.orm import Session, sessionmaker
 
 from scwadd_auth import oauth_state
 from scwadd_auth.app import build_router
+from scwadd_auth.reconciler import Reconciler
 from scwadd_auth.service import AuthService
 from scwadd_auth.settings import AuthSettings
 
@@ -36,9 +38,20 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
     await asyncio.to_thread(migrate, settings)
     engine = make_engine(settings.DATABASE_URL)
     sessions = session_factory(engine)
-    bus = await Bus.connect(settings.NATS_URL, name="auth")
+    bus = await Bus.from_settings(settings, name="auth")
     await bus.ensure_streams()
-    custodian = Custodian(CustodianConfig.from_settings(settings))
+    config = CustodianConfig.from_settings(settings)
+    # The code exchange is not paced: a customer is waiting, and its retries back off anyway.
+    custodian = Custodian(config)
+    count_custodian_calls(custodian.http)
+    # The reconciler's calls (client token, the Authorization list, DELETEs) take their share
+    # of the client ID's budget, which the fetchers and the exporter draw on too.
+    reconcile_custodian = Custodian(config)
+    limiter = SharedRateLimit(
+        await bus.key_value(RATELIMIT_BUCKET), Limits.from_settings(settings), service="auth"
+    )
+    pace_custodian_calls(reconcile_custodian.http, limiter)
+    count_custodian_calls(reconcile_custodian.http)
     service = AuthService(
         settings=settings,
         sessions=sessions,
@@ -46,6 +59,16 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
         custodian=custodian,
         publish=bus.publish,
     )
+
+    reconciler = Reconciler(
+        settings=settings,
+        sessions=sessions,
+        custodian=reconcile_custodian,
+        holder=service.owner,
+    )
+
+    async def reconcile() -> None:
+        await reconciler.run(lambda: bus.stopping)
 
     async def consume() -> None:
         await bus.run_consumer(DURABLE, SUBJECTS, service.on_event)
@@ -55,6 +78,8 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
         # is repaired before anything else happens.
         while not bus.stopping:
             try:
+                # Exchanges whose holder died are taken over before the grant outbox runs.
+                await service.resume_exchanges()
                 sent = await service.sweep_outbox()
                 if sent:
                     log.info("outbox: published grants left unpublished", extra={"count": sent})
@@ -70,11 +95,18 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
     app.include_router(build_router(service))
 
     async def close() -> None:
+        await service.stop_exchanges()
         await custodian.aclose()
+        await reconcile_custodian.aclose()
         engine.dispose()
 
     return await serve(
-        app, settings, bus=bus, background=[consume, outbox], on_shutdown=[close], stop=stop
+        app,
+        settings,
+        bus=bus,
+        background=[consume, outbox, reconcile],
+        on_shutdown=[close],
+        stop=stop,
     )
 
 

@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from scwadd_core.custodian import CustodianError, TokenResponse
-from scwadd_core.events import Event, ExportCompleted, GrantRevoked, JobProgress
+from scwadd_core.events import Event, ExportCompleted, GrantRevoked, JobProgress, SealedSecret
 from scwadd_core.logs import job_context
 from scwadd_core.sealing import Keyring
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_auth import ledger, metrics, oauth_state, status
+from scwadd_auth import exchanges, ledger, metrics, oauth_state, status
 from scwadd_auth.models import Grant, JobStatus
 from scwadd_auth.oauth_state import Verdict
 from scwadd_auth.settings import AuthSettings
@@ -77,13 +80,11 @@ _CUSTODIAN_ERROR = Outcome(
     sentence="PG&E reported a problem, so nothing was shared. Please try again later.",
     start_over=True,
 )
-_EXCHANGE_FAILED = Outcome(
-    502,
-    heading="PG&E did not confirm your permission",
-    sentence="We could not confirm your permission with PG&E, so nothing will be read. Please "
-    "try again in a few minutes.",
-    start_over=True,
-)
+_EXCHANGE_FAILED_HEADING = "PG&E did not confirm your permission"
+
+
+class ExchangeFailed(Exception):
+    """The exchange was given up: a refusal (4xx), an unusable answer, or its deadline."""
 
 
 class AuthService:
@@ -101,6 +102,9 @@ class AuthService:
         self.keyring = keyring
         self.custodian = custodian
         self.publish = publish
+        # This process's name as an exchange holder (exchanges.owner).
+        self.owner = f"auth-{secrets.token_hex(6)}"
+        self._tasks: dict[str, asyncio.Task[str]] = {}
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         def run() -> T:
@@ -129,35 +133,79 @@ class AuthService:
     # -- the callback ----------------------------------------------------------------------
     async def callback(self, params: dict[str, str], browser_token: str | None) -> Outcome:
         code, state, error = params.get("code"), params.get("state"), params.get("error")
-        claim = await self._db(
-            lambda s: oauth_state.claim_state(s, state, browser_token, None if error else code)
-        )
+        now = datetime.now(UTC)
+
+        def claim_and_record(session: Session) -> oauth_state.Claim:
+            claim = oauth_state.claim_state(session, state, browser_token, None if error else code)
+            if claim.verdict == Verdict.CLAIMED and code and error is None:
+                # In the claim's transaction: whoever sees the state used also sees the pending
+                # exchange and the status page it will end on.
+                assert claim.job_id is not None and claim.status_id is not None
+                self._open_exchange(session, claim.job_id, claim.status_id, code, now)
+            return claim
+
+        claim = await self._db(claim_and_record)
         if error is not None:
-            # Whatever the state's verdict, nothing is published on an error redirect; a valid
-            # state is consumed above so the link cannot be replayed.
+            if claim.verdict not in (Verdict.CLAIMED, Verdict.REPLAY):
+                # Without a valid state the error is anybody's word: say only that the link is
+                # not accepted, nothing about what did or did not happen at PG&E.
+                metrics.GRANTS.labels("state_rejected").inc()
+                log.warning("error callback refused", extra={"verdict": claim.verdict.value})
+                return self._state_rejected(claim.verdict, claims_result=False)
+            # A valid state is consumed above so the link cannot be replayed; nothing is
+            # published on an error redirect.
             return self._error_outcome(error)
-        if claim.verdict == Verdict.REPLAY and not await self._status_exists(claim.status_id):
-            # The first use of this code did not produce a grant (or has not yet): nothing to show.
-            claim = oauth_state.Claim(Verdict.REUSED)
-        if claim.verdict == Verdict.REPLAY:
+        if claim.verdict == Verdict.REPLAY and claim.status_id is not None:
             metrics.GRANTS.labels("duplicate").inc()
-            log.info("duplicate callback: showing the existing status page")
+            log.info("duplicate callback: waiting for the first, then its status page")
+            await self._wait_for_exchange(claim.job_id)
             return Outcome(303, location=f"/status/{claim.status_id}")
-        if claim.verdict != Verdict.CLAIMED:
+        if claim.verdict not in (Verdict.CLAIMED, Verdict.REPLAY):
             metrics.GRANTS.labels("state_rejected").inc()
             log.warning("callback refused", extra={"verdict": claim.verdict.value})
-            return Outcome(
-                400,
-                heading=_STATE_REJECTED_HEADING,
-                sentence=_STATE_SENTENCES[claim.verdict] + " Nothing was shared.",
-                start_over=True,
-            )
-        assert claim.job_id is not None and claim.status_id is not None
+            return self._state_rejected(claim.verdict, claims_result=True, had_code=bool(code))
+        if claim.verdict != Verdict.CLAIMED or claim.job_id is None or claim.status_id is None:
+            return self._state_rejected(Verdict.REUSED, claims_result=True)
         if not code:
             metrics.GRANTS.labels("invalid_request").inc()
             return _INVALID_REQUEST
-        with job_context(claim.job_id):
-            return await self._exchange(claim.job_id, claim.status_id, code)
+        job_id, status_id = claim.job_id, claim.status_id
+        with job_context(job_id):
+            task = self._start_exchange(job_id, code)
+            done, _ = await asyncio.wait({task}, timeout=self.settings.CALLBACK_WAIT_SECONDS)
+            if not done:
+                # The retries go on behind the status page, which says "not confirmed yet".
+                log.info("code exchange still being retried; showing the status page")
+                return Outcome(303, location=f"/status/{status_id}")
+            result = task.result()
+        if result == exchanges.FAILED:
+            return self._exchange_failed_outcome()
+        return Outcome(303, location=f"/status/{status_id}")
+
+    def _state_rejected(
+        self, verdict: Verdict, *, claims_result: bool, had_code: bool = False
+    ) -> Outcome:
+        sentence = _STATE_SENTENCES[verdict]
+        if claims_result:
+            sentence += " We did not use it, so we read nothing."
+            if had_code:
+                # The customer may well have said yes at PG&E (a late return, a second tab):
+                # that authorization is ours to end.
+                sentence += (
+                    " If PG&E shows us as authorized, we will revoke it within "
+                    f"{self.settings.orphan_revoke_minutes} minutes."
+                )
+        else:
+            sentence += " If you meant to share your data, please start again."
+        return Outcome(400, heading=_STATE_REJECTED_HEADING, sentence=sentence, start_over=True)
+
+    def _exchange_failed_outcome(self) -> Outcome:
+        return Outcome(
+            502,
+            heading=_EXCHANGE_FAILED_HEADING,
+            sentence=status.exchange_failed_sentence(self.settings.orphan_revoke_minutes),
+            start_over=True,
+        )
 
     def _error_outcome(self, error: str) -> Outcome:
         if error == "access_denied":
@@ -172,13 +220,130 @@ class AuthService:
         log.warning("custodian answered an error", extra={"error": error[:64]})
         return _CUSTODIAN_ERROR
 
-    async def _exchange(self, job_id: str, status_id: str, code: str) -> Outcome:
-        try:
-            tokens = await self.custodian.exchange_code(code, self.settings.redirect_uri)
-        except CustodianError as exc:
-            metrics.GRANTS.labels("exchange_failed").inc()
-            log.warning("code exchange failed", extra={"status": exc.status_code, "why": str(exc)})
-            return _EXCHANGE_FAILED
+    # -- the code exchange, retried within the code's lifetime ------------------------------
+    def _open_exchange(
+        self, session: Session, job_id: str, status_id: str, code: str, now: datetime
+    ) -> None:
+        deadline = now + timedelta(seconds=self.settings.EXCHANGE_DEADLINE_SECONDS)
+        sealed = self.keyring.seal(code, job_id=job_id).model_dump_json()
+        exchanges.open_exchange(
+            session,
+            job_id=job_id,
+            status_id=status_id,
+            sealed_code=sealed,
+            owner=self.owner,
+            now=now,
+            deadline=deadline,
+        )
+
+    def _start_exchange(self, job_id: str, code: str | None) -> asyncio.Task[str]:
+        task = asyncio.create_task(self._run_exchange(job_id, code), name=f"exchange-{job_id}")
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+        return task
+
+    async def _wait_for_exchange(self, job_id: str | None) -> None:
+        """A second identical callback waits (bounded) for the first one's exchange."""
+        if job_id is None:
+            return
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait({task}, timeout=self.settings.CALLBACK_WAIT_SECONDS)
+            return
+        # The first is on another replica: watch its row.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.CALLBACK_WAIT_SECONDS
+        while loop.time() < deadline:
+            row = await self._db(lambda s: _exchange_state(s, job_id))
+            if row is not None and row != exchanges.PENDING:
+                return
+            await asyncio.sleep(0.2)
+
+    def _backoff(self, tries: int, retry_after: float | None) -> float:
+        ceiling = min(
+            self.settings.EXCHANGE_RETRY_MAX_SECONDS,
+            self.settings.EXCHANGE_RETRY_INITIAL_SECONDS * 2 ** max(0, tries - 1),
+        )
+        # Full jitter (so replicas retrying after one outage spread out), never below what the
+        # custodian asked for with Retry-After.
+        return max(random.uniform(ceiling / 2, ceiling), retry_after or 0.0)  # noqa: S311
+
+    async def _run_exchange(self, job_id: str, code: str | None) -> str:
+        """Exchange the code until it is granted, refused, or its deadline; returns the final
+        state (``granted``/``failed``), or ``pending`` if another holder took the row over."""
+        with job_context(job_id):
+            try:
+                return await self._exchange_loop(job_id, code)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The row stays pending; its claim runs out and a sweep takes it over.
+                log.exception("code exchange interrupted; it will be taken over")
+                return exchanges.PENDING
+
+    async def _exchange_loop(self, job_id: str, code: str | None) -> str:
+        row = await self._db(lambda s: _exchange_facts(s, job_id))
+        if row is None:
+            return exchanges.FAILED
+        status_id, sealed_code, deadline = row
+        if code is None:
+            if sealed_code is None:
+                return await self._give_up(job_id, "code_missing")
+            code = self.keyring.open(SealedSecret.model_validate_json(sealed_code), job_id=job_id)
+        tries = 0
+        while True:
+            now = datetime.now(UTC)
+            if now >= deadline:
+                return await self._give_up(job_id, "deadline")
+            held = await self._db(
+                partial(exchanges.renew, job_id=job_id, owner=self.owner, now=now, tried=True)
+            )
+            if not held:
+                return exchanges.PENDING
+            tries += 1
+            try:
+                tokens = await self.custodian.exchange_code(code, self.settings.redirect_uri)
+            except CustodianError as exc:
+                why = f"HTTP {exc.status_code}" if exc.status_code else "transport"
+                if exc.error:
+                    why += f" {exc.error[:40]}"
+                pause = self._backoff(tries, exc.retry_after)
+                remaining = (deadline - datetime.now(UTC)).total_seconds()
+                if exc.retryable and pause < remaining:
+                    metrics.EXCHANGE_RETRIES.inc()
+                    log.warning(
+                        "code exchange failed; retrying",
+                        extra={"status": exc.status_code, "why": str(exc), "try": tries},
+                    )
+                    await asyncio.sleep(pause)
+                    continue
+                log.warning(
+                    "code exchange failed", extra={"status": exc.status_code, "why": str(exc)}
+                )
+                return await self._give_up(job_id, why)
+            return await self._record(job_id, status_id, tokens)
+
+    async def _give_up(self, job_id: str, reason: str) -> str:
+        now = datetime.now(UTC)
+        sentence = status.exchange_failed_sentence(self.settings.orphan_revoke_minutes)
+        decided = await self._db(
+            lambda s: exchanges.finish(
+                s,
+                job_id,
+                self.owner,
+                now,
+                state=exchanges.FAILED,
+                reason=reason[:120],
+                failure_sentence=sentence,
+            )
+        )
+        if not decided:
+            return exchanges.PENDING
+        metrics.GRANTS.labels("exchange_failed").inc()
+        log.warning("code exchange given up", extra={"reason": reason[:120]})
+        return exchanges.FAILED
+
+    async def _record(self, job_id: str, status_id: str, tokens: TokenResponse) -> str:
         now = datetime.now(UTC)
         try:
             event = ledger.build_grant_event(
@@ -187,17 +352,46 @@ class AuthService:
         except ledger.IncompleteGrant as exc:
             metrics.GRANTS.labels("incomplete").inc()
             log.error("token answer unusable", extra={"why": str(exc)})
-            return _EXCHANGE_FAILED
+            return await self._give_up(job_id, "incomplete")
+
+        def record(session: Session) -> bool:
+            if not exchanges.finish(session, job_id, self.owner, now, state=exchanges.GRANTED):
+                return False
+            ledger.record_grant(session, status_id=status_id, event=event)
+            return True
+
         try:
-            await self._db(lambda s: ledger.record_grant(s, status_id=status_id, event=event))
+            recorded = await self._db(record)
         except IntegrityError:
-            # Only a concurrent duplicate of this very callback can collide on job_id.
+            recorded = False
+        if not recorded:
+            # Lost the row to another holder meanwhile: whatever it decides stands.
             metrics.GRANTS.labels("duplicate").inc()
-            return Outcome(303, location=f"/status/{status_id}")
+            return exchanges.PENDING
         metrics.GRANTS.labels("received").inc()
         log.info("grant recorded", extra={"subscription": event.subscription_id})
         await self._publish_one(event, path="inline")
-        return Outcome(303, location=f"/status/{status_id}")
+        return exchanges.GRANTED
+
+    async def resume_exchanges(self) -> int:
+        """Take over pending exchanges whose holder died, and go on retrying them."""
+        now = datetime.now(UTC)
+        taken = await self._db(lambda s: exchanges.take_over(s, self.owner, now))
+        for job_id in taken:
+            if job_id not in self._tasks:
+                log.info("taking over a pending code exchange", extra={"job": job_id})
+                self._start_exchange(job_id, None)
+        return len(taken)
+
+    async def stop_exchanges(self) -> None:
+        """Stop retrying (shutdown) and hand the pending exchanges over to the next sweep."""
+        held = list(self._tasks)
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        now = datetime.now(UTC)
+        await self._db(lambda s: exchanges.release(s, held, self.owner, now))
 
     # -- the outbox ------------------------------------------------------------------------
     async def _publish_one(self, event: Any, *, path: str) -> bool:
@@ -246,10 +440,17 @@ class AuthService:
 
         return await self._db(read)
 
-    async def _status_exists(self, status_id: str | None) -> bool:
-        if status_id is None:
-            return False
-        return await self.status_view(status_id) is not None
-
     async def grant_count(self) -> int:
         return await self._db(lambda s: s.query(Grant).count())
+
+
+def _exchange_facts(session: Session, job_id: str) -> tuple[str, str | None, datetime] | None:
+    row = exchanges.get(session, job_id)
+    if row is None:
+        return None
+    return row.status_id, row.sealed_code, oauth_state.as_utc(row.deadline)
+
+
+def _exchange_state(session: Session, job_id: str) -> str | None:
+    row = exchanges.get(session, job_id)
+    return row.state if row is not None else None

@@ -20,6 +20,20 @@ REVOKED_OUTCOMES = frozenset({"revoked", "already_revoked"})
 
 DELIVERED_AND_REVOKED = "Your data was delivered and access was revoked."
 WAITING_SENTENCE = "We have your permission. Your data request is queued."
+CONFIRMING_SENTENCE = (
+    "PG&E has not confirmed your permission to us yet; we keep asking for a few minutes. "
+    "Nothing has been read."
+)
+
+
+def exchange_failed_sentence(minutes: int) -> str:
+    """What is true after a code exchange we gave up on: we read nothing, and if PG&E did
+    record the permission, the reconciler revokes it (within ``minutes``)."""
+    return (
+        "We could not confirm your permission with PG&E, so none of your data will be read. "
+        f"If PG&E shows us as authorized, we will revoke it within {minutes} minutes; you do "
+        "not need to do anything. You can start again."
+    )
 
 
 def start_status(session: Session, job_id: str, status_id: str) -> JobStatus:
@@ -84,6 +98,7 @@ class StatusView:
     delivered: bool
     revoked: bool
     rows: int | None
+    start_again: bool = False
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -93,10 +108,16 @@ class StatusView:
             "delivered": self.delivered,
             "revoked": self.revoked,
             "rows": self.rows,
+            "start_again": self.start_again,
         }
 
 
 def view(row: JobStatus) -> StatusView:
+    if row.exchange == "failed":
+        message = row.failure or exchange_failed_sentence(5)
+        return StatusView("failed", message, True, False, False, None, start_again=True)
+    if row.exchange == "pending":
+        return StatusView("waiting", CONFIRMING_SENTENCE, False, False, False, None)
     revoked = row.revocation in REVOKED_OUTCOMES
     revocation_failed = row.revocation is not None and not revoked
     rows = row.export_rows
