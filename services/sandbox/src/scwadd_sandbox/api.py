@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scwadd_sandbox import documents
 from scwadd_sandbox.config import ESPI_ROOT, TOKEN_PATH, SandboxConfig
-from scwadd_sandbox.data import Meter, ServicePoint, billing_months, interval_starts
+from scwadd_sandbox.data import Meter, ServicePoint, billing_months
 from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import (
@@ -200,23 +200,11 @@ def create_api_app(
                 return meter
         raise _text(404, "MeterReading not found")
 
-    def data_range(
-        request: Request, record: AuthorizationRecord, meters: list[Meter]
-    ) -> tuple[int, int] | None:
-        """The published range asked for, clipped to what exists; None when nothing does."""
+    def data_range(request: Request, record: AuthorizationRecord) -> tuple[int, int] | None:
+        """The published range asked for, widened to whole days and clipped to what exists;
+        None when nothing does."""
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
-        clipped_start = max(start, state.data_start, state.data_end - record.history_seconds)
-        clipped_end = min(end, state.data_end)
-        if clipped_end <= clipped_start:
-            return None
-        # A daily reading starts at Pacific midnight: none may start inside a short window.
-        only_daily = bool(meters) and all(meter.spec.daily for meter in meters)
-        if (
-            only_daily
-            and next(interval_starts(meters[0].spec, clipped_start, clipped_end), None) is None
-        ):
-            return None
-        return clipped_start, clipped_end
+        return state.served_range(record, start, end)
 
     base = config.espi_base
     seed = config.seed
@@ -294,7 +282,7 @@ def create_api_app(
         record = _must(caller.authorization)
         point = point_of(record, usage_point_id)
         meter = meter_of(point, meter_reading_id)
-        span = data_range(request, record, [meter])
+        span = data_range(request, record)
         fault = await _apply_faults(state, "IntervalBlock")
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
@@ -314,11 +302,11 @@ def create_api_app(
         point = point_of(record, usage_point_id)
         fault = await _apply_faults(state, "UsageSummary")
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
-        start = max(start, state.data_start, state.data_end - record.history_seconds)
-        end = min(end, state.data_end)
-        no_month = next(billing_months(start, end), None) is None
-        if end <= start or no_month or fault is FaultKind.EMPTY:
+        span = state.served_range(record, start, end)
+        no_month = span is None or next(billing_months(*span), None) is None
+        if span is None or no_month or fault is FaultKind.EMPTY:
             return no_content()
+        start, end = span
         body = await asyncio.to_thread(
             documents.usage_summary_feed, base, seed, record, point, start, end
         )
@@ -344,6 +332,14 @@ def create_api_app(
             raise _text(404, "LocalTimeParameters not found")
         return await answer(fault, documents.local_time_entry(base))
 
+    @app.get(ESPI_ROOT + "/ProgramIdMappings/{mapping_id}")
+    async def program_id_mappings(request: Request, mapping_id: str) -> Response:
+        await enter(request, "ProgramIdMappings", (TokenClass.CUSTOMER, TokenClass.CLIENT))
+        fault = await _apply_faults(state, "ProgramIdMappings")
+        if mapping_id != documents.PROGRAM_ID_MAPPINGS_ID:
+            raise _text(404, "ProgramIdMappings not found")
+        return await answer(fault, documents.program_id_mappings_document(base))
+
     @app.get(ESPI_ROOT + "/Batch/Subscription/{subscription_id}/UsagePoint/{usage_point_id}")
     async def batch_usage_point(
         request: Request, subscription_id: str, usage_point_id: str
@@ -353,7 +349,7 @@ def create_api_app(
         )
         record = _must(caller.authorization)
         point = point_of(record, usage_point_id)
-        span = data_range(request, record, list(point.meters))
+        span = data_range(request, record)
         fault = await _apply_faults(state, "BatchSubscriptionUsagePoint")
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
@@ -366,8 +362,7 @@ def create_api_app(
     async def batch_subscription(request: Request, subscription_id: str) -> Response:
         caller = await enter(request, "BatchSubscription", (TokenClass.CUSTOMER,), subscription_id)
         record = _must(caller.authorization)
-        meters = [m for p in record.customer.service_points for m in p.meters]
-        span = data_range(request, record, meters)
+        span = data_range(request, record)
         fault = await _apply_faults(state, "BatchSubscription")
         if span is None or fault is FaultKind.EMPTY:
             return no_content()

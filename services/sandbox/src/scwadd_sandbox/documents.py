@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
-from collections.abc import Iterator, Sequence
-from typing import Final
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
+from lxml import etree
 from scwadd_espi.model import (
+    ATOM_NS,
+    ESPI_NS,
     Authorization,
     BatchList,
     DateTimeInterval,
@@ -24,10 +30,11 @@ from scwadd_espi.model import (
     UsageSummary,
 )
 from scwadd_espi.writer import (
-    EspiWriter,
     MeterReadingData,
     ResourcePaths,
     UsagePointData,
+    atom_time,
+    object_element,
     to_bytes,
     usage_entries,
     uuid_urn,
@@ -149,7 +156,7 @@ def usage_summaries(
                     uom=spec.uom,
                     value=sum(r.value for r in readings),
                 ),
-                quality_of_reading=data.QUALITY_REVENUE,
+                quality_of_reading=data.QUALITY_VALIDATED,
                 commodity=spec.commodity,
                 tariff_profile="G1" if gas else "E-TOU-C",
                 read_cycle="1",
@@ -203,32 +210,135 @@ def _entries(
     end: int,
     meters: Sequence[data.Meter] | None = None,
 ) -> Iterator[Entry]:
-    return usage_entries(
+    paths = resource_paths(espi_base)
+    entries = usage_entries(
         record.subscription_id,
         [usage_point_data(seed, point, start, end, meters) for point in points],
         style=STYLE,
         published=_published(record),
         updated=dt.datetime.now(dt.UTC).replace(microsecond=0),
-        paths=resource_paths(espi_base),
+        paths=paths,
+    )
+    for entry in entries:
+        if isinstance(entry.content, UsagePoint):
+            # PG&E's UsagePoint links its UsageSummary collection (and LocalTimeParameters/1).
+            up_id = entry.self_href.rsplit("/", 1)[1]
+            summaries = paths.usage_summaries(record.subscription_id, up_id)
+            if summaries not in entry.related:
+                entry = dataclasses.replace(entry, related=(*entry.related, summaries))
+        yield entry
+
+
+PROGRAM_ID_MAPPINGS_ID = "1"
+
+
+def program_id_mappings_href(espi_base: str) -> str:
+    return f"{resource_paths(espi_base).root}/ProgramIdMappings/{PROGRAM_ID_MAPPINGS_ID}"
+
+
+def program_id_mappings_element() -> etree._Element:
+    """``ProgramIdMappings``: what each ``tou`` code of the readings means (ESPI extension)."""
+    root = etree.Element(f"{{{ESPI_NS}}}ProgramIdMappings", nsmap={"ns0": ESPI_NS})
+    for code, name in sorted(data.TOU_NAMES.items()):
+        mapping = etree.SubElement(root, f"{{{ESPI_NS}}}programIdMapping")
+        for tag, text in (
+            ("tOUorCPPorConsumptionTier", "tou"),
+            ("code", str(code)),
+            ("name", name),
+        ):
+            etree.SubElement(mapping, f"{{{ESPI_NS}}}{tag}").text = text
+    return root
+
+
+def program_id_mappings_entry(espi_base: str) -> RawEntry:
+    href = program_id_mappings_href(espi_base)
+    return RawEntry(
+        element=program_id_mappings_element(),
+        self_href=href,
+        id=uuid_urn(href).upper().replace("URN:UUID:", "urn:uuid:"),
+        up_href=href.rsplit("/", 1)[0],
+        title="Program Id Mappings",
     )
 
 
+def program_id_mappings_document(espi_base: str) -> bytes:
+    return feed(
+        [program_id_mappings_entry(espi_base)],
+        program_id_mappings_href(espi_base),
+        "ProgramIdMappings Feed",
+    )
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """An Atom entry whose content is an element built here: ESPI resources the shared model
+    does not carry (ProgramIdMappings, CustomerAgreement, ServiceLocation)."""
+
+    element: etree._Element
+    self_href: str
+    id: str
+    up_href: str | None = None
+    related: tuple[str, ...] = ()
+    title: str | None = None
+    published: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    updated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+
+
+AnyEntry = Entry | RawEntry
+_NSMAP: dict[str | None, str] = {"ns0": ESPI_NS, "ns1": ATOM_NS}
+
+
+def _atom(name: str) -> str:
+    return f"{{{ATOM_NS}}}{name}"
+
+
+def _write_entry(xf: Any, entry: AnyEntry, times_in_ms: bool) -> None:
+    """One Atom entry in PG&E's order: id, links, title, content, published, updated."""
+    with xf.element(_atom("entry")):
+        _text(xf, "id", entry.id)
+        _link(xf, "self", entry.self_href)
+        if entry.up_href:
+            _link(xf, "up", entry.up_href)
+        for href in entry.related:
+            _link(xf, "related", href)
+        _text(xf, "title", entry.title or "")
+        with xf.element(_atom("content")):
+            if isinstance(entry, RawEntry):
+                xf.write(entry.element)
+            else:
+                xf.write(object_element(entry.content, style=STYLE, times_in_ms=times_in_ms))
+        _text(xf, "published", atom_time(entry.published))
+        _text(xf, "updated", atom_time(entry.updated))
+
+
+def _text(xf: Any, name: str, text: str) -> None:
+    with xf.element(_atom(name)):
+        xf.write(text)
+
+
+def _link(xf: Any, rel: str, href: str) -> None:
+    with xf.element(_atom("link"), href=href, rel=rel):
+        pass
+
+
 def feed(
-    entries: Iterator[Entry] | Sequence[Entry],
+    entries: Iterable[AnyEntry],
     self_href: str,
     title: str,
     times_in_ms: bool = False,
 ) -> bytes:
+    """An Atom feed in PG&E's style (``ns0`` ESPI, ``ns1`` Atom), written entry by entry."""
     buffer = io.BytesIO()
-    with EspiWriter(
-        buffer,
-        style=STYLE,
-        times_in_ms=times_in_ms,
-        feed_id=uuid_urn(f"{self_href}:{dt.datetime.now(dt.UTC).isoformat()}"),
-        title=title,
-        self_href=self_href,
-    ) as writer:
-        writer.write_all(entries)
+    now = dt.datetime.now(dt.UTC)
+    with etree.xmlfile(buffer, encoding="utf-8") as xf:
+        xf.write_declaration()
+        with xf.element(_atom("feed"), nsmap=_NSMAP):
+            _text(xf, "id", uuid_urn(f"{self_href}:{now.isoformat()}"))
+            _text(xf, "title", title)
+            _text(xf, "updated", atom_time(now))
+            _link(xf, "self", self_href)
+            for entry in entries:
+                _write_entry(xf, entry, times_in_ms)
     return buffer.getvalue()
 
 
@@ -241,8 +351,11 @@ def usage_feed(
     end: int,
     self_href: str,
 ) -> bytes:
-    """The whole usage tree of ``points`` with readings in [start, end): a Batch answer."""
-    entries = _entries(espi_base, seed, record, points, start, end)
+    """The whole usage tree of ``points`` with readings in [start, end): a Batch answer. A feed
+    with electric readings starts with the ProgramIdMappings entry that explains their tou codes."""
+    entries: Iterable[AnyEntry] = _entries(espi_base, seed, record, points, start, end)
+    if any(point.kind == data.KIND_ELECTRICITY for point in points):
+        entries = itertools.chain([program_id_mappings_entry(espi_base)], entries)
     return feed(entries, self_href, "Green Button Usage Feed")
 
 

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scwadd_sandbox.config import RateLimits, Registration, SandboxConfig
-from scwadd_sandbox.data import PACIFIC, Customer, build_customers, default_data_end
+from scwadd_sandbox.data import (
+    PACIFIC,
+    Customer,
+    build_customers,
+    ceil_pacific_midnight,
+    default_data_end,
+    pacific_midnight_days_before,
+    whole_days,
+)
 from scwadd_sandbox.faults import FaultInjector
 
 # Function blocks PG&E grants for interval electricity (its published example) and gas.
@@ -241,7 +249,25 @@ class SandboxState:
 
     @property
     def data_start(self) -> int:
-        return self.data_end - self.config.data_days * 86400
+        """Pacific midnight ``data_days`` local days before ``data_end``."""
+        return pacific_midnight_days_before(self.data_end, self.config.data_days)
+
+    def history_start(self, record: AuthorizationRecord) -> int:
+        """The first whole Pacific day the authorization may read (its granted history)."""
+        return ceil_pacific_midnight(self.data_end - record.history_seconds)
+
+    def served_range(
+        self, record: AuthorizationRecord, start: int, end: int
+    ) -> tuple[int, int] | None:
+        """What the custodian serves for a request of [start, end): whole Pacific days (PG&E
+        serves whole days even when the range cuts one), inside the granted history and the
+        data that exists. None when nothing is left."""
+        if end <= start:
+            return None
+        first, last = whole_days(start, end)
+        first = max(first, self.data_start, self.history_start(record))
+        last = min(last, self.data_end)
+        return (first, last) if last > first else None
 
     def _next_number(self) -> int:
         self._sequence += 1

@@ -329,7 +329,9 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             record = state.authorization_by_subscription(subscription_id)
             chosen = record.customer if record else None
             if record is not None:
-                first = max(first, state.data_end - record.history_seconds)
+                # Exactly what the API serves for this range: whole days, clipped.
+                span = state.served_range(record, first, last)
+                first, last = span if span is not None else (first, first)
         else:
             chosen = state.customer(retail_customer_id or "")
         if chosen is None:
