@@ -13,7 +13,6 @@ import base64
 import binascii
 import datetime as dt
 import hmac
-import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scwadd_sandbox import documents
-from scwadd_sandbox.config import ESPI_ROOT, TOKEN_PATH, SandboxConfig
+from scwadd_sandbox.config import (
+    ESPI_ROOT,
+    TOKEN_PATH,
+    OverLimit,
+    Registration,
+    SandboxConfig,
+)
 from scwadd_sandbox.data import Meter, ServicePoint, billing_months
 from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
@@ -31,6 +36,7 @@ from scwadd_sandbox.state import (
     CLIENT_SCOPE,
     AuthorizationRecord,
     BatchJob,
+    BatchKind,
     SandboxState,
     TokenClass,
     TokenRecord,
@@ -161,9 +167,15 @@ def create_api_app(
         state.count_call(
             record.client_id, endpoint, authorization.authorization_id if authorization else None
         )
-        wait = state.limiter.check(record.client_id)
+        profile = config.over_limit
+        wait = state.limiter.check(record.client_id, admit=profile is OverLimit.LENIENT)
         if wait is not None:
-            raise _text(429, "Too Many Requests", {"Retry-After": retry_after_header(wait)})
+            # PG&E documents its limits, not its answer beyond them: one of three profiles.
+            state.over_limit_by_client[record.client_id] += 1
+            if profile is OverLimit.STRICT:
+                raise _text(429, "Too Many Requests", {"Retry-After": retry_after_header(wait)})
+            if profile is OverLimit.UNAVAILABLE:
+                raise _text(503, "Service Unavailable")
         if record.token_class not in token_classes:
             raise _text(403, "This resource is not available with this type of access token")
         if subscription_id is not None and (
@@ -358,6 +370,35 @@ def create_api_app(
         )
         return await answer(fault, body)
 
+    def start_batch(
+        kind: BatchKind,
+        client_id: str,
+        authorization_id: str | None,
+        span: tuple[int, int],
+        key: tuple[str, ...],
+    ) -> Response:
+        """202 and a late notification; 400 while the identical request is still pending."""
+        if any(job.pending and job.key == key for job in state.batches.values()):
+            state.responses_by_status[400] += 1
+            return PlainTextResponse(DUPLICATE_BATCH, status_code=400)
+        registration = state.registration(client_id)
+        assert registration is not None  # the caller's certificate matched it
+        job = BatchJob(
+            correlation_id=str(uuid.uuid4()),
+            bulk_id=registration.bulk_id,
+            kind=kind,
+            client_id=client_id,
+            authorization_id=authorization_id,
+            published_min=span[0],
+            published_max=span[1],
+            key=key,
+            delay_seconds=state.notification_delay(),
+        )
+        state.batches[job.correlation_id] = job
+        notifier.schedule(job)
+        state.responses_by_status[202] += 1
+        return Response(status_code=202)
+
     @app.get(ESPI_ROOT + "/Batch/Subscription/{subscription_id}")
     async def batch_subscription(request: Request, subscription_id: str) -> Response:
         caller = await enter(request, "BatchSubscription", (TokenClass.CUSTOMER,), subscription_id)
@@ -366,53 +407,47 @@ def create_api_app(
         fault = await _apply_faults(state, "BatchSubscription")
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
-        key = (subscription_id, *span)
-        if any(job.pending and job.key == key for job in state.batches.values()):
-            state.responses_by_status[400] += 1
-            return PlainTextResponse(DUPLICATE_BATCH, status_code=400)
-        job = BatchJob(
-            bulk_id=str(secrets.randbelow(900000) + 100000),
-            correlation_id=str(uuid.uuid4()),
-            client_id=record.client_id,
-            authorization_id=record.authorization_id,
-            published_min=span[0],
-            published_max=span[1],
-            key=key,
+        key = ("subscription", subscription_id, str(span[0]), str(span[1]))
+        return start_batch(
+            BatchKind.SUBSCRIPTION, record.client_id, record.authorization_id, span, key
         )
-        state.batches[job.bulk_id] = job
-        notifier.schedule(job)
-        state.responses_by_status[202] += 1
-        return Response(status_code=202)
 
     @app.get(ESPI_ROOT + "/Batch/Bulk/{bulk_id}")
     async def batch_bulk(request: Request, bulk_id: str) -> Response:
-        caller = await enter(request, "BatchBulk", (TokenClass.CLIENT, TokenClass.CUSTOMER))
+        """Without ``correlationID``: a Bulk request (202, then a notification). With it: the
+        data a notification announced. The client token only, as PG&E documents."""
+        caller = await enter(request, "BatchBulk", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "BatchBulk")
-        job = state.batches.get(bulk_id)
+        client_id = caller.token.client_id
+        registration = state.registration(client_id)
+        if registration is None or bulk_id != registration.bulk_id:
+            raise _text(404, "Bulk not found")
         correlation = request.query_params.get("correlationID")
-        if (
-            job is None
-            or job.client_id != caller.token.client_id
-            or (correlation is not None and correlation != job.correlation_id)
-        ):
+        if correlation is None:
+            start, end = parse_range(request, state.data_end, config.max_range_seconds)
+            span = state.bulk_range(start, end)
+            if span is None or fault is FaultKind.EMPTY:
+                return no_content()
+            key = ("bulk", client_id, str(span[0]), str(span[1]))
+            return start_batch(BatchKind.BULK, client_id, None, span, key)
+        job = state.batches.get(correlation)
+        if job is None or job.client_id != client_id:
             raise _text(404, "Batch not found")
-        if caller.authorization is not None and (
-            caller.authorization.authorization_id != job.authorization_id
-        ):
-            raise _text(403, "The access token does not grant access to this batch")
-        record = state.authorizations[job.authorization_id]
-        if not record.active:
-            raise _text(403, "The authorization of this batch has been revoked")
-        body = await asyncio.to_thread(
-            documents.usage_feed,
-            base,
-            seed,
-            record,
-            list(record.customer.service_points),
-            job.published_min,
-            job.published_max,
-            str(request.url),
-        )
+        if job.authorization_id is not None:
+            record = state.authorizations[job.authorization_id]
+            if not record.active:
+                raise _text(403, "The authorization of this batch has been revoked")
+            records = [record]
+        else:
+            records = state.active_authorizations(client_id)
+        parts = [
+            (record, span)
+            for record in records
+            if (span := state.served_range(record, job.published_min, job.published_max))
+        ]
+        if not parts or fault is FaultKind.EMPTY:
+            return no_content()
+        body = await asyncio.to_thread(documents.bulk_feed, base, seed, parts, str(request.url))
         return await answer(fault, body)
 
     @app.get(ESPI_ROOT + "/Batch/RetailCustomer/{customer_id}")
@@ -430,17 +465,25 @@ def create_api_app(
     async def authorizations(request: Request) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
+        registration = _registration(state, caller)
         records = [
             r for r in state.authorizations.values() if r.client_id == caller.token.client_id
         ]
-        return await answer(
-            fault, documents.authorization_feed(base, records, config.authorization_times_in_ms)
+        body = documents.authorization_feed(
+            base, registration, records, config.authorization_times_in_ms
         )
+        return await answer(fault, body)
 
     @app.get(ESPI_ROOT + "/Authorization/{authorization_id}")
     async def authorization(request: Request, authorization_id: str) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
+        registration = _registration(state, caller)
+        if authorization_id == registration.client_authorization_id:
+            body = documents.client_authorization_entry(
+                base, registration, config.authorization_times_in_ms
+            )
+            return await answer(fault, body)
         record = _own_authorization(state, caller, authorization_id)
         return await answer(
             fault, documents.authorization_entry(base, record, config.authorization_times_in_ms)
@@ -450,6 +493,8 @@ def create_api_app(
     async def revoke(request: Request, authorization_id: str) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
+        if authorization_id == _registration(state, caller).client_authorization_id:
+            raise _text(403, "The third party's own authorization cannot be revoked")
         record = _own_authorization(state, caller, authorization_id)
         if not state.revoke(record, by="third_party"):
             raise _text(410, "Authorization already revoked")
@@ -462,6 +507,13 @@ def _must(record: AuthorizationRecord | None) -> AuthorizationRecord:
     if record is None:
         raise _text(403, "This resource needs a customer access token")
     return record
+
+
+def _registration(state: SandboxState, caller: Caller) -> Registration:
+    registration = state.registration(caller.token.client_id)
+    if registration is None:  # its certificate was checked against it a moment ago
+        raise _text(400, INVALID_CERTIFICATE)
+    return registration
 
 
 def _visible_authorizations(state: SandboxState, caller: Caller) -> list[AuthorizationRecord]:

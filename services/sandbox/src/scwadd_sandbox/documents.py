@@ -41,7 +41,8 @@ from scwadd_espi.writer import (
 )
 
 from scwadd_sandbox import data
-from scwadd_sandbox.state import AuthorizationRecord
+from scwadd_sandbox.config import Registration
+from scwadd_sandbox.state import CLIENT_SCOPE, AuthorizationRecord
 
 STYLE: Final = "pge"
 # PG&E's Pacific time: UTC-8, DST +1 h from the 2nd Sunday of March to the 1st Sunday of November.
@@ -359,6 +360,27 @@ def usage_feed(
     return feed(entries, self_href, "Green Button Usage Feed")
 
 
+def bulk_feed(
+    espi_base: str,
+    seed: int,
+    parts: Sequence[tuple[AuthorizationRecord, tuple[int, int]]],
+    self_href: str,
+) -> bytes:
+    """A Bulk answer: the usage trees of several subscriptions, each over its own range."""
+    entries: Iterable[AnyEntry] = itertools.chain.from_iterable(
+        _entries(espi_base, seed, record, record.customer.service_points, *span)
+        for record, span in parts
+    )
+    electric = any(
+        point.kind == data.KIND_ELECTRICITY
+        for record, _span in parts
+        for point in record.customer.service_points
+    )
+    if electric:
+        entries = itertools.chain([program_id_mappings_entry(espi_base)], entries)
+    return feed(entries, self_href, "Green Button Bulk Feed")
+
+
 def usage_point_feed(
     espi_base: str, seed: int, record: AuthorizationRecord, points: Sequence[data.ServicePoint]
 ) -> bytes:
@@ -511,11 +533,46 @@ def authorization_entry(
     return to_bytes(entry, style=STYLE, times_in_ms=times_in_ms)
 
 
-def authorization_feed(
-    espi_base: str, records: Sequence[AuthorizationRecord], times_in_ms: bool = False
+def _client_authorization_entry(espi_base: str, registration: Registration) -> Entry:
+    """The third party's own Authorization (client_credentials): its resourceURI is its Bulk."""
+    paths = resource_paths(espi_base)
+    href = paths.authorization(registration.client_authorization_id)
+    return Entry(
+        content=Authorization(
+            status=1,
+            # The registration does not expire: a year from now, like a customer's grant.
+            expires_at=int(dt.datetime.now(dt.UTC).timestamp()) + 365 * 86400,
+            scope=CLIENT_SCOPE,
+            resource_uri=f"{paths.root}/Batch/Bulk/{registration.bulk_id}",
+            authorization_uri=href,
+            grant_type="client_credentials",
+        ),
+        self_href=href,
+        id=uuid_urn(href),
+        up_href=href.rsplit("/", 1)[0],
+        title="Authorization",
+    )
+
+
+def client_authorization_entry(
+    espi_base: str, registration: Registration, times_in_ms: bool = False
 ) -> bytes:
+    entry = _client_authorization_entry(espi_base, registration)
+    return to_bytes(entry, style=STYLE, times_in_ms=times_in_ms)
+
+
+def authorization_feed(
+    espi_base: str,
+    registration: Registration,
+    records: Sequence[AuthorizationRecord],
+    times_in_ms: bool = False,
+) -> bytes:
+    """The third party's own Authorization (with its Bulk resourceURI), then its customers'."""
     href = resource_paths(espi_base).root + "/Authorization"
-    entries = [_authorization_entry(espi_base, r) for r in records]
+    entries = [
+        _client_authorization_entry(espi_base, registration),
+        *(_authorization_entry(espi_base, r) for r in records),
+    ]
     return feed(entries, href, "Authorization Feed", times_in_ms)
 
 

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import itertools
 import math
+import random
 import secrets
 import threading
 import time
@@ -126,20 +127,45 @@ class ConsentRequest:
     created_at: float
 
 
+class BatchKind(enum.StrEnum):
+    SUBSCRIPTION = "subscription"  # Batch/Subscription/{id}: one authorization's data
+    BULK = "bulk"  # Batch/Bulk/{BulkID}: every active subscription of the third party
+
+
 @dataclass
 class BatchJob:
-    bulk_id: str
+    """One asynchronous batch request: 202 now, a BatchList notification naming
+    ``Batch/Bulk/{bulk_id}?correlationID={correlation_id}`` later."""
+
     correlation_id: str
+    bulk_id: str
+    kind: BatchKind
     client_id: str
-    authorization_id: str
+    authorization_id: str | None  # None for a Bulk request
     published_min: int
     published_max: int
-    key: tuple[str, int, int]
+    key: tuple[str, ...]
+    delay_seconds: float = 0.0
     pending: bool = True
     notification: str = "scheduled"  # delivered / lost / failed: <reason> / scheduled
     deliveries: int = 0
     # Set once the notification was sent, lost or failed; tests and tools wait on it.
     settled: threading.Event = field(default_factory=threading.Event)
+
+    def public_view(self) -> dict[str, Any]:
+        return {
+            "correlation_id": self.correlation_id,
+            "bulk_id": self.bulk_id,
+            "kind": str(self.kind),
+            "client_id": self.client_id,
+            "authorization_id": self.authorization_id,
+            "published_min": self.published_min,
+            "published_max": self.published_max,
+            "delay_seconds": self.delay_seconds,
+            "pending": self.pending,
+            "notification": self.notification,
+            "deliveries": self.deliveries,
+        }
 
 
 class RateLimiter:
@@ -162,8 +188,11 @@ class RateLimiter:
         end = int(reset.timestamp())
         return end // 3600, end
 
-    def check(self, client_id: str) -> float | None:
-        """Count one call; ``None`` if allowed, else the seconds to wait (Retry-After)."""
+    def check(self, client_id: str, admit: bool = False) -> float | None:
+        """Count one call; ``None`` if within the limits, else the seconds until it would be.
+
+        A call over the limits is not counted unless ``admit`` (the ``lenient`` profile serves
+        it, so it uses the budget like any other)."""
         now = self._clock()
         recent = self._recent.setdefault(client_id, collections.deque())
         while recent and recent[0] <= now - 3600:
@@ -182,11 +211,11 @@ class RateLimiter:
         )
         if in_last_second >= self.limits.per_second:
             waits.append(recent[-self.limits.per_second] + 1 - now)
-        if waits:
+        if waits and not admit:
             return max(waits)
         recent.append(now)
         self._day[client_id] = (day_index, day_count + 1)
-        return None
+        return max(waits) if waits else None
 
 
 def retry_after_header(seconds: float) -> str:
@@ -218,6 +247,8 @@ class SandboxState:
         default_factory=collections.Counter
     )
     responses_by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    # Calls beyond the rate limits, per client: served (lenient) or refused (strict, unavailable).
+    over_limit_by_client: collections.Counter[str] = field(default_factory=collections.Counter)
     _sequence: int = 0
 
     def __post_init__(self) -> None:
@@ -240,6 +271,32 @@ class SandboxState:
             if record.subscription_id == subscription_id:
                 return record
         return None
+
+    def active_authorizations(self, client_id: str) -> list[AuthorizationRecord]:
+        """The third party's active subscriptions (what a Bulk request covers)."""
+        now = self.clock()
+        return [
+            record
+            for record in self.authorizations.values()
+            if record.client_id == client_id and record.active and record.expires_at > now
+        ]
+
+    def bulk_range(self, start: int, end: int) -> tuple[int, int] | None:
+        """A Bulk request's range: whole Pacific days inside the data that exists."""
+        if end <= start:
+            return None
+        first, last = whole_days(start, end)
+        first, last = max(first, self.data_start), min(last, self.data_end)
+        return (first, last) if last > first else None
+
+    def notification_delay(self) -> float:
+        """Seconds before a batch's notification leaves: uniform in the configured range,
+        reproducible from the seed and the batch's number."""
+        low, high = self.config.notification_delay
+        if high <= low:
+            return low
+        draw = random.Random(f"{self.config.seed}:notification-delay:{self._next_number()}")  # noqa: S311
+        return low + (high - low) * draw.random()
 
     @property
     def data_end(self) -> int:
@@ -433,4 +490,5 @@ class SandboxState:
             "totals_by_client": {c: sum(e.values()) for c, e in by_client.items()},
             "totals_by_authorization": {a: sum(e.values()) for a, e in by_authorization.items()},
             "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
+            "over_limit_by_client": dict(sorted(self.over_limit_by_client.items())),
         }

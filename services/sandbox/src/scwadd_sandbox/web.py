@@ -267,6 +267,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
     async def reset_calls(request: Request) -> dict[str, str]:
         admin(request)
         state.calls_by_client.clear()
+        state.over_limit_by_client.clear()
         state.calls_by_authorization.clear()
         state.responses_by_status.clear()
         return {"status": "reset"}
@@ -292,19 +293,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
     @app.get("/admin/batches")
     async def batches(request: Request) -> list[dict[str, Any]]:
         admin(request)
-        return [
-            {
-                "bulk_id": job.bulk_id,
-                "client_id": job.client_id,
-                "authorization_id": job.authorization_id,
-                "published_min": job.published_min,
-                "published_max": job.published_max,
-                "pending": job.pending,
-                "notification": job.notification,
-                "deliveries": job.deliveries,
-            }
-            for job in state.batches.values()
-        ]
+        return [job.public_view() for job in state.batches.values()]
 
     @app.get("/admin/truth")
     async def truth(
