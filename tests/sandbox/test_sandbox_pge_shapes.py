@@ -220,3 +220,33 @@ def test_a_usage_point_links_local_time_parameters_1_and_usage_summary(
     assert ltp in related and summary in related
     for href in (ltp, summary):
         assert api.get(href, headers=grant.headers).status_code in (200, 204)
+
+
+CUSTOMER = "{http://naesb.org/espi/customer}"
+
+
+def test_retail_customer_carries_name_agreements_and_service_locations(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    grant = grant_for(sandbox, api, "multi-site")
+    customer = sandbox.state.authorizations[grant.authorization_id].customer
+    response = api.get(
+        f"{sandbox.espi_base}/Batch/RetailCustomer/{grant.subscription_id}", headers=grant.headers
+    )
+    assert response.status_code == 200
+    contents = [_content(e) for e in _entries(response.content)]
+    [person] = [c for c in contents if c.tag == f"{CUSTOMER}Customer"]
+    assert person.findtext(f"{CUSTOMER}customerName") == customer.name
+    agreements = [
+        c.findtext(f"{CUSTOMER}agreementId")
+        for c in contents
+        if c.tag == f"{CUSTOMER}CustomerAgreement"
+    ]
+    assert agreements == [p.usage_point_id for p in customer.service_points]
+    addresses = [
+        c.findtext(f"{CUSTOMER}mainAddress/{CUSTOMER}streetDetail/{CUSTOMER}addressGeneral")
+        for c in contents
+        if c.tag == f"{CUSTOMER}ServiceLocation"
+    ]
+    assert addresses == [p.address for p in customer.service_points]
+    assert len(set(addresses)) == 3  # three premises, one shared by two service points

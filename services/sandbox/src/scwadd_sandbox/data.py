@@ -108,6 +108,8 @@ class Customer:
     name: str
     profile: str  # what the customer is for, e.g. "solar"
     service_points: tuple[ServicePoint, ...]
+    city: str = "Oakland"
+    postal_code: str = "94610"
 
     def service_point(self, usage_point_id: str) -> ServicePoint | None:
         for point in self.service_points:
@@ -168,6 +170,15 @@ def meter_reading_id(reading_type: str) -> str:
 
 
 DEFAULT_CUSTOMERS = len(_PROFILES)
+
+# Where each profile's customers live (town, ZIP code), for the RetailCustomer's ServiceLocations.
+_TOWNS: tuple[tuple[str, str], ...] = (
+    ("Oakland", "94610"),
+    ("San Jose", "95112"),
+    ("Fresno", "93721"),
+    ("Sacramento", "95816"),
+    ("Berkeley", "94704"),
+)
 
 # Names for the customers beyond the five above (benchmarks need many distinct customers).
 _GIVEN_NAMES = ("Harper", "Jordan", "Kendall", "Logan", "Morgan", "Parker", "Reese", "Sawyer")
@@ -237,6 +248,8 @@ def build_customers(seed: int, count: int = DEFAULT_CUSTOMERS) -> tuple[Customer
                 name=name,
                 profile=profile,
                 service_points=tuple(service_points),
+                city=_TOWNS[index % len(_TOWNS)][0],
+                postal_code=_TOWNS[index % len(_TOWNS)][1],
             )
         )
     return tuple(customers)

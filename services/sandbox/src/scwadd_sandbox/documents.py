@@ -13,6 +13,7 @@ from typing import Any, Final
 from lxml import etree
 from scwadd_espi.model import (
     ATOM_NS,
+    CUSTOMER_NS,
     ESPI_NS,
     Authorization,
     BatchList,
@@ -481,18 +482,86 @@ def local_time_entry(espi_base: str) -> bytes:
     return to_bytes(entry, style=STYLE)
 
 
+def _customer_element(tag: str) -> etree._Element:
+    return etree.Element(f"{{{CUSTOMER_NS}}}{tag}", nsmap={"ns2": CUSTOMER_NS})
+
+
+def _sub(parent: etree._Element, *path: str, text: str | None = None) -> etree._Element:
+    element = parent
+    for tag in path:
+        element = etree.SubElement(element, f"{{{CUSTOMER_NS}}}{tag}")
+    if text is not None:
+        element.text = text
+    return element
+
+
+def customer_agreement_element(point: data.ServicePoint, signed: int) -> etree._Element:
+    """One service agreement per UsagePoint (PG&E's SA): its id and when it was signed."""
+    root = _customer_element("CustomerAgreement")
+    _sub(root, "type", text="gas" if point.kind == data.KIND_GAS else "electric")
+    _sub(root, "signDate", text=str(signed))
+    _sub(root, "agreementId", text=point.usage_point_id)
+    return root
+
+
+def service_location_element(customer: data.Customer, point: data.ServicePoint) -> etree._Element:
+    """Where a UsagePoint is: ``mainAddress/streetDetail/addressGeneral``, as PG&E's clients read
+    it, with the town and ZIP code."""
+    root = _customer_element("ServiceLocation")
+    address = _sub(root, "mainAddress")
+    _sub(address, "streetDetail", "addressGeneral", text=point.address)
+    town = _sub(address, "townDetail")
+    _sub(town, "name", text=customer.city)
+    _sub(town, "stateOrProvince", text="CA")
+    _sub(address, "postalCode", text=customer.postal_code)
+    return root
+
+
 def retail_customer_feed(espi_base: str, record: AuthorizationRecord, self_href: str) -> bytes:
+    """Batch/RetailCustomer: the Customer (its name), then a CustomerAgreement and a
+    ServiceLocation per UsagePoint, in the customer namespace, each linking its UsagePoint."""
     paths = resource_paths(espi_base)
-    href = paths.retail_customer(record.customer.retail_customer_id)
-    entry = Entry(
-        content=RetailCustomer(name=record.customer.name),
-        self_href=href,
-        id=uuid_urn(href),
-        up_href=href.rsplit("/", 1)[0],
-        title="Retail Customer",
-        published=_published(record),
-    )
-    return feed([entry], self_href, "Retail Customer Feed")
+    customer = record.customer
+    href = paths.retail_customer(customer.retail_customer_id)
+    published = _published(record)
+    entries: list[AnyEntry] = [
+        Entry(
+            content=RetailCustomer(name=customer.name),
+            self_href=href,
+            id=uuid_urn(href),
+            up_href=href.rsplit("/", 1)[0],
+            title="Retail Customer",
+            published=published,
+        )
+    ]
+    account = f"{href}/CustomerAccount/{customer.retail_customer_id}"
+    for point in customer.service_points:
+        usage_point = paths.usage_point(record.subscription_id, point.usage_point_id)
+        agreement = f"{account}/CustomerAgreement/{point.usage_point_id}"
+        location = f"{href}/ServiceLocation/{point.usage_point_id}"
+        entries.append(
+            RawEntry(
+                element=customer_agreement_element(point, record.created_at),
+                self_href=agreement,
+                id=uuid_urn(agreement),
+                up_href=agreement.rsplit("/", 1)[0],
+                related=(location, usage_point),
+                title="Customer Agreement",
+                published=published,
+            )
+        )
+        entries.append(
+            RawEntry(
+                element=service_location_element(customer, point),
+                self_href=location,
+                id=uuid_urn(location),
+                up_href=location.rsplit("/", 1)[0],
+                related=(usage_point,),
+                title="Service Location",
+                published=published,
+            )
+        )
+    return feed(entries, self_href, "Retail Customer Feed")
 
 
 def authorization_object(espi_base: str, record: AuthorizationRecord) -> Authorization:
