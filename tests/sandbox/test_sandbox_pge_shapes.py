@@ -250,3 +250,77 @@ def test_retail_customer_carries_name_agreements_and_service_locations(
     ]
     assert addresses == [p.address for p in customer.service_points]
     assert len(set(addresses)) == 3  # three premises, one shared by two service points
+
+
+def test_updated_min_and_max_select_days_by_when_they_were_updated(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    grant = grant_for(sandbox, api, "electric-60min")
+    up = sandbox.state.authorizations[grant.authorization_id].usage_point_ids[0]
+    first = _recent_day(sandbox, 12)
+    day = [_midnight(first + dt.timedelta(days=k)) for k in range(11)]
+    url = _batch(sandbox, grant.subscription_id, up)
+    # A day's readings are updated when it ends: day k is updated at day[k + 1].
+    both = api.get(
+        url,
+        headers=grant.headers,
+        params={
+            "published-min": day[0],
+            "published-max": day[10],
+            "updated-min": day[4],
+            "updated-max": dt.datetime.fromtimestamp(day[6], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    )
+    assert both.status_code == 200
+    assert [b[1] for b in _blocks(both.content)] == [day[3], day[4]]
+    updated = [
+        e.findtext(f"{ATOM}updated")
+        for e in _entries(both.content)
+        if _content(e).tag == f"{ESPI}IntervalBlock"
+    ]
+    assert updated == [
+        dt.datetime.fromtimestamp(day[k], dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for k in (4, 5)
+    ]
+    # updated-min alone: every day updated since, up to the end of the data.
+    since = api.get(url, headers=grant.headers, params={"updated-min": day[9]})
+    starts = [b[1] for b in _blocks(since.content)]
+    assert starts[0] == day[8] and starts[-1] == _midnight(_recent_day(sandbox, 1))
+    # Nothing updated in the window: 204.
+    none = api.get(
+        url,
+        headers=grant.headers,
+        params={"published-min": day[0], "published-max": day[2], "updated-min": day[5]},
+    )
+    assert none.status_code == 204
+
+
+def test_sample_data_test_token_path_local_time_collection_and_doubled_slash(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    grant = grant_for(sandbox, api, "electric-15min")
+    test_path = sandbox.token_url.replace("/datacustodian/oauth/", "/datacustodian/test/oauth/")
+    assert test_path.endswith("/datacustodian/test/oauth/v2/token")
+    token = api.post(test_path, auth=sandbox.basic_auth, data={"grant_type": "client_credentials"})
+    assert token.status_code == 200
+    client = {"Authorization": f"Bearer {token.json()['client_access_token']}"}
+    sample = api.get(f"{sandbox.espi_base}/DownloadSampleData", headers=client)
+    assert sample.status_code == 200
+    tags = {_content(e).tag for e in _entries(sample.content)}
+    assert {f"{ESPI}UsagePoint", f"{ESPI}ReadingType", f"{ESPI}IntervalBlock"} <= tags
+    assert len(_blocks(sample.content)) == 7
+    assert (
+        api.get(f"{sandbox.espi_base}/DownloadSampleData", headers=grant.headers).status_code == 403
+    )
+    collection = api.get(f"{sandbox.espi_base}/LocalTimeParameters", headers=grant.headers)
+    assert collection.status_code == 200
+    [ltp] = _entries(collection.content)
+    assert _links(ltp, "self") == [f"{sandbox.espi_base}/LocalTimeParameters/1"]
+    assert _content(ltp).findtext(f"{ESPI}dstStartRule") == "360E2000"
+    single = f"{sandbox.espi_base}/Subscription/{grant.subscription_id}/UsagePoint"
+    doubled = single.replace("/resource/", "/resource//")
+    answers = [api.get(u, headers=grant.headers) for u in (single, doubled)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [_links(e, "self") for e in _entries(answers[0].content)] == [
+        _links(e, "self") for e in _entries(answers[1].content)
+    ]
+    assert sandbox.admin.get("/admin/calls").json()["merged_slash_paths"] == 1

@@ -13,6 +13,7 @@ import base64
 import binascii
 import datetime as dt
 import hmac
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -21,9 +22,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scwadd_sandbox import documents
+from scwadd_sandbox import data, documents
 from scwadd_sandbox.config import (
     ESPI_ROOT,
+    TEST_TOKEN_PATH,
     TOKEN_PATH,
     OverLimit,
     Registration,
@@ -42,7 +44,9 @@ from scwadd_sandbox.state import (
     TokenRecord,
     retry_after_header,
 )
-from scwadd_sandbox.tls import TlsExtensionMiddleware, peer_fingerprint
+from scwadd_sandbox.tls import MergeSlashesMiddleware, TlsExtensionMiddleware, peer_fingerprint
+
+log = logging.getLogger(__name__)
 
 ATOM = "application/atom+xml"
 XML = "application/xml"
@@ -111,6 +115,7 @@ def create_api_app(
 
     # -- token endpoint ----------------------------------------------------------------
     @app.post(TOKEN_PATH)
+    @app.post(TEST_TOKEN_PATH)
     async def token(request: Request) -> Response:
         require_some_certificate(request)
         client_id = _basic_client(request, state)
@@ -213,10 +218,12 @@ def create_api_app(
         raise _text(404, "MeterReading not found")
 
     def data_range(request: Request, record: AuthorizationRecord) -> tuple[int, int] | None:
-        """The published range asked for, widened to whole days and clipped to what exists;
-        None when nothing does."""
+        """The published range asked for, widened to whole days, narrowed to the days updated
+        in ``updated-min``..``updated-max`` and clipped to what exists; None when nothing is
+        left."""
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
-        return state.served_range(record, start, end)
+        span = state.served_range(record, start, end)
+        return updated_days(request, span)
 
     base = config.espi_base
     seed = config.seed
@@ -336,6 +343,22 @@ def create_api_app(
                         return await answer(fault, body)
         raise _text(404, "ReadingType not found")
 
+    @app.get(ESPI_ROOT + "/LocalTimeParameters")
+    async def local_time_parameters_feed(request: Request) -> Response:
+        await enter(request, "LocalTimeParameters", (TokenClass.CUSTOMER, TokenClass.CLIENT))
+        fault = await _apply_faults(state, "LocalTimeParameters")
+        return await answer(fault, documents.local_time_feed(base))
+
+    @app.get(ESPI_ROOT + "/DownloadSampleData")
+    async def download_sample_data(request: Request) -> Response:
+        """PG&E's sample data for the client token: a week of the first sandbox customer."""
+        await enter(request, "DownloadSampleData", (TokenClass.CLIENT,))
+        fault = await _apply_faults(state, "DownloadSampleData")
+        body = await asyncio.to_thread(
+            documents.sample_feed, base, seed, state.customers[0], state.data_end, str(request.url)
+        )
+        return await answer(fault, body)
+
     @app.get(ESPI_ROOT + "/LocalTimeParameters/{local_time_id}")
     async def local_time_parameters(request: Request, local_time_id: str) -> Response:
         await enter(request, "LocalTimeParameters", (TokenClass.CUSTOMER, TokenClass.CLIENT))
@@ -425,7 +448,7 @@ def create_api_app(
         correlation = request.query_params.get("correlationID")
         if correlation is None:
             start, end = parse_range(request, state.data_end, config.max_range_seconds)
-            span = state.bulk_range(start, end)
+            span = updated_days(request, state.bulk_range(start, end))
             if span is None or fault is FaultKind.EMPTY:
                 return no_content()
             key = ("bulk", client_id, str(span[0]), str(span[1]))
@@ -500,7 +523,11 @@ def create_api_app(
             raise _text(410, "Authorization already revoked")
         return await answer(fault, b"", "text/plain")
 
-    return TlsExtensionMiddleware(app)
+    def merged(_path: str) -> None:
+        state.merged_slash_paths += 1
+        log.info("served a request path with repeated slashes as if merged")
+
+    return TlsExtensionMiddleware(MergeSlashesMiddleware(app, merged))
 
 
 def _must(record: AuthorizationRecord | None) -> AuthorizationRecord:
@@ -622,6 +649,24 @@ def _token_body(
     }
 
 
+def updated_days(request: Request, span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The whole days of ``span`` updated in [``updated-min``, ``updated-max``). A day's readings
+    are updated once, when the day ends (``data.day_updated``)."""
+    raw_min = request.query_params.get("updated-min")
+    raw_max = request.query_params.get("updated-max")
+    if span is None or not (raw_min or raw_max):
+        return span
+    first, last = span
+    if raw_min:
+        # The first day ending at or after updated-min.
+        first = max(first, data.pacific_midnight(parse_time(raw_min, "updated-min") - 1))
+    if raw_max:
+        updated_max = parse_time(raw_max, "updated-max")
+        # Days ending before updated-max start before the day holding updated-max - 1.
+        last = min(last, data.pacific_midnight(updated_max - 1))
+    return (first, last) if last > first else None
+
+
 def parse_time(value: str, name: str) -> int:
     """Epoch seconds or ISO 8601 (``2024-01-01T00:00:00Z``); both are what clients send."""
     text = value.strip()
@@ -637,12 +682,17 @@ def parse_time(value: str, name: str) -> int:
 
 
 def parse_range(request: Request, data_end: int, max_range: int) -> tuple[int, int]:
+    """``published-min``..``published-max`` (epoch seconds or ISO 8601). Missing max: now (the
+    data's end); missing min: ``updated-min``'s day when that is given, else 31 days earlier."""
     raw_min = request.query_params.get("published-min")
     raw_max = request.query_params.get("published-max")
     end = parse_time(raw_max, "published-max") if raw_max else data_end
-    start = (
-        parse_time(raw_min, "published-min") if raw_min else end - min(DEFAULT_WINDOW, max_range)
-    )
+    if raw_min:
+        start = parse_time(raw_min, "published-min")
+    elif updated := request.query_params.get("updated-min"):
+        start = min(data.pacific_midnight(parse_time(updated, "updated-min") - 1), end - 1)
+    else:
+        start = end - min(DEFAULT_WINDOW, max_range)
     if end <= start:
         raise _text(400, "published-max must be after published-min")
     if end - start > max_range:

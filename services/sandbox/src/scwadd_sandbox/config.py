@@ -16,6 +16,8 @@ from scwadd_sandbox.faults import FaultConfig
 
 ESPI_ROOT = "/GreenButtonConnect/espi/1_1/resource"
 TOKEN_PATH = "/datacustodian/oauth/v2/token"  # noqa: S105 - a URL path
+# PG&E's test environment's token path: the same endpoint here.
+TEST_TOKEN_PATH = "/datacustodian/test/oauth/v2/token"  # noqa: S105 - a URL path
 AUTHORIZE_PATH = "/myAuthorization"
 
 # The default registration: what `make run` wires its services to (see docs/architecture.md).

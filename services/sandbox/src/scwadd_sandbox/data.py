@@ -304,6 +304,12 @@ def whole_days(start: int, end: int) -> tuple[int, int]:
     return first, next_pacific_midnight(last)
 
 
+def day_updated(epoch: int) -> int:
+    """When the readings of the Pacific day holding ``epoch`` were updated (published): at the
+    day's end. ``updated-min`` / ``updated-max`` select days by it."""
+    return next_pacific_midnight(epoch)
+
+
 def ceil_pacific_midnight(epoch: int) -> int:
     """The first Pacific midnight at or after ``epoch``."""
     midnight = pacific_midnight(epoch)

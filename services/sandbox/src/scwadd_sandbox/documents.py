@@ -222,7 +222,11 @@ def _entries(
         paths=paths,
     )
     for entry in entries:
-        if isinstance(entry.content, UsagePoint):
+        if isinstance(entry.content, IntervalBlock) and entry.content.interval is not None:
+            # A day's readings are updated once, when the day ends (what updated-min/max select).
+            ended = data.day_updated(entry.content.interval.start)
+            entry = dataclasses.replace(entry, updated=dt.datetime.fromtimestamp(ended, dt.UTC))
+        elif isinstance(entry.content, UsagePoint):
             # PG&E's UsagePoint links its UsageSummary collection (and LocalTimeParameters/1).
             up_id = entry.self_href.rsplit("/", 1)[1]
             summaries = paths.usage_summaries(record.subscription_id, up_id)
@@ -515,6 +519,42 @@ def service_location_element(customer: data.Customer, point: data.ServicePoint) 
     _sub(town, "stateOrProvince", text="CA")
     _sub(address, "postalCode", text=customer.postal_code)
     return root
+
+
+def local_time_feed(espi_base: str) -> bytes:
+    """The LocalTimeParameters collection: PG&E has one, ``LocalTimeParameters/1``."""
+    href = resource_paths(espi_base).local_time_parameters(LOCAL_TIME_ID)
+    entry = Entry(
+        content=PACIFIC_TIME,
+        self_href=href,
+        id=uuid_urn(href),
+        up_href=href.rsplit("/", 1)[0],
+        title="DST For North America",
+    )
+    return feed([entry], href.rsplit("/", 1)[0], "LocalTimeParameters Feed")
+
+
+SAMPLE_SUBSCRIPTION_ID = "1000001"
+SAMPLE_DAYS = 7
+
+
+def sample_feed(
+    espi_base: str, seed: int, customer: data.Customer, data_end: int, self_href: str
+) -> bytes:
+    """DownloadSampleData: the last week of ``customer``'s data under a sample subscription id,
+    the same shapes as any Batch answer."""
+    start = data.pacific_midnight_days_before(data_end, SAMPLE_DAYS)
+    sample = AuthorizationRecord(
+        authorization_id="0",
+        subscription_id=SAMPLE_SUBSCRIPTION_ID,
+        client_id="",
+        customer=customer,
+        scope="",
+        history_seconds=data_end - start,
+        created_at=start,
+        expires_at=data_end,
+    )
+    return usage_feed(espi_base, seed, sample, customer.service_points, start, data_end, self_href)
 
 
 def retail_customer_feed(espi_base: str, record: AuthorizationRecord, self_href: str) -> bytes:

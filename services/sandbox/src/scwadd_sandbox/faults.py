@@ -28,6 +28,7 @@ ENDPOINTS = (
     "BatchRetailCustomer",
     "BatchBulk",
     "LocalTimeParameters",
+    "DownloadSampleData",
     "ProgramIdMappings",
     "ReadingType",
     "Authorization",

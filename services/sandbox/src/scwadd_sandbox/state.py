@@ -249,6 +249,8 @@ class SandboxState:
     responses_by_status: collections.Counter[int] = field(default_factory=collections.Counter)
     # Calls beyond the rate limits, per client: served (lenient) or refused (strict, unavailable).
     over_limit_by_client: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Request paths with repeated slashes, served as if merged (tls.MergeSlashesMiddleware).
+    merged_slash_paths: int = 0
     _sequence: int = 0
 
     def __post_init__(self) -> None:
@@ -491,4 +493,5 @@ class SandboxState:
             "totals_by_authorization": {a: sum(e.values()) for a, e in by_authorization.items()},
             "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
             "over_limit_by_client": dict(sorted(self.over_limit_by_client.items())),
+            "merged_slash_paths": self.merged_slash_paths,
         }

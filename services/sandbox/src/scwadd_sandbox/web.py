@@ -268,6 +268,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
         admin(request)
         state.calls_by_client.clear()
         state.over_limit_by_client.clear()
+        state.merged_slash_paths = 0
         state.calls_by_authorization.clear()
         state.responses_by_status.clear()
         return {"status": "reset"}
