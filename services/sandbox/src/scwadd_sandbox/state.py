@@ -269,12 +269,19 @@ class SandboxState:
     over_limit_by_client: collections.Counter[str] = field(default_factory=collections.Counter)
     # Request paths with repeated slashes, served as if merged (tls.MergeSlashesMiddleware).
     merged_slash_paths: int = 0
-    _sequence: int = 0
+    sequence: int = 0
+    # Called after every change worth keeping (the SQLite store when --state-file is set).
+    on_change: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.customers = build_customers(self.config.seed, self.config.customers)
         self.faults = FaultInjector(self.config.faults)
         self.limiter = RateLimiter(self.config.rate_limits, self.clock)
+
+    def changed(self) -> None:
+        """Something durable may have changed: hand it to the store, if there is one."""
+        if self.on_change is not None:
+            self.on_change()
 
     # -- lookups -------------------------------------------------------------------------
     def customer(self, retail_customer_id: str) -> Customer | None:
@@ -347,8 +354,8 @@ class SandboxState:
         return (first, last) if last > first else None
 
     def _next_number(self) -> int:
-        self._sequence += 1
-        return self._sequence
+        self.sequence += 1
+        return self.sequence
 
     # -- consent -------------------------------------------------------------------------
     def open_consent(self, request: ConsentRequest) -> str:
