@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from scwadd_core import devpki
 from scwadd_sandbox.cli import config_from_args, register
-from scwadd_sandbox.config import ConfigError, RateLimits, load_registrations
+from scwadd_sandbox.config import ConfigError, OverLimit, RateLimits, load_registrations
 
 
 def test_toml_and_json_registrations(pki: devpki.DevPki, tmp_path: Path) -> None:
@@ -112,3 +112,51 @@ def test_flags_build_the_configuration(
     assert len(generated) == 2  # the generated secret and admin token are printed once
     with pytest.raises(ConfigError, match="--faults"):
         config_from_args(_args("--faults", '{"endpoints": {"*": {"bogus": 1}}}'), pki)
+
+
+def test_pge_behaviour_flags(pki: devpki.DevPki, tmp_path: Path) -> None:
+    default, _ = config_from_args(_args(), pki)
+    assert default.over_limit is OverLimit.STRICT
+    assert default.notification_delay == (10.0, 40.0)
+    assert default.state_file is None
+    config, _ = config_from_args(
+        _args(
+            "--over-limit",
+            "unavailable",
+            "--notification-delay",
+            "2-5",
+            "--state-file",
+            str(tmp_path / "state.sqlite3"),
+        ),
+        pki,
+    )
+    assert config.over_limit is OverLimit.UNAVAILABLE
+    assert config.notification_delay == (2.0, 5.0)
+    assert config.state_file == tmp_path / "state.sqlite3"
+    fixed, _ = config_from_args(_args("--notification-delay", "15"), pki)
+    assert fixed.notification_delay == (15.0, 15.0)
+    for bad in ("5-2", "x", "-1", "4000"):
+        with pytest.raises(SystemExit):
+            _args("--notification-delay", bad)
+    with pytest.raises(SystemExit):
+        _args("--over-limit", "polite")
+
+
+def test_a_registration_keeps_one_bulk_id(pki: devpki.DevPki, tmp_path: Path) -> None:
+    path = tmp_path / "registration.json"
+    base = {
+        "client_id": "c" * 32,
+        "client_secret": "s",
+        "redirect_uris": ["http://127.0.0.1:1/cb"],
+        "notification_uri": "https://127.0.0.1:2/espi/notify",
+        "client_cert": str(pki.client_cert),
+    }
+    path.write_text(json.dumps({"registrations": [base]}))
+    [derived] = load_registrations(path)
+    [again] = load_registrations(path)
+    assert derived.bulk_id.isdigit() and derived.bulk_id == again.bulk_id
+    path.write_text(json.dumps({"registrations": [{**base, "bulk_id": 50916}]}))
+    assert load_registrations(path)[0].bulk_id == "50916"
+    path.write_text(json.dumps({"registrations": [{**base, "bulk_id": "fifty"}]}))
+    with pytest.raises(ConfigError, match="bulk_id"):
+        load_registrations(path)

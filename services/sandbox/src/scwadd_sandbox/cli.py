@@ -19,6 +19,7 @@ from scwadd_sandbox.config import (
     DEFAULT_NOTIFICATION_URI,
     DEFAULT_REDIRECT_URI,
     ConfigError,
+    OverLimit,
     RateLimits,
     Registration,
     SandboxConfig,
@@ -89,6 +90,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     behaviour.add_argument(
         "--no-rate-limit", action="store_true", help="lift the per-client limits"
     )
+    behaviour.add_argument(
+        "--over-limit",
+        choices=[str(profile) for profile in OverLimit],
+        default=str(OverLimit.STRICT),
+        help="answer beyond the rate limits: strict (429 + Retry-After, default), lenient "
+        "(serve and count the excess), unavailable (503, no Retry-After)",
+    )
+    behaviour.add_argument(
+        "--notification-delay",
+        type=_delay,
+        default=(10.0, 40.0),
+        metavar="MIN[-MAX]",
+        help="seconds before a batch's BatchList notification leaves (default 10-40, as PG&E)",
+    )
     behaviour.add_argument("--code-lifetime", type=int, default=600, help="seconds")
     behaviour.add_argument("--access-token-lifetime", type=int, default=3600, help="seconds")
     behaviour.add_argument("--max-range-days", type=int, default=366, help="per request")
@@ -103,6 +118,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--authorization-times-in-ms",
         action="store_true",
         help="write Authorization times in epoch milliseconds, as older PG&E documents do",
+    )
+    behaviour.add_argument(
+        "--state-file",
+        type=Path,
+        help="SQLite file keeping authorizations, tokens and batches across restarts "
+        "(default: memory only; use the same --seed and --customers)",
     )
     behaviour.add_argument(
         "--faults",
@@ -161,6 +182,8 @@ def config_from_args(
         seed=args.seed,
         customers=args.customers,
         rate_limits=limits,
+        over_limit=OverLimit(args.over_limit),
+        notification_delay=args.notification_delay,
         code_lifetime=args.code_lifetime,
         access_token_lifetime=args.access_token_lifetime,
         max_range_seconds=args.max_range_days * 86400,
@@ -168,6 +191,7 @@ def config_from_args(
         require_cert_in_handshake=not args.optional_client_cert,
         authorization_times_in_ms=args.authorization_times_in_ms,
         faults=faults,
+        state_file=args.state_file,
     )
     return config, notes
 
@@ -180,6 +204,19 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _delay(text: str) -> tuple[float, float]:
+    """``15`` or ``10-40``: a fixed delay or a uniform range, in seconds (0 to 3600)."""
+    low_text, _, high_text = text.partition("-")
+    try:
+        low = float(low_text)
+        high = float(high_text) if high_text else low
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SECONDS or MIN-MAX") from None
+    if not 0 <= low <= high <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX <= 3600")
+    return low, high
 
 
 def _url_host(host: str) -> str:
