@@ -99,8 +99,14 @@ async def test_unrelated_or_forged_notifications_are_refused(
 
     import httpx
 
-    settings = settings_for(sandbox)
+    settings = settings_for(sandbox, NOTIFY_BURST=12, NOTIFY_RATE_PER_SECOND=0.01)
     url = f"https://127.0.0.1:{fetcher_port}/espi/notify"
+    ours = f"{sandbox.espi_base}/Batch/Bulk/50916?correlationID=c-1"
+    damaged = (
+        b'<?xml version="1.0" encoding="UTF-8"?>\\n<ns0:BatchList xmlns:ns0="http://naesb.org/espi">'
+        b"<ns0:resources>" + ours.encode() + b"</ns0:resources></ns0:BatchList>"
+    )
+    recovered_before = notifications("recovered")
     async with (
         running_fetcher(settings),
         httpx.AsyncClient(
@@ -113,10 +119,35 @@ async def test_unrelated_or_forged_notifications_are_refused(
             content=b'<BatchList xmlns="http://naesb.org/espi">'
             b"<resources>https://evil.example/steal</resources></BatchList>",
         )
+        not_a_batch = await web.post(
+            url,
+            content=b'<BatchList xmlns="http://naesb.org/espi"><resources>'
+            + f"{sandbox.espi_base}/Authorization/1".encode()
+            + b"</resources></BatchList>",
+        )
+        too_many = await web.post(
+            url,
+            content=b'<BatchList xmlns="http://naesb.org/espi">'
+            + b"".join(
+                f"<resources>{sandbox.espi_base}/Batch/Bulk/{n}</resources>".encode()
+                for n in range(60)
+            )
+            + b"</BatchList>",
+        )
         huge = await web.post(url, content=b"<" * 2_000_000)
+        # PG&E's malformed shape: not well-formed XML, but its one URL is plain to read.
+        lenient = await web.post(url, content=damaged)
+        # The sender has spent its burst of 12: the rest of a flood is refused before parsing.
+        flood = [(await web.post(url, content=damaged)).status_code for _ in range(10)]
     assert not_xml.status_code == 400
     assert elsewhere.status_code == 400
+    assert not_a_batch.status_code == 400
+    assert too_many.status_code == 400 and "at most 50" in too_many.text
     assert huge.status_code == 413
+    assert lenient.status_code == 200
+    assert notifications("recovered") >= recovered_before + 1
+    assert 429 in flood and flood[: flood.index(429)] == [200] * flood.index(429)
+    assert all(code == 429 for code in flood[flood.index(429) :])
 
 
 async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(

@@ -22,7 +22,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from nats.aio.msg import Msg
 from nats.js.object_store import ObjectStore
@@ -45,10 +44,10 @@ from scwadd_core.sealing import Keyring, SealingError
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
-from scwadd_fetcher.documents import batch_list_resources
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
 from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
 from scwadd_fetcher.notifications import BatchWaiters
+from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_list
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
@@ -68,6 +67,7 @@ class FetcherOptions:
     batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    notify: NotifyLimits = field(default_factory=NotifyLimits)
 
 
 class ObjectStoreRaw:
@@ -105,20 +105,49 @@ class Fetcher:
             backoff=(2.0, 5.0, 10.0, 30.0, 60.0),
             concurrency=options.concurrency,
         )
-        self._api_origin = _origin(options.api_base)
+        self.notify_limits = options.notify
 
     # -- batch notifications ---------------------------------------------------------------
 
     def accept_notification(self, body: bytes) -> BatchReady:
-        """Parse a BatchList POSTed to ``/espi/notify``; raises ValueError if it is not one.
+        """Read a BatchList POSTed to ``/espi/notify`` (:mod:`scwadd_fetcher.notify`); raises
+        ValueError, with a sentence for the sender, when it names nothing we may fetch.
 
-        Only URLs on the custodian's API host are kept: the notification is unauthenticated,
-        and we call what it names with the customer's token.
+        Only resource URLs of the shapes the custodian sends, on its API host, are kept: the
+        notification is unauthenticated, and we call what it names with our tokens. A body that
+        is not well-formed XML is read leniently (and logged) rather than lost.
         """
-        urls = batch_list_resources(body)
-        kept = [url for url in urls if _origin(url) == self._api_origin]
+        limits = self.notify_limits
+        read = read_batch_list(body)
+        if len(read.urls) > limits.max_resources:
+            raise ValueError(
+                f"a BatchList names at most {limits.max_resources} resources, not {len(read.urls)}"
+            )
+        kept: list[str] = []
+        refused: dict[str, int] = {}
+        for url in read.urls:
+            reason = check_resource_url(url, self.options.api_base)
+            if reason is None:
+                if url not in kept:
+                    kept.append(url)
+            else:
+                refused[reason] = refused.get(reason, 0) + 1
+        if refused:
+            log.warning(
+                "dropped %d resource URL(s) of a notification: %s",
+                sum(refused.values()),
+                "; ".join(f"{count} {reason}" for reason, count in sorted(refused.items())),
+            )
         if not kept:
-            raise ValueError("the BatchList names no resource on the custodian's API host")
+            raise ValueError("the BatchList names no batch resource on the custodian's API host")
+        if read.recovered is not None:
+            metrics.BATCH_NOTIFICATIONS.labels("recovered").inc()
+            log.warning(
+                "a notification that is not well-formed XML was recovered (%s): %d resource "
+                "URL(s) on the custodian's API host kept",
+                read.recovered,
+                len(kept),
+            )
         # Derived from the URLs: a duplicated notification is stored once by JetStream.
         return BatchReady(resource_urls=kept, event_id=stable_event_id("batch", *sorted(kept)))
 
@@ -279,11 +308,6 @@ class Fetcher:
 
 def _sealed(raw: str | None) -> SealedSecret | None:
     return SealedSecret.model_validate_json(raw) if raw else None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _sentence(text: str) -> str:

@@ -37,3 +37,7 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     FETCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     # A replica holds a job this long without renewing it before another may take it over.
     JOB_LEASE_SECONDS: float = Field(default=90.0, gt=0)
+    # /espi/notify: notifications per second (sustained) and in a burst, per sender address.
+    # PG&E sends one per batch request, and our own budget allows one request a second.
+    NOTIFY_RATE_PER_SECOND: float = Field(default=2.0, gt=0)
+    NOTIFY_BURST: int = Field(default=30, ge=1)
