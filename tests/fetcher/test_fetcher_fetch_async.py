@@ -7,7 +7,7 @@ import functools
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import assert_equals_truth, calls_for, running_fetcher
+from fetcher_harness import assert_equals_truth, calls_for, client_calls, running_fetcher
 from prometheus_client import REGISTRY
 from scwadd_core.sealing import Keyring
 
@@ -38,8 +38,9 @@ async def test_202_then_notification_gas_and_electric(
     assert calls_for(sandbox, grant.authorization_uri) == {
         "UsagePoint": 1,
         "BatchSubscription": 1,
-        "BatchBulk": 1,
     }
+    # The BatchList names a Bulk URL: fetched with the client token (PG&E refuses a customer's).
+    assert client_calls(sandbox)["BatchBulk"] == 1
 
 
 async def _wait_for_batch(sandbox, notification: str) -> None:
@@ -66,7 +67,7 @@ async def test_lost_notification_is_asked_for_again(sandbox, settings_for, seali
     await assert_equals_truth(sandbox, observer, grant, outcome)
     calls = calls_for(sandbox, grant.authorization_uri)
     assert calls["BatchSubscription"] == 2  # the original request and one re-request
-    assert calls["BatchBulk"] == 1
+    assert client_calls(sandbox)["BatchBulk"] == 1
     assert len(outcome.raw_objects) == 1
 
 
@@ -87,7 +88,7 @@ async def test_duplicated_notification_changes_nothing(
     batches = sandbox.admin.get("/admin/batches").json()
     assert [batch["deliveries"] for batch in batches] == [2]
     await assert_equals_truth(sandbox, observer, grant, outcome)
-    assert calls_for(sandbox, grant.authorization_uri)["BatchBulk"] == 1
+    assert client_calls(sandbox)["BatchBulk"] == 1
     assert len(outcome.raw_objects) == 1
     assert [e.job_id for e in observer.all_outcomes].count(grant.job_id) == 1
 
@@ -168,7 +169,7 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
     statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
     assert int(statuses["400"]) >= 1  # "An unprocessed batch request ... already exists"
     calls = calls_for(sandbox, grant.authorization_uri)
-    assert calls["BatchBulk"] == 1
+    assert client_calls(sandbox)["BatchBulk"] == 1
     assert len(outcome.raw_objects) == 1
 
 
@@ -184,6 +185,8 @@ async def test_concurrent_subscription_batches_each_find_their_own_data(
     for grant, outcome in zip(grants, outcomes, strict=True):
         await assert_equals_truth(sandbox, observer, grant, outcome)
         calls = calls_for(sandbox, grant.authorization_uri)
-        # At worst one probe of the other customer's batch (refused with 403).
-        assert calls["BatchBulk"] <= 2
+        assert "BatchBulk" not in calls  # never with the customer's token
         assert sum(calls.values()) <= 4
+    # Each job fetches what is announced with the client token, at worst the other's batch too
+    # (cut per subscription, so it finds nothing of its own there).
+    assert client_calls(sandbox)["BatchBulk"] <= 4

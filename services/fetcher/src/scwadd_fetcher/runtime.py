@@ -47,6 +47,8 @@ def options_from(settings: FetcherSettings) -> FetcherOptions:
         notification_timeout=settings.BATCH_NOTIFICATION_TIMEOUT_SECONDS,
         rerequests=settings.BATCH_REREQUESTS,
         batch_scope=settings.BATCH_SCOPE,
+        bulk_gather_seconds=settings.BULK_GATHER_SECONDS,
+        bulk_id=settings.PGE_BULK_ID,
         concurrency=settings.FETCH_CONCURRENCY,
         retry=RetryPolicy(
             attempts=settings.FETCH_RETRY_ATTEMPTS,

@@ -44,6 +44,7 @@ from scwadd_core.sealing import Keyring, SealingError
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
+from scwadd_fetcher.bulk import BulkOptions, BulkRequests
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
 from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
 from scwadd_fetcher.notifications import BatchWaiters
@@ -64,7 +65,9 @@ class FetcherOptions:
     max_range_days: int | None = None
     notification_timeout: float = 300.0
     rerequests: int = 2
-    batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
+    batch_scope: Literal["usagepoint", "subscription", "bulk"] = "usagepoint"
+    bulk_gather_seconds: float = 5.0
+    bulk_id: str | None = None
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     notify: NotifyLimits = field(default_factory=NotifyLimits)
@@ -98,6 +101,19 @@ class Fetcher:
         self.raw_store = raw_store
         self.options = options
         self.waiters = BatchWaiters()
+        # One Bulk round at a time per window, shared by this process's jobs (BATCH_SCOPE=bulk);
+        # its calls use the client token only.
+        self.bulk = BulkRequests(
+            EspiSession(custodian, AccessToken(custodian, "", None), options.retry),
+            self.waiters,
+            BulkOptions(
+                api_base=options.api_base,
+                gather_seconds=options.bulk_gather_seconds,
+                notification_timeout=options.notification_timeout,
+                rerequests=options.rerequests,
+                bulk_id=options.bulk_id,
+            ),
+        )
         # A fetch can take minutes (rate limit, 202 waits): a duplicate grant event offered while
         # another replica holds the job is handed back for long enough to see it finish.
         self.policy = ConsumerPolicy(
@@ -250,6 +266,7 @@ class Fetcher:
                 batch_scope=self.options.batch_scope,
             ),
             progress=lambda message: self._progress(job_id, "fetching", message),
+            bulk=self.bulk,
         )
         try:
             outcome = await fetch.run(subscription_id)
