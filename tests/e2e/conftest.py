@@ -117,6 +117,8 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         run_dir / "pki",
         redirect_uri=f"http://127.0.0.1:{ports.auth}/OAuthCallback",
         notification_uri=f"https://127.0.0.1:{ports.fetcher}/espi/notify",
+        # Late like PG&E's (10-40 s there), shortened for the suite.
+        notification_delay=(1.0, 3.0),
     ) as sandbox:
         config = StackConfig(
             run_dir=run_dir,

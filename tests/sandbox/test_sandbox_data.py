@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from zoneinfo import ZoneInfo
 
@@ -39,11 +40,25 @@ def test_a_reading_does_not_depend_on_the_range_asked_for() -> None:
     assert part and all(whole[r.start] == r for r in part)
 
 
-def test_ids_are_opaque_url_safe_base64() -> None:
-    for customer in data.build_customers(3):
+def test_ids_have_pges_shapes() -> None:
+    """UsagePoint ids are 10 decimal digits, a ReadingType id is base64 of
+    ``uom:null:interval:flow``, a MeterReading id base64 of that plus ``:1`` (the reference's
+    "PG&E's id shapes")."""
+    customers = data.build_customers(3, 10)
+    for customer in customers:
         for point in customer.service_points:
-            for text in (point.usage_point_id, *(m.meter_reading_id for m in point.meters)):
-                assert "/" not in text and "+" not in text
+            assert point.usage_point_id.isdigit() and len(point.usage_point_id) == 10
+            for meter in point.meters:
+                spec = meter.spec
+                decoded = base64.b64decode(spec.reading_type_id).decode()
+                assert decoded == (f"{spec.uom}:null:{spec.interval_length}:{spec.flow_direction}")
+                assert base64.b64decode(meter.meter_reading_id).decode() == (
+                    f"{spec.reading_type_id}:1"
+                )
+    hourly = {c.profile: c for c in customers}["electric-60min"].service_points[0].meters[0]
+    assert hourly.spec.reading_type_id == "NzI6bnVsbDozNjAwOjE="  # PG&E's own example
+    points = [p.usage_point_id for c in customers for p in c.service_points]
+    assert len(set(points)) == len(points)
 
 
 def test_dst_days_and_daily_gas_durations() -> None:
@@ -52,7 +67,8 @@ def test_dst_days_and_daily_gas_durations() -> None:
     for (start, end), hours in ((_day(2025, 3, 9), 23), (_day(2025, 11, 2), 25)):
         assert len(list(data.readings(9, electric, electric.meters[0], start, end))) == hours
         [day] = list(data.readings(9, gas, gas.meters[0], start, end))
-        assert (day.start, day.duration) == (start, hours * 3600)
+        # PG&E's gas day starts at 00:00:01 local and lasts the local day.
+        assert (day.start, day.duration) == (start + 1, hours * 3600)
     fifteen = customers["electric-15min"].service_points[0]
     start, end = _day(2025, 11, 2)
     assert len(list(data.readings(9, fifteen, fifteen.meters[0], start, end))) == 100

@@ -186,7 +186,8 @@ def test_dst_days_have_23_and_25_hours(sandbox: RunningSandbox, api: httpx.Clien
             params={"published-min": start, "published-max": stop},
         )
         [(gas_start, gas_duration, gas_value, _quality)] = _readings(daily.content)
-        assert (gas_start, gas_duration) == (start, hours * 3600)
+        # PG&E's gas day starts at 00:00:01 local and lasts the local day.
+        assert (gas_start, gas_duration) == (start + 1, hours * 3600)
         assert b"<ns0:uom>169</ns0:uom>" in daily.content
         assert b"<ns0:powerOfTenMultiplier>-8</ns0:powerOfTenMultiplier>" in daily.content
         assert gas_value > 10**7  # at least a tenth of a therm, in 1e-8 therms

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from lxml import etree
 from sandbox_helpers import client_token, grant_for
-from scwadd_sandbox.config import RateLimits
+from scwadd_sandbox.config import OverLimit, RateLimits, SandboxConfig
 from scwadd_sandbox.faults import EndpointFaults, FaultConfig
 from scwadd_sandbox.state import RateLimiter
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
@@ -116,6 +116,38 @@ def test_rate_limit_answers_429_with_retry_after(pki_dir: Path) -> None:
         assert limited.headers["retry-after"] == "1"
         clock.now += 1.5
         assert api.get(url, headers=token).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("profile", "status", "retry_after"),
+    [(OverLimit.LENIENT, 200, None), (OverLimit.UNAVAILABLE, 503, None)],
+)
+def test_over_limit_profiles(
+    pki_dir: Path, profile: OverLimit, status: int, retry_after: str | None
+) -> None:
+    """PG&E documents its limits but not its answer beyond them: lenient serves and counts the
+    excess; unavailable answers 503 without Retry-After. (strict: the test above.)"""
+    clock = _Clock(1_760_000_000.0)
+    with (
+        start_sandbox(
+            pki_dir, rate_limits=RateLimits(), clock=clock, over_limit=profile
+        ) as sandbox,
+        sandbox.api_client() as api,
+    ):
+        token = client_token(sandbox, api)
+        url = f"{sandbox.espi_base}/ReadServiceStatus"
+        assert api.get(url, headers=token).status_code == 200
+        beyond = [api.get(url, headers=token) for _ in range(3)]
+        assert [r.status_code for r in beyond] == [status] * 3
+        assert all(r.headers.get("retry-after") == retry_after for r in beyond)
+        report = sandbox.admin.get("/admin/calls").json()
+        assert report["over_limit_by_client"] == {sandbox.client_id: 3}
+        clock.now += 1.5
+        assert api.get(url, headers=token).status_code == 200
+
+
+def test_strict_is_the_default_profile() -> None:
+    assert SandboxConfig.__dataclass_fields__["over_limit"].default is OverLimit.STRICT
 
 
 class _Clock:

@@ -13,7 +13,7 @@ import base64
 import binascii
 import datetime as dt
 import hmac
-import secrets
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,21 +22,31 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scwadd_sandbox import documents
-from scwadd_sandbox.config import ESPI_ROOT, TOKEN_PATH, SandboxConfig
-from scwadd_sandbox.data import Meter, ServicePoint, billing_months, interval_starts
+from scwadd_sandbox import data, documents
+from scwadd_sandbox.config import (
+    ESPI_ROOT,
+    TEST_TOKEN_PATH,
+    TOKEN_PATH,
+    OverLimit,
+    Registration,
+    SandboxConfig,
+)
+from scwadd_sandbox.data import Meter, ServicePoint, billing_months
 from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import (
     CLIENT_SCOPE,
     AuthorizationRecord,
     BatchJob,
+    BatchKind,
     SandboxState,
     TokenClass,
     TokenRecord,
     retry_after_header,
 )
-from scwadd_sandbox.tls import TlsExtensionMiddleware, peer_fingerprint
+from scwadd_sandbox.tls import MergeSlashesMiddleware, TlsExtensionMiddleware, peer_fingerprint
+
+log = logging.getLogger(__name__)
 
 ATOM = "application/atom+xml"
 XML = "application/xml"
@@ -105,6 +115,7 @@ def create_api_app(
 
     # -- token endpoint ----------------------------------------------------------------
     @app.post(TOKEN_PATH)
+    @app.post(TEST_TOKEN_PATH)
     async def token(request: Request) -> Response:
         require_some_certificate(request)
         client_id = _basic_client(request, state)
@@ -161,9 +172,15 @@ def create_api_app(
         state.count_call(
             record.client_id, endpoint, authorization.authorization_id if authorization else None
         )
-        wait = state.limiter.check(record.client_id)
+        profile = config.over_limit
+        wait = state.limiter.check(record.client_id, admit=profile is OverLimit.LENIENT)
         if wait is not None:
-            raise _text(429, "Too Many Requests", {"Retry-After": retry_after_header(wait)})
+            # PG&E documents its limits, not its answer beyond them: one of three profiles.
+            state.over_limit_by_client[record.client_id] += 1
+            if profile is OverLimit.STRICT:
+                raise _text(429, "Too Many Requests", {"Retry-After": retry_after_header(wait)})
+            if profile is OverLimit.UNAVAILABLE:
+                raise _text(503, "Service Unavailable")
         if record.token_class not in token_classes:
             raise _text(403, "This resource is not available with this type of access token")
         if subscription_id is not None and (
@@ -200,23 +217,13 @@ def create_api_app(
                 return meter
         raise _text(404, "MeterReading not found")
 
-    def data_range(
-        request: Request, record: AuthorizationRecord, meters: list[Meter]
-    ) -> tuple[int, int] | None:
-        """The published range asked for, clipped to what exists; None when nothing does."""
+    def data_range(request: Request, record: AuthorizationRecord) -> tuple[int, int] | None:
+        """The published range asked for, widened to whole days, narrowed to the days updated
+        in ``updated-min``..``updated-max`` and clipped to what exists; None when nothing is
+        left."""
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
-        clipped_start = max(start, state.data_start, state.data_end - record.history_seconds)
-        clipped_end = min(end, state.data_end)
-        if clipped_end <= clipped_start:
-            return None
-        # A daily reading starts at Pacific midnight: none may start inside a short window.
-        only_daily = bool(meters) and all(meter.spec.daily for meter in meters)
-        if (
-            only_daily
-            and next(interval_starts(meters[0].spec, clipped_start, clipped_end), None) is None
-        ):
-            return None
-        return clipped_start, clipped_end
+        span = state.served_range(record, start, end)
+        return updated_days(request, span)
 
     base = config.espi_base
     seed = config.seed
@@ -294,7 +301,7 @@ def create_api_app(
         record = _must(caller.authorization)
         point = point_of(record, usage_point_id)
         meter = meter_of(point, meter_reading_id)
-        span = data_range(request, record, [meter])
+        span = data_range(request, record)
         fault = await _apply_faults(state, "IntervalBlock")
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
@@ -314,11 +321,11 @@ def create_api_app(
         point = point_of(record, usage_point_id)
         fault = await _apply_faults(state, "UsageSummary")
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
-        start = max(start, state.data_start, state.data_end - record.history_seconds)
-        end = min(end, state.data_end)
-        no_month = next(billing_months(start, end), None) is None
-        if end <= start or no_month or fault is FaultKind.EMPTY:
+        span = state.served_range(record, start, end)
+        no_month = span is None or next(billing_months(*span), None) is None
+        if span is None or no_month or fault is FaultKind.EMPTY:
             return no_content()
+        start, end = span
         body = await asyncio.to_thread(
             documents.usage_summary_feed, base, seed, record, point, start, end
         )
@@ -336,6 +343,22 @@ def create_api_app(
                         return await answer(fault, body)
         raise _text(404, "ReadingType not found")
 
+    @app.get(ESPI_ROOT + "/LocalTimeParameters")
+    async def local_time_parameters_feed(request: Request) -> Response:
+        await enter(request, "LocalTimeParameters", (TokenClass.CUSTOMER, TokenClass.CLIENT))
+        fault = await _apply_faults(state, "LocalTimeParameters")
+        return await answer(fault, documents.local_time_feed(base))
+
+    @app.get(ESPI_ROOT + "/DownloadSampleData")
+    async def download_sample_data(request: Request) -> Response:
+        """PG&E's sample data for the client token: a week of the first sandbox customer."""
+        await enter(request, "DownloadSampleData", (TokenClass.CLIENT,))
+        fault = await _apply_faults(state, "DownloadSampleData")
+        body = await asyncio.to_thread(
+            documents.sample_feed, base, seed, state.customers[0], state.data_end, str(request.url)
+        )
+        return await answer(fault, body)
+
     @app.get(ESPI_ROOT + "/LocalTimeParameters/{local_time_id}")
     async def local_time_parameters(request: Request, local_time_id: str) -> Response:
         await enter(request, "LocalTimeParameters", (TokenClass.CUSTOMER, TokenClass.CLIENT))
@@ -343,6 +366,14 @@ def create_api_app(
         if local_time_id != documents.LOCAL_TIME_ID:
             raise _text(404, "LocalTimeParameters not found")
         return await answer(fault, documents.local_time_entry(base))
+
+    @app.get(ESPI_ROOT + "/ProgramIdMappings/{mapping_id}")
+    async def program_id_mappings(request: Request, mapping_id: str) -> Response:
+        await enter(request, "ProgramIdMappings", (TokenClass.CUSTOMER, TokenClass.CLIENT))
+        fault = await _apply_faults(state, "ProgramIdMappings")
+        if mapping_id != documents.PROGRAM_ID_MAPPINGS_ID:
+            raise _text(404, "ProgramIdMappings not found")
+        return await answer(fault, documents.program_id_mappings_document(base))
 
     @app.get(ESPI_ROOT + "/Batch/Subscription/{subscription_id}/UsagePoint/{usage_point_id}")
     async def batch_usage_point(
@@ -353,7 +384,7 @@ def create_api_app(
         )
         record = _must(caller.authorization)
         point = point_of(record, usage_point_id)
-        span = data_range(request, record, list(point.meters))
+        span = data_range(request, record)
         fault = await _apply_faults(state, "BatchSubscriptionUsagePoint")
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
@@ -362,62 +393,84 @@ def create_api_app(
         )
         return await answer(fault, body)
 
-    @app.get(ESPI_ROOT + "/Batch/Subscription/{subscription_id}")
-    async def batch_subscription(request: Request, subscription_id: str) -> Response:
-        caller = await enter(request, "BatchSubscription", (TokenClass.CUSTOMER,), subscription_id)
-        record = _must(caller.authorization)
-        meters = [m for p in record.customer.service_points for m in p.meters]
-        span = data_range(request, record, meters)
-        fault = await _apply_faults(state, "BatchSubscription")
-        if span is None or fault is FaultKind.EMPTY:
-            return no_content()
-        key = (subscription_id, *span)
+    def start_batch(
+        kind: BatchKind,
+        client_id: str,
+        authorization_id: str | None,
+        span: tuple[int, int],
+        key: tuple[str, ...],
+    ) -> Response:
+        """202 and a late notification; 400 while the identical request is still pending."""
         if any(job.pending and job.key == key for job in state.batches.values()):
             state.responses_by_status[400] += 1
             return PlainTextResponse(DUPLICATE_BATCH, status_code=400)
+        registration = state.registration(client_id)
+        assert registration is not None  # the caller's certificate matched it
         job = BatchJob(
-            bulk_id=str(secrets.randbelow(900000) + 100000),
             correlation_id=str(uuid.uuid4()),
-            client_id=record.client_id,
-            authorization_id=record.authorization_id,
+            bulk_id=registration.bulk_id,
+            kind=kind,
+            client_id=client_id,
+            authorization_id=authorization_id,
             published_min=span[0],
             published_max=span[1],
             key=key,
+            delay_seconds=state.notification_delay(),
         )
-        state.batches[job.bulk_id] = job
+        state.batches[job.correlation_id] = job
         notifier.schedule(job)
         state.responses_by_status[202] += 1
         return Response(status_code=202)
 
+    @app.get(ESPI_ROOT + "/Batch/Subscription/{subscription_id}")
+    async def batch_subscription(request: Request, subscription_id: str) -> Response:
+        caller = await enter(request, "BatchSubscription", (TokenClass.CUSTOMER,), subscription_id)
+        record = _must(caller.authorization)
+        span = data_range(request, record)
+        fault = await _apply_faults(state, "BatchSubscription")
+        if span is None or fault is FaultKind.EMPTY:
+            return no_content()
+        key = ("subscription", subscription_id, str(span[0]), str(span[1]))
+        return start_batch(
+            BatchKind.SUBSCRIPTION, record.client_id, record.authorization_id, span, key
+        )
+
     @app.get(ESPI_ROOT + "/Batch/Bulk/{bulk_id}")
     async def batch_bulk(request: Request, bulk_id: str) -> Response:
-        caller = await enter(request, "BatchBulk", (TokenClass.CLIENT, TokenClass.CUSTOMER))
+        """Without ``correlationID``: a Bulk request (202, then a notification). With it: the
+        data a notification announced. The client token only, as PG&E documents."""
+        caller = await enter(request, "BatchBulk", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "BatchBulk")
-        job = state.batches.get(bulk_id)
+        client_id = caller.token.client_id
+        registration = state.registration(client_id)
+        if registration is None or bulk_id != registration.bulk_id:
+            raise _text(404, "Bulk not found")
         correlation = request.query_params.get("correlationID")
-        if (
-            job is None
-            or job.client_id != caller.token.client_id
-            or (correlation is not None and correlation != job.correlation_id)
-        ):
+        if correlation is None:
+            start, end = parse_range(request, state.data_end, config.max_range_seconds)
+            span = updated_days(request, state.bulk_range(start, end))
+            if span is None or fault is FaultKind.EMPTY:
+                return no_content()
+            key = ("bulk", client_id, str(span[0]), str(span[1]))
+            return start_batch(BatchKind.BULK, client_id, None, span, key)
+        job = state.batches.get(correlation)
+        if job is None or job.client_id != client_id:
             raise _text(404, "Batch not found")
-        if caller.authorization is not None and (
-            caller.authorization.authorization_id != job.authorization_id
-        ):
-            raise _text(403, "The access token does not grant access to this batch")
-        record = state.authorizations[job.authorization_id]
-        if not record.active:
-            raise _text(403, "The authorization of this batch has been revoked")
-        body = await asyncio.to_thread(
-            documents.usage_feed,
-            base,
-            seed,
-            record,
-            list(record.customer.service_points),
-            job.published_min,
-            job.published_max,
-            str(request.url),
-        )
+        if job.authorization_id is not None:
+            record = state.authorizations[job.authorization_id]
+            if not record.active:
+                raise _text(403, "The authorization of this batch has been revoked")
+            records = [record]
+        else:
+            records = state.active_authorizations(client_id)
+        parts = [
+            (record, span)
+            for record in records
+            if (span := state.served_range(record, job.published_min, job.published_max))
+        ]
+        if not parts or fault is FaultKind.EMPTY:
+            return no_content()
+        body = await asyncio.to_thread(documents.bulk_feed, base, seed, parts, str(request.url))
         return await answer(fault, body)
 
     @app.get(ESPI_ROOT + "/Batch/RetailCustomer/{customer_id}")
@@ -435,17 +488,25 @@ def create_api_app(
     async def authorizations(request: Request) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
+        registration = _registration(state, caller)
         records = [
             r for r in state.authorizations.values() if r.client_id == caller.token.client_id
         ]
-        return await answer(
-            fault, documents.authorization_feed(base, records, config.authorization_times_in_ms)
+        body = documents.authorization_feed(
+            base, registration, records, config.authorization_times_in_ms
         )
+        return await answer(fault, body)
 
     @app.get(ESPI_ROOT + "/Authorization/{authorization_id}")
     async def authorization(request: Request, authorization_id: str) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
+        registration = _registration(state, caller)
+        if authorization_id == registration.client_authorization_id:
+            body = documents.client_authorization_entry(
+                base, registration, config.authorization_times_in_ms
+            )
+            return await answer(fault, body)
         record = _own_authorization(state, caller, authorization_id)
         return await answer(
             fault, documents.authorization_entry(base, record, config.authorization_times_in_ms)
@@ -455,18 +516,31 @@ def create_api_app(
     async def revoke(request: Request, authorization_id: str) -> Response:
         caller = await enter(request, "Authorization", (TokenClass.CLIENT,))
         fault = await _apply_faults(state, "Authorization")
+        if authorization_id == _registration(state, caller).client_authorization_id:
+            raise _text(403, "The third party's own authorization cannot be revoked")
         record = _own_authorization(state, caller, authorization_id)
         if not state.revoke(record, by="third_party"):
             raise _text(410, "Authorization already revoked")
         return await answer(fault, b"", "text/plain")
 
-    return TlsExtensionMiddleware(app)
+    def merged(_path: str) -> None:
+        state.merged_slash_paths += 1
+        log.info("served a request path with repeated slashes as if merged")
+
+    return TlsExtensionMiddleware(MergeSlashesMiddleware(app, merged))
 
 
 def _must(record: AuthorizationRecord | None) -> AuthorizationRecord:
     if record is None:
         raise _text(403, "This resource needs a customer access token")
     return record
+
+
+def _registration(state: SandboxState, caller: Caller) -> Registration:
+    registration = state.registration(caller.token.client_id)
+    if registration is None:  # its certificate was checked against it a moment ago
+        raise _text(400, INVALID_CERTIFICATE)
+    return registration
 
 
 def _visible_authorizations(state: SandboxState, caller: Caller) -> list[AuthorizationRecord]:
@@ -575,6 +649,24 @@ def _token_body(
     }
 
 
+def updated_days(request: Request, span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The whole days of ``span`` updated in [``updated-min``, ``updated-max``). A day's readings
+    are updated once, when the day ends (``data.day_updated``)."""
+    raw_min = request.query_params.get("updated-min")
+    raw_max = request.query_params.get("updated-max")
+    if span is None or not (raw_min or raw_max):
+        return span
+    first, last = span
+    if raw_min:
+        # The first day ending at or after updated-min.
+        first = max(first, data.pacific_midnight(parse_time(raw_min, "updated-min") - 1))
+    if raw_max:
+        updated_max = parse_time(raw_max, "updated-max")
+        # Days ending before updated-max start before the day holding updated-max - 1.
+        last = min(last, data.pacific_midnight(updated_max - 1))
+    return (first, last) if last > first else None
+
+
 def parse_time(value: str, name: str) -> int:
     """Epoch seconds or ISO 8601 (``2024-01-01T00:00:00Z``); both are what clients send."""
     text = value.strip()
@@ -590,12 +682,17 @@ def parse_time(value: str, name: str) -> int:
 
 
 def parse_range(request: Request, data_end: int, max_range: int) -> tuple[int, int]:
+    """``published-min``..``published-max`` (epoch seconds or ISO 8601). Missing max: now (the
+    data's end); missing min: ``updated-min``'s day when that is given, else 31 days earlier."""
     raw_min = request.query_params.get("published-min")
     raw_max = request.query_params.get("published-max")
     end = parse_time(raw_max, "published-max") if raw_max else data_end
-    start = (
-        parse_time(raw_min, "published-min") if raw_min else end - min(DEFAULT_WINDOW, max_range)
-    )
+    if raw_min:
+        start = parse_time(raw_min, "published-min")
+    elif updated := request.query_params.get("updated-min"):
+        start = min(data.pacific_midnight(parse_time(updated, "updated-min") - 1), end - 1)
+    else:
+        start = end - min(DEFAULT_WINDOW, max_range)
     if end <= start:
         raise _text(400, "published-max must be after published-min")
     if end - start > max_range:

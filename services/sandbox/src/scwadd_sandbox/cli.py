@@ -19,6 +19,7 @@ from scwadd_sandbox.config import (
     DEFAULT_NOTIFICATION_URI,
     DEFAULT_REDIRECT_URI,
     ConfigError,
+    OverLimit,
     RateLimits,
     Registration,
     SandboxConfig,
@@ -88,6 +89,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     behaviour.add_argument("--rate-per-day", type=int, default=20000)
     behaviour.add_argument(
         "--no-rate-limit", action="store_true", help="lift the per-client limits"
+    )
+    behaviour.add_argument(
+        "--over-limit",
+        choices=[str(profile) for profile in OverLimit],
+        default=str(OverLimit.STRICT),
+        help="answer beyond the rate limits: strict (429 + Retry-After, default), lenient "
+        "(serve and count the excess), unavailable (503, no Retry-After)",
+    )
+    behaviour.add_argument(
+        "--notification-delay",
+        type=_delay,
+        default=(10.0, 40.0),
+        metavar="MIN[-MAX]",
+        help="seconds before a batch's BatchList notification leaves (default 10-40, as PG&E)",
     )
     behaviour.add_argument("--code-lifetime", type=int, default=600, help="seconds")
     behaviour.add_argument("--access-token-lifetime", type=int, default=3600, help="seconds")
@@ -161,6 +176,8 @@ def config_from_args(
         seed=args.seed,
         customers=args.customers,
         rate_limits=limits,
+        over_limit=OverLimit(args.over_limit),
+        notification_delay=args.notification_delay,
         code_lifetime=args.code_lifetime,
         access_token_lifetime=args.access_token_lifetime,
         max_range_seconds=args.max_range_days * 86400,
@@ -180,6 +197,19 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
+
+
+def _delay(text: str) -> tuple[float, float]:
+    """``15`` or ``10-40``: a fixed delay or a uniform range, in seconds (0 to 3600)."""
+    low_text, _, high_text = text.partition("-")
+    try:
+        low = float(low_text)
+        high = float(high_text) if high_text else low
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not SECONDS or MIN-MAX") from None
+    if not 0 <= low <= high <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX <= 3600")
+    return low, high
 
 
 def _url_host(host: str) -> str:

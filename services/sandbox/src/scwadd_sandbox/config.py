@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import hashlib
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from scwadd_sandbox.faults import FaultConfig
 
 ESPI_ROOT = "/GreenButtonConnect/espi/1_1/resource"
 TOKEN_PATH = "/datacustodian/oauth/v2/token"  # noqa: S105 - a URL path
+# PG&E's test environment's token path: the same endpoint here.
+TEST_TOKEN_PATH = "/datacustodian/test/oauth/v2/token"  # noqa: S105 - a URL path
 AUTHORIZE_PATH = "/myAuthorization"
 
 # The default registration: what `make run` wires its services to (see docs/architecture.md).
@@ -36,6 +40,19 @@ class Registration:
     notification_uri: str
     # SHA-256 fingerprints (hex) of the client certificates this client may present.
     cert_fingerprints: frozenset[str]
+    # PG&E gives each third party one fixed Bulk id (``Batch/Bulk/50916``), the same in every
+    # notification; derived from the client id unless the registration names one.
+    bulk_id: str = ""
+    # The third party's own Authorization (client_credentials), whose resourceURI is its Bulk.
+    client_authorization_id: str = ""
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(self.client_id.encode()).digest()
+        if not self.bulk_id:
+            object.__setattr__(self, "bulk_id", str(int.from_bytes(digest[:4]) % 90000 + 10000))
+        if not self.client_authorization_id:
+            number = int.from_bytes(digest[4:8]) % 9000000 + 1000000
+            object.__setattr__(self, "client_authorization_id", str(number))
 
     def __repr__(self) -> str:
         return f"Registration(client_id={self.client_id!r}, redirect_uris={self.redirect_uris!r})"
@@ -47,6 +64,8 @@ class Registration:
             "redirect_uris": list(self.redirect_uris),
             "notification_uri": self.notification_uri,
             "cert_fingerprints": sorted(self.cert_fingerprints),
+            "bulk_id": self.bulk_id,
+            "client_authorization_id": self.client_authorization_id,
         }
 
 
@@ -85,7 +104,17 @@ def registration_from_mapping(raw: dict[str, Any], base_dir: Path | None = None)
         redirect_uris=tuple(str(uri) for uri in redirects),
         notification_uri=notification_uri,
         cert_fingerprints=frozenset(fingerprints),
+        bulk_id=_bulk_id(raw.get("bulk_id"), client_id),
     )
+
+
+def _bulk_id(value: Any, client_id: str) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if not text.isdigit() or len(text) > 12:
+        raise ConfigError(f"registration {client_id!r}: bulk_id must be a decimal number")
+    return text
 
 
 def load_registrations(path: Path) -> list[Registration]:
@@ -117,6 +146,16 @@ class RateLimits:
         return cls(per_second=1_000_000, per_hour=1_000_000_000, per_day=1_000_000_000)
 
 
+class OverLimit(enum.StrEnum):
+    """What the custodian answers beyond the rate limits, which PG&E documents but not what it
+    answers past them: ``strict`` 429 with Retry-After, ``lenient`` serves and counts the excess,
+    ``unavailable`` 503 without Retry-After."""
+
+    STRICT = "strict"
+    LENIENT = "lenient"
+    UNAVAILABLE = "unavailable"
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     """One sandbox instance. ``web_base_url``/``api_base_url`` are what documents link to."""
@@ -130,6 +169,10 @@ class SandboxConfig:
     # How many synthetic customers exist: the five profiles, then again with new ids (data.py).
     customers: int = 5
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    over_limit: OverLimit = OverLimit.STRICT
+    # The BatchList notification for a 202 arrives this many seconds later, drawn uniformly
+    # (reference "Timing": usually 10-40 s at PG&E). Fault settings add to it, lose or repeat it.
+    notification_delay: tuple[float, float] = (10.0, 40.0)
     code_lifetime: int = 600
     access_token_lifetime: int = 3600
     refresh_token_lifetime: int = 365 * 86400

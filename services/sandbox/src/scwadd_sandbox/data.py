@@ -8,7 +8,13 @@ the ground-truth endpoint returns exactly what the ESPI documents carry.
 Units follow PG&E: electricity in Wh with powerOfTenMultiplier -3 (raw 1449000 = 1449 Wh), gas
 in therms with powerOfTenMultiplier -8. Interval boundaries are Pacific-time days: a spring-forward
 day holds 23 hours of readings (92 at 15 minutes), a fall-back day 25 hours (100), and a daily
-gas reading on those days lasts 82800 or 90000 seconds.
+gas reading on those days lasts 82800 or 90000 seconds. As in real PG&E feeds, a gas reading starts
+one second after local midnight (``00:00:01``).
+
+Ids have PG&E's shapes ("PG&E's id shapes" in the reference): UsagePoint ids are 10 decimal
+digits; a ReadingType id is base64 of ``uom:null:interval:flow`` (``NzI6bnVsbDozNjAwOjE=`` is
+``72:null:3600:1``); a MeterReading id is base64 of that id plus ``:1``. A client must treat them
+as opaque strings: nothing else about them is promised.
 """
 
 from __future__ import annotations
@@ -34,11 +40,29 @@ KIND_ELECTRICITY = 0
 KIND_GAS = 1
 COMMODITY_ELECTRICITY = 1
 COMMODITY_GAS = 7
-QUALITY_REVENUE = 19
+QUALITY_VALIDATED = 17
 QUALITY_ESTIMATED = 8
 QUALITY_EDITED = 7
-TOU_PEAK = 1
-TOU_OFF_PEAK = 2
+# Seasonal time-of-use codes (tariff E-TOU-C: peak 16:00-21:00 every day), explained in every
+# feed by a ProgramIdMappings entry as PG&E does. Codes 2 and 5 (part-peak) exist in PG&E's
+# mapping but E-TOU-C has no part-peak, so they never occur.
+TOU_SUMMER_PEAK = 1
+TOU_SUMMER_PART_PEAK = 2
+TOU_SUMMER_OFF_PEAK = 3
+TOU_WINTER_PEAK = 4
+TOU_WINTER_PART_PEAK = 5
+TOU_WINTER_OFF_PEAK = 6
+TOU_NAMES: dict[int, str] = {
+    TOU_SUMMER_PEAK: "Summer Peak",
+    TOU_SUMMER_PART_PEAK: "Summer Part-Peak",
+    TOU_SUMMER_OFF_PEAK: "Summer Off-Peak",
+    TOU_WINTER_PEAK: "Winter Peak",
+    TOU_WINTER_PART_PEAK: "Winter Part-Peak",
+    TOU_WINTER_OFF_PEAK: "Winter Off-Peak",
+}
+SUMMER_MONTHS = range(6, 10)  # June to September, PG&E's summer season
+# Gas readings (and their blocks) start this long after local midnight, as PG&E's do.
+GAS_DAY_OFFSET = 1
 DAY = 86400
 
 
@@ -84,6 +108,8 @@ class Customer:
     name: str
     profile: str  # what the customer is for, e.g. "solar"
     service_points: tuple[ServicePoint, ...]
+    city: str = "Oakland"
+    postal_code: str = "94610"
 
     def service_point(self, usage_point_id: str) -> ServicePoint | None:
         for point in self.service_points:
@@ -125,13 +151,34 @@ _PROFILES: tuple[tuple[str, str, tuple[tuple[int, int, bool, float, str], ...]],
 )
 
 
-def _opaque(seed: int, *parts: object) -> str:
-    """A PG&E-looking opaque id: base64 of a short digest-derived token."""
-    digest = hashlib.sha256(":".join(str(p) for p in (seed, *parts)).encode()).hexdigest()
-    return base64.urlsafe_b64encode(f"SCW{digest[:13].upper()}".encode()).decode()
+def _decimal_id(seed: int, digits: int, *parts: object) -> str:
+    """A stable decimal id of exactly ``digits`` digits (PG&E's UsagePoint ids have 10)."""
+    digest = hashlib.sha256(":".join(str(p) for p in (seed, *parts)).encode()).digest()
+    low = 10 ** (digits - 1)
+    return str(int.from_bytes(digest[:8], "big") % (9 * low) + low)
+
+
+def reading_type_id(uom: int, interval_length: int, flow_direction: int) -> str:
+    """PG&E's ReadingType id: base64 of ``uom:null:interval:flow`` (``NzI6bnVsbDozNjAwOjE=``)."""
+    text = f"{uom}:null:{interval_length}:{flow_direction}"
+    return base64.b64encode(text.encode()).decode()
+
+
+def meter_reading_id(reading_type: str) -> str:
+    """PG&E's MeterReading id: base64 of its ReadingType id plus ``:1``."""
+    return base64.b64encode(f"{reading_type}:1".encode()).decode()
 
 
 DEFAULT_CUSTOMERS = len(_PROFILES)
+
+# Where each profile's customers live (town, ZIP code), for the RetailCustomer's ServiceLocations.
+_TOWNS: tuple[tuple[str, str], ...] = (
+    ("Oakland", "94610"),
+    ("San Jose", "95112"),
+    ("Fresno", "93721"),
+    ("Sacramento", "95816"),
+    ("Berkeley", "94704"),
+)
 
 # Names for the customers beyond the five above (benchmarks need many distinct customers).
 _GIVEN_NAMES = ("Harper", "Jordan", "Kendall", "Logan", "Morgan", "Parker", "Reese", "Sawyer")
@@ -165,7 +212,7 @@ def build_customers(seed: int, count: int = DEFAULT_CUSTOMERS) -> tuple[Customer
             name = _extra_name(index)
         service_points = []
         for point_index, (kind, interval, solar, scale, street) in enumerate(points):
-            up_id = _opaque(seed, "usagepoint", index, point_index)
+            up_id = _decimal_id(seed, 10, "usagepoint", index, point_index)
             address = street or points[0][4]
             if index >= len(_PROFILES):
                 address = _street(address, index)
@@ -173,17 +220,17 @@ def build_customers(seed: int, count: int = DEFAULT_CUSTOMERS) -> tuple[Customer
             flows = (FLOW_FORWARD, FLOW_REVERSE) if solar else (FLOW_FORWARD,)
             for flow in flows:
                 electric = kind == KIND_ELECTRICITY
+                uom = UOM_WH if electric else UOM_THERM
                 spec = ReadingSpec(
-                    reading_type_id=_opaque(seed, "readingtype", kind, interval, flow),
-                    uom=UOM_WH if electric else UOM_THERM,
+                    reading_type_id=reading_type_id(uom, interval, flow),
+                    uom=uom,
                     power_of_ten_multiplier=ELECTRIC_MULTIPLIER if electric else GAS_MULTIPLIER,
                     flow_direction=flow,
                     interval_length=interval,
                     commodity=COMMODITY_ELECTRICITY if electric else COMMODITY_GAS,
                 )
-                # PG&E MeterReading ids are base64 of base64: kept opaque, never interpreted.
-                inner = _opaque(seed, "meterreading", index, point_index, flow)
-                meter_id = base64.urlsafe_b64encode(inner.encode()).decode()
+                # Unique within its UsagePoint only, as PG&E's are (the path scopes it).
+                meter_id = meter_reading_id(spec.reading_type_id)
                 meters.append(Meter(meter_reading_id=meter_id, spec=spec))
             service_points.append(
                 ServicePoint(
@@ -197,10 +244,12 @@ def build_customers(seed: int, count: int = DEFAULT_CUSTOMERS) -> tuple[Customer
             )
         customers.append(
             Customer(
-                retail_customer_id=_opaque(seed, "customer", index),
+                retail_customer_id=_decimal_id(seed, 10, "customer", index),
                 name=name,
                 profile=profile,
                 service_points=tuple(service_points),
+                city=_TOWNS[index % len(_TOWNS)][0],
+                postal_code=_TOWNS[index % len(_TOWNS)][1],
             )
         )
     return tuple(customers)
@@ -242,15 +291,42 @@ def next_pacific_midnight(epoch: int) -> int:
     return _midnight_of(_local_day(epoch) + 1)
 
 
+def pacific_midnight_days_before(epoch: int, days: int) -> int:
+    """Pacific midnight ``days`` local days before the day holding ``epoch``."""
+    return _midnight_of(_local_day(epoch) - days)
+
+
+def whole_days(start: int, end: int) -> tuple[int, int]:
+    """[start, end) widened to whole Pacific days: PG&E serves whole days even when the
+    requested range cuts one (``interval`` 86400, or 82800 / 90000 on DST days)."""
+    first = pacific_midnight(start)
+    last = pacific_midnight(end - 1)
+    return first, next_pacific_midnight(last)
+
+
+def day_updated(epoch: int) -> int:
+    """When the readings of the Pacific day holding ``epoch`` were updated (published): at the
+    day's end. ``updated-min`` / ``updated-max`` select days by it."""
+    return next_pacific_midnight(epoch)
+
+
+def ceil_pacific_midnight(epoch: int) -> int:
+    """The first Pacific midnight at or after ``epoch``."""
+    midnight = pacific_midnight(epoch)
+    return midnight if midnight == epoch else next_pacific_midnight(epoch)
+
+
 def interval_starts(spec: ReadingSpec, start: int, end: int) -> Iterator[tuple[int, int]]:
     """(start, duration) of every interval of ``spec`` whose start lies in [start, end)."""
     if spec.daily:
-        day = pacific_midnight(start)
-        if day < start:
+        # A daily reading starts at 00:00:01 local and lasts the local day (82800 / 90000 s on
+        # DST days), so it ends at 00:00:01 of the next day.
+        day = pacific_midnight(start - GAS_DAY_OFFSET)
+        if day + GAS_DAY_OFFSET < start:
             day = next_pacific_midnight(day)
-        while day < end:
+        while day + GAS_DAY_OFFSET < end:
             following = next_pacific_midnight(day)
-            yield day, following - day
+            yield day + GAS_DAY_OFFSET, following - day
             day = following
         return
     step = spec.interval_length
@@ -321,13 +397,15 @@ def _gas_therms(seed: int, point: ServicePoint, start: int, duration: int) -> fl
 
 def reading(seed: int, point: ServicePoint, meter: Meter, start: int, duration: int) -> Reading:
     spec = meter.spec
-    quality_draw = _unit(_stream(seed, meter.meter_reading_id, "quality"), start)
+    quality_draw = _unit(
+        _stream(seed, point.usage_point_id, meter.meter_reading_id, "quality"), start
+    )
     quality = (
         QUALITY_EDITED
         if quality_draw < 0.002
         else QUALITY_ESTIMATED
         if quality_draw < 0.012
-        else QUALITY_REVENUE
+        else QUALITY_VALIDATED
     )
     if spec.uom == UOM_THERM:
         therms = _gas_therms(seed, point, start, duration)
@@ -347,7 +425,15 @@ def reading(seed: int, point: ServicePoint, meter: Meter, start: int, duration: 
     rate = 0.52 if peak else 0.38
     sign = 1 if spec.flow_direction == FLOW_FORWARD else -1
     cost = sign * round(watt_hours / 1000 * rate * 100_000)
-    return Reading(start, duration, value, quality, TOU_PEAK if peak else TOU_OFF_PEAK, cost)
+    return Reading(start, duration, value, quality, tou_code(start, peak), cost)
+
+
+def tou_code(start: int, peak: bool) -> int:
+    """The seasonal time-of-use code of an electric reading (see ``TOU_NAMES``)."""
+    month = dt.datetime.fromtimestamp(start, PACIFIC).month
+    if month in SUMMER_MONTHS:
+        return TOU_SUMMER_PEAK if peak else TOU_SUMMER_OFF_PEAK
+    return TOU_WINTER_PEAK if peak else TOU_WINTER_OFF_PEAK
 
 
 def readings(

@@ -28,6 +28,8 @@ ENDPOINTS = (
     "BatchRetailCustomer",
     "BatchBulk",
     "LocalTimeParameters",
+    "DownloadSampleData",
+    "ProgramIdMappings",
     "ReadingType",
     "Authorization",
 )
@@ -52,9 +54,13 @@ class NotificationFaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    # Added to the configured notification delay (SandboxConfig.notification_delay).
     delay_seconds: float = Field(default=0.0, ge=0.0, le=3600.0)
     lose_rate: float = Rate
     duplicate_rate: float = Rate
+    # The shape PG&E once POSTed: a literal backslash and "n" between the XML declaration and
+    # the BatchList element, so the body is not well-formed XML.
+    malformed_rate: float = Rate
 
 
 class FaultConfig(BaseModel):
@@ -95,6 +101,7 @@ class NotificationDecision:
     delay_seconds: float
     lost: bool
     copies: int
+    malformed: bool = False
 
 
 class FaultInjector:
@@ -137,7 +144,17 @@ class FaultInjector:
         rng = self._rng("notification")
         lost = rng.random() < rule.lose_rate
         duplicate = rng.random() < rule.duplicate_rate
-        return NotificationDecision(rule.delay_seconds, lost, 2 if duplicate else 1)
+        malformed = rng.random() < rule.malformed_rate
+        return NotificationDecision(rule.delay_seconds, lost, 2 if duplicate else 1, malformed)
+
+
+def malformed_batch_list(body: bytes) -> bytes:
+    """PG&E's once-seen notification: a literal ``\\n`` (backslash, n) after the declaration."""
+    declaration_end = body.find(b"?>")
+    if not body.startswith(b"<?xml") or declaration_end < 0:
+        return b"\\n" + body
+    cut = declaration_end + 2
+    return body[:cut] + b"\\n" + body[cut:].lstrip(b"\r\n")
 
 
 def truncate(body: bytes) -> bytes:

@@ -1,9 +1,11 @@
 """The asynchronous half of a batch request: POST a BatchList to the third party's notification URI.
 
 PG&E documents neither a signature nor a retry policy for notifications, so the sandbox sends
-each one once (or, as an injected fault, twice, late, or never), over HTTPS, verifying the
-receiver against the configured CA. The batch stays "pending" (a second identical request gets
-400) until the notification has been sent, lost or has failed.
+each one once (or, as an injected fault, twice, later, never, or not well-formed), over HTTPS,
+verifying the receiver against the configured CA. Like PG&E's, it arrives late: after the job's
+delay (``SandboxConfig.notification_delay``, 10-40 s by default) plus any fault delay. The batch
+stays "pending" (a second identical request gets 400) until the notification has been sent, lost
+or has failed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import ssl
 import httpx
 
 from scwadd_sandbox import documents
+from scwadd_sandbox.faults import malformed_batch_list
 from scwadd_sandbox.state import BatchJob, SandboxState
 
 log = logging.getLogger(__name__)
@@ -38,17 +41,20 @@ class Notifier:
     async def _deliver(self, job: BatchJob) -> None:
         decision = self.state.faults.decide_notification()
         try:
-            if decision.delay_seconds:
-                await asyncio.sleep(decision.delay_seconds)
+            delay = job.delay_seconds + decision.delay_seconds
+            if delay:
+                await asyncio.sleep(delay)
             if decision.lost:
                 job.notification = "lost"
-                log.info("notification for batch %s lost on purpose (fault)", job.bulk_id)
+                log.info("notification for batch %s lost on purpose (fault)", job.correlation_id)
                 return
             registration = self.state.registration(job.client_id)
             if registration is None:
                 job.notification = "failed: client no longer registered"
                 return
             body = documents.batch_list([self.result_url(job)])
+            if decision.malformed:
+                body = malformed_batch_list(body)
             context = ssl.create_default_context(cafile=str(self.state.config.ca_file))
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             async with httpx.AsyncClient(verify=context, timeout=30.0) as client:
@@ -65,7 +71,9 @@ class Notifier:
             job.notification = "delivered"
         except httpx.HTTPError as exc:
             job.notification = f"failed: {type(exc).__name__}"
-            log.warning("notification for batch %s failed: %s", job.bulk_id, type(exc).__name__)
+            log.warning(
+                "notification for batch %s failed: %s", job.correlation_id, type(exc).__name__
+            )
         finally:
             job.pending = False
             job.settled.set()

@@ -12,6 +12,7 @@ import enum
 import hashlib
 import itertools
 import math
+import random
 import secrets
 import threading
 import time
@@ -20,7 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scwadd_sandbox.config import RateLimits, Registration, SandboxConfig
-from scwadd_sandbox.data import PACIFIC, Customer, build_customers, default_data_end
+from scwadd_sandbox.data import (
+    PACIFIC,
+    Customer,
+    build_customers,
+    ceil_pacific_midnight,
+    default_data_end,
+    pacific_midnight_days_before,
+    whole_days,
+)
 from scwadd_sandbox.faults import FaultInjector
 
 # Function blocks PG&E grants for interval electricity (its published example) and gas.
@@ -118,20 +127,45 @@ class ConsentRequest:
     created_at: float
 
 
+class BatchKind(enum.StrEnum):
+    SUBSCRIPTION = "subscription"  # Batch/Subscription/{id}: one authorization's data
+    BULK = "bulk"  # Batch/Bulk/{BulkID}: every active subscription of the third party
+
+
 @dataclass
 class BatchJob:
-    bulk_id: str
+    """One asynchronous batch request: 202 now, a BatchList notification naming
+    ``Batch/Bulk/{bulk_id}?correlationID={correlation_id}`` later."""
+
     correlation_id: str
+    bulk_id: str
+    kind: BatchKind
     client_id: str
-    authorization_id: str
+    authorization_id: str | None  # None for a Bulk request
     published_min: int
     published_max: int
-    key: tuple[str, int, int]
+    key: tuple[str, ...]
+    delay_seconds: float = 0.0
     pending: bool = True
     notification: str = "scheduled"  # delivered / lost / failed: <reason> / scheduled
     deliveries: int = 0
     # Set once the notification was sent, lost or failed; tests and tools wait on it.
     settled: threading.Event = field(default_factory=threading.Event)
+
+    def public_view(self) -> dict[str, Any]:
+        return {
+            "correlation_id": self.correlation_id,
+            "bulk_id": self.bulk_id,
+            "kind": str(self.kind),
+            "client_id": self.client_id,
+            "authorization_id": self.authorization_id,
+            "published_min": self.published_min,
+            "published_max": self.published_max,
+            "delay_seconds": self.delay_seconds,
+            "pending": self.pending,
+            "notification": self.notification,
+            "deliveries": self.deliveries,
+        }
 
 
 class RateLimiter:
@@ -154,8 +188,11 @@ class RateLimiter:
         end = int(reset.timestamp())
         return end // 3600, end
 
-    def check(self, client_id: str) -> float | None:
-        """Count one call; ``None`` if allowed, else the seconds to wait (Retry-After)."""
+    def check(self, client_id: str, admit: bool = False) -> float | None:
+        """Count one call; ``None`` if within the limits, else the seconds until it would be.
+
+        A call over the limits is not counted unless ``admit`` (the ``lenient`` profile serves
+        it, so it uses the budget like any other)."""
         now = self._clock()
         recent = self._recent.setdefault(client_id, collections.deque())
         while recent and recent[0] <= now - 3600:
@@ -174,11 +211,11 @@ class RateLimiter:
         )
         if in_last_second >= self.limits.per_second:
             waits.append(recent[-self.limits.per_second] + 1 - now)
-        if waits:
+        if waits and not admit:
             return max(waits)
         recent.append(now)
         self._day[client_id] = (day_index, day_count + 1)
-        return None
+        return max(waits) if waits else None
 
 
 def retry_after_header(seconds: float) -> str:
@@ -210,6 +247,10 @@ class SandboxState:
         default_factory=collections.Counter
     )
     responses_by_status: collections.Counter[int] = field(default_factory=collections.Counter)
+    # Calls beyond the rate limits, per client: served (lenient) or refused (strict, unavailable).
+    over_limit_by_client: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Request paths with repeated slashes, served as if merged (tls.MergeSlashesMiddleware).
+    merged_slash_paths: int = 0
     _sequence: int = 0
 
     def __post_init__(self) -> None:
@@ -233,6 +274,32 @@ class SandboxState:
                 return record
         return None
 
+    def active_authorizations(self, client_id: str) -> list[AuthorizationRecord]:
+        """The third party's active subscriptions (what a Bulk request covers)."""
+        now = self.clock()
+        return [
+            record
+            for record in self.authorizations.values()
+            if record.client_id == client_id and record.active and record.expires_at > now
+        ]
+
+    def bulk_range(self, start: int, end: int) -> tuple[int, int] | None:
+        """A Bulk request's range: whole Pacific days inside the data that exists."""
+        if end <= start:
+            return None
+        first, last = whole_days(start, end)
+        first, last = max(first, self.data_start), min(last, self.data_end)
+        return (first, last) if last > first else None
+
+    def notification_delay(self) -> float:
+        """Seconds before a batch's notification leaves: uniform in the configured range,
+        reproducible from the seed and the batch's number."""
+        low, high = self.config.notification_delay
+        if high <= low:
+            return low
+        draw = random.Random(f"{self.config.seed}:notification-delay:{self._next_number()}")  # noqa: S311
+        return low + (high - low) * draw.random()
+
     @property
     def data_end(self) -> int:
         """Readings exist up to here: the configured end, or the start of today (Pacific), so a
@@ -241,7 +308,25 @@ class SandboxState:
 
     @property
     def data_start(self) -> int:
-        return self.data_end - self.config.data_days * 86400
+        """Pacific midnight ``data_days`` local days before ``data_end``."""
+        return pacific_midnight_days_before(self.data_end, self.config.data_days)
+
+    def history_start(self, record: AuthorizationRecord) -> int:
+        """The first whole Pacific day the authorization may read (its granted history)."""
+        return ceil_pacific_midnight(self.data_end - record.history_seconds)
+
+    def served_range(
+        self, record: AuthorizationRecord, start: int, end: int
+    ) -> tuple[int, int] | None:
+        """What the custodian serves for a request of [start, end): whole Pacific days (PG&E
+        serves whole days even when the range cuts one), inside the granted history and the
+        data that exists. None when nothing is left."""
+        if end <= start:
+            return None
+        first, last = whole_days(start, end)
+        first = max(first, self.data_start, self.history_start(record))
+        last = min(last, self.data_end)
+        return (first, last) if last > first else None
 
     def _next_number(self) -> int:
         self._sequence += 1
@@ -407,4 +492,6 @@ class SandboxState:
             "totals_by_client": {c: sum(e.values()) for c, e in by_client.items()},
             "totals_by_authorization": {a: sum(e.values()) for a, e in by_authorization.items()},
             "responses_by_status": {str(k): v for k, v in sorted(self.responses_by_status.items())},
+            "over_limit_by_client": dict(sorted(self.over_limit_by_client.items())),
+            "merged_slash_paths": self.merged_slash_paths,
         }

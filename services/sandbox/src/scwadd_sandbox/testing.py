@@ -19,7 +19,9 @@ Usage in a conftest.py::
 ``RunningSandbox`` carries the URLs (``web_url``, ``api_url``, ``authorize_url``, ``token_url``,
 ``espi_base``), the admin token, the default registration (``client_id``, ``client_secret``,
 ``redirect_uri``, ``notification_uri``), the dev PKI paths (``pki``) and the in-process
-``state`` for white-box assertions. Rate limits are lifted unless ``rate_limits`` is given.
+``state`` for white-box assertions. Rate limits are lifted unless ``rate_limits`` is given;
+notifications arrive after a short test delay (``TEST_NOTIFICATION_DELAY``) unless
+``notification_delay`` is given.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ from scwadd_sandbox.state import SandboxState
 
 DEFAULT_TEST_REDIRECT = "http://127.0.0.1:8080/OAuthCallback"
 DEFAULT_TEST_NOTIFICATION = "https://127.0.0.1:8081/espi/notify"
+# Late like PG&E's notifications, but short enough for a test suite (the command's default is
+# PG&E's 10-40 s); a test that needs another delay passes ``notification_delay=``.
+TEST_NOTIFICATION_DELAY = (0.2, 1.0)
 
 
 @dataclass
@@ -146,6 +151,7 @@ def start_sandbox(
         web_base_url=web_url,
         api_base_url=api_url,
         rate_limits=rate_limits or RateLimits.unlimited(),
+        notification_delay=TEST_NOTIFICATION_DELAY,
     )
     config = replace(config, **overrides)
     server = SandboxServer(

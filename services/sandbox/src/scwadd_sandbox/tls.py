@@ -10,7 +10,9 @@ client presented none).
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +62,26 @@ class TlsExtensionMiddleware:
             extensions = dict(scope.get("extensions") or {})
             extensions["tls"] = {"client_cert_chain": chain}
             scope = {**scope, "extensions": extensions}
+        await self.app(scope, receive, send)
+
+
+class MergeSlashesMiddleware:
+    """Serves ``resource//Batch/...`` as ``resource/Batch/...``.
+
+    PG&E documents nothing about it; the web servers in front of such APIs usually merge
+    repeated slashes (nginx's default ``merge_slashes on``), and a client's doubled slash from
+    joining a base URL ending in ``/`` has one meaning. Each merge is counted
+    (``/admin/calls``: ``merged_slash_paths``) and logged, without the path (it holds ids)."""
+
+    def __init__(self, app: ASGIApp, on_merge: Callable[[str], None]) -> None:
+        self.app = app
+        self.on_merge = on_merge
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = re.sub("/{2,}", "/", scope["path"])
+            self.on_merge(path)
+            scope = {**scope, "path": path, "raw_path": path.encode()}
         await self.app(scope, receive, send)
 
 

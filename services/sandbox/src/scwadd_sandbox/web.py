@@ -267,6 +267,8 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
     async def reset_calls(request: Request) -> dict[str, str]:
         admin(request)
         state.calls_by_client.clear()
+        state.over_limit_by_client.clear()
+        state.merged_slash_paths = 0
         state.calls_by_authorization.clear()
         state.responses_by_status.clear()
         return {"status": "reset"}
@@ -292,19 +294,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
     @app.get("/admin/batches")
     async def batches(request: Request) -> list[dict[str, Any]]:
         admin(request)
-        return [
-            {
-                "bulk_id": job.bulk_id,
-                "client_id": job.client_id,
-                "authorization_id": job.authorization_id,
-                "published_min": job.published_min,
-                "published_max": job.published_max,
-                "pending": job.pending,
-                "notification": job.notification,
-                "deliveries": job.deliveries,
-            }
-            for job in state.batches.values()
-        ]
+        return [job.public_view() for job in state.batches.values()]
 
     @app.get("/admin/truth")
     async def truth(
@@ -329,7 +319,9 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             record = state.authorization_by_subscription(subscription_id)
             chosen = record.customer if record else None
             if record is not None:
-                first = max(first, state.data_end - record.history_seconds)
+                # Exactly what the API serves for this range: whole days, clipped.
+                span = state.served_range(record, first, last)
+                first, last = span if span is not None else (first, first)
         else:
             chosen = state.customer(retail_customer_id or "")
         if chosen is None:
