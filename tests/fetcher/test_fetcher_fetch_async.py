@@ -168,7 +168,7 @@ async def test_unprocessed_batch_400_on_a_rerequest_is_waited_out_like_a_202(
     await assert_equals_truth(sandbox, observer, grant, outcome)
     statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
     assert int(statuses["400"]) >= 1  # "An unprocessed batch request ... already exists"
-    calls = calls_for(sandbox, grant.authorization_uri)
+    assert "BatchBulk" not in calls_for(sandbox, grant.authorization_uri)
     assert client_calls(sandbox)["BatchBulk"] == 1
     assert len(outcome.raw_objects) == 1
 

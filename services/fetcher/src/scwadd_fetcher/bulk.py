@@ -26,7 +26,6 @@ import asyncio
 import io
 import logging
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -157,15 +156,12 @@ class BulkRequests:
         correlation_ids: set[str] = set()
         log.info("one Bulk request for %d subscription(s)", len(current.members))
         for _ in range(1 + self.options.rerequests):
-            correlation_id = uuid.uuid4().hex
-            correlation_ids.add(correlation_id)
+            # The Bulk request carries no correlationID (with one, PG&E's Bulk URL names the
+            # data a notification announced); the custodian names the batch by its own id, so
+            # announced Bulk URLs are candidates, kept when they hold a waiting subscription.
             expectation = self.waiters.expect(correlation_ids, url, accepts_candidates=True)
             try:
-                params = {
-                    "published-min": str(window.start),
-                    "published-max": str(window.end),
-                    "correlationID": correlation_id,
-                }
+                params = {"published-min": str(window.start), "published-max": str(window.end)}
                 response = await self.session.call(
                     url,
                     params=params,

@@ -98,9 +98,10 @@ class SplitFeed:
     dropped_entries: int = 0  # neither under a Subscription nor a shared resource
 
 
-def _owner(entry: etree._Element) -> tuple[str, str | None]:
-    """("subscription", id), ("shared", None) or ("other", None), from the entry's self (or up)
-    link: ``.../Subscription/{id}/...`` belongs to that subscription (PG&E's resource paths)."""
+def _owner(entry: etree._Element) -> tuple[str, str | None, str | None]:
+    """("subscription", id, href), ("shared", None, href) or ("other", None, href), from the
+    entry's self (or up) link: ``.../Subscription/{id}/...`` belongs to that subscription (PG&E's
+    resource paths)."""
     href = None
     for rel in ("self", "up"):
         for link in entry.iterchildren(ATOM_LINK):
@@ -110,15 +111,15 @@ def _owner(entry: etree._Element) -> tuple[str, str | None]:
         if href:
             break
     if not href:
-        return "other", None
+        return "other", None, None
     parts = [p for p in urlsplit(href).path.split("/") if p]
     if "Subscription" in parts:
         index = parts.index("Subscription")
         if index + 1 < len(parts):
-            return "subscription", parts[index + 1]
+            return "subscription", parts[index + 1], href
     if any(part in SHARED_COLLECTIONS for part in parts):
-        return "shared", None
-    return "other", None
+        return "shared", None, href
+    return "other", None, href
 
 
 def split_by_subscription(body: bytes) -> SplitFeed:
@@ -131,6 +132,7 @@ def split_by_subscription(body: bytes) -> SplitFeed:
     """
     chunks: dict[str, list[bytes]] = {}
     shared: list[bytes] = []
+    shared_seen: set[str] = set()  # each subscription's tree may link the same shared entry
     dropped = 0
     events = etree.iterparse(
         io.BytesIO(body),
@@ -143,12 +145,13 @@ def split_by_subscription(body: bytes) -> SplitFeed:
     )
     try:
         for _event, entry in events:
-            kind, owner = _owner(entry)
-            text = etree.tostring(entry)
+            kind, owner, href = _owner(entry)
             if kind == "subscription" and owner is not None:
-                chunks.setdefault(owner, []).append(text)
+                chunks.setdefault(owner, []).append(etree.tostring(entry))
             elif kind == "shared":
-                shared.append(text)
+                if href not in shared_seen:
+                    shared_seen.add(str(href))
+                    shared.append(etree.tostring(entry))
             else:
                 dropped += 1
             entry.clear()

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy
 from scwadd_core.custodian import Custodian
@@ -54,6 +55,9 @@ from scwadd_fetcher.windows import DAY, history_period
 log = logging.getLogger(__name__)
 
 
+PUT_ATTEMPTS = 4
+
+
 class JobBusy(Exception):
     """Another replica holds this job's lease; the bus will offer the message again later."""
 
@@ -80,7 +84,18 @@ class ObjectStoreRaw:
         self._store = store
 
     async def put(self, name: str, data: bytes) -> None:
-        await self._store.put(name, data)
+        """Store ``data`` under ``name`` (a put under the same name replaces it). A chunk ack that
+        times out (a busy server, several large documents at once) is tried again a few times
+        here rather than costing the whole fetch a redelivery."""
+        for attempt in range(1, PUT_ATTEMPTS + 1):
+            try:
+                await self._store.put(name, data)
+                return
+            except NatsTimeoutError:
+                if attempt == PUT_ATTEMPTS:
+                    raise
+                log.warning("storing a raw document timed out; trying again (%d)", attempt)
+                await asyncio.sleep(attempt)
 
 
 class Fetcher:
