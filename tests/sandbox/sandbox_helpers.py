@@ -18,6 +18,7 @@ def consent(
     history: int = YEAR,
     state: str = "s-123",
     decision: str = "approve",
+    share: str = "all",
 ) -> httpx.Response:
     """Drive the real consent page as a browser would: GET the page, POST its form."""
     query = httpx.QueryParams(
@@ -36,6 +37,7 @@ def consent(
             profile=profile,
             history_days=history // 86400,
             decision=decision,
+            share=share,
         )
 
 
@@ -43,8 +45,13 @@ def query_of(location: str) -> dict[str, str]:
     return dict(httpx.URL(location).params)
 
 
-def approve(sandbox: RunningSandbox, profile: str = "electric-15min", history: int = YEAR) -> str:
-    response = consent(sandbox, profile, history)
+def approve(
+    sandbox: RunningSandbox,
+    profile: str = "electric-15min",
+    history: int = YEAR,
+    share: str = "all",
+) -> str:
+    response = consent(sandbox, profile, history, share=share)
     assert response.status_code == 302
     return query_of(response.headers["location"])["code"]
 
@@ -84,9 +91,13 @@ def exchange(sandbox: RunningSandbox, api: httpx.Client, code: str) -> Grant:
 
 
 def grant_for(
-    sandbox: RunningSandbox, api: httpx.Client, profile: str = "electric-15min", history: int = YEAR
+    sandbox: RunningSandbox,
+    api: httpx.Client,
+    profile: str = "electric-15min",
+    history: int = YEAR,
+    share: str = "all",
 ) -> Grant:
-    return exchange(sandbox, api, approve(sandbox, profile, history))
+    return exchange(sandbox, api, approve(sandbox, profile, history, share))
 
 
 def client_token(sandbox: RunningSandbox, api: httpx.Client) -> dict[str, str]:

@@ -57,7 +57,7 @@ def test_202_then_notification_then_the_feed(pki_dir: Path, receiver: Receiver) 
             assert kinds == ["0", "1"]
             # 48 hourly electric readings and 2 daily gas readings.
             assert len(list(root.iter(f"{ESPI}IntervalReading"))) == 50
-        [job] = sandbox.admin.get("/admin/batches").json()
+        [job] = _settled(sandbox)
         assert job["notification"] == "delivered" and job["pending"] is False
 
 

@@ -92,7 +92,7 @@ def test_token_endpoint_answers_pges_shapes(sandbox: RunningSandbox, api: httpx.
         f"{sandbox.espi_base}/Authorization/{grant.authorization_id}"
     )
     scope = body["scope"]
-    assert scope.startswith("FB=1_3_4_5_8_13_14_15_18_19_31_32_35_37_38_39_40_10;")
+    assert scope.startswith("FB=1_3_4_5_8_10_12_13_14_15_16_18_19_31_32_35_37_38_39_40_46;")
     assert "IntervalDuration=3600;" in scope
     assert f"HistoryLength={YEAR};" in scope
     assert response_headers_no_store(sandbox, api)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from lxml import etree
-from sandbox_helpers import grant_for
+from sandbox_helpers import client_token, grant_for
 from scwadd_sandbox.testing import RunningSandbox
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -324,3 +324,56 @@ def test_sample_data_test_token_path_local_time_collection_and_doubled_slash(
         _links(e, "self") for e in _entries(answers[1].content)
     ]
     assert sandbox.admin.get("/admin/calls").json()["merged_slash_paths"] == 1
+
+
+def _function_blocks(scope: str) -> set[int]:
+    [blocks] = [p[3:] for p in scope.split(";") if p.startswith("FB=")]
+    return {int(b) for b in blocks.split("_")}
+
+
+def test_the_granted_function_blocks_match_what_is_served(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    """FB 12 costs in readings, 15/16 UsageSummary (16: with billLastPeriod), 46 RetailCustomer:
+    a customer sharing usage only grants none of them, and none is served."""
+    # A whole billing month inside the granted year.
+    end = dt.datetime.fromtimestamp(sandbox.state.data_end, PACIFIC).date()
+    first = (end.replace(day=1) - dt.timedelta(days=40)).replace(day=1)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    month = {"published-min": _midnight(first), "published-max": _midnight(following)}
+    served = {}
+    for share in ("all", "usage"):
+        grant = grant_for(sandbox, api, "gas-electric", share=share)
+        blocks = _function_blocks(grant.body["scope"])
+        up = sandbox.state.authorizations[grant.authorization_id].usage_point_ids[0]
+        base = f"{sandbox.espi_base}/Subscription/{grant.subscription_id}/UsagePoint/{up}"
+        feed = api.get(
+            _batch(sandbox, grant.subscription_id, up), headers=grant.headers, params=month
+        )
+        readings = [r for b in _blocks(feed.content) for r in b[3]]
+        summary = api.get(f"{base}/UsageSummary", headers=grant.headers, params=month)
+        retail = api.get(
+            f"{sandbox.espi_base}/Batch/RetailCustomer/{grant.subscription_id}",
+            headers=grant.headers,
+        )
+        [point] = [e for e in _entries(feed.content) if _content(e).tag == f"{ESPI}UsagePoint"]
+        served[share] = {
+            "blocks": blocks,
+            "cost": all(r.find(f"{ESPI}cost") is not None for r in readings),
+            "no cost": all(r.find(f"{ESPI}cost") is None for r in readings),
+            "summary": summary.status_code,
+            "bill": b"billLastPeriod" in summary.content,
+            "retail": retail.status_code,
+            "summary link": f"{base}/UsageSummary" in _links(point, "related"),
+        }
+        authorization = api.get(
+            grant.body["authorizationURI"], headers=client_token(sandbox, api)
+        ).content
+        assert etree.fromstring(authorization).findtext(f".//{ESPI}scope") == grant.body["scope"]
+    everything, usage = served["all"], served["usage"]
+    assert {10, 12, 15, 16, 46} <= everything["blocks"]
+    assert everything["cost"] and everything["bill"] and everything["summary link"]
+    assert (everything["summary"], everything["retail"]) == (200, 200)
+    assert not usage["blocks"] & {12, 15, 16, 46} and 10 in usage["blocks"]
+    assert usage["no cost"] and not usage["summary link"]
+    assert (usage["summary"], usage["retail"]) == (403, 403)

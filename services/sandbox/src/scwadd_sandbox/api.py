@@ -36,6 +36,9 @@ from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import (
     CLIENT_SCOPE,
+    FB_RETAIL_CUSTOMER,
+    FB_USAGE_SUMMARY,
+    FB_USAGE_SUMMARY_COST,
     AuthorizationRecord,
     BatchJob,
     BatchKind,
@@ -317,7 +320,7 @@ def create_api_app(
         request: Request, subscription_id: str, usage_point_id: str
     ) -> Response:
         caller = await enter(request, "UsageSummary", (TokenClass.CUSTOMER,), subscription_id)
-        record = _must(caller.authorization)
+        record = _in_scope(_must(caller.authorization), FB_USAGE_SUMMARY, FB_USAGE_SUMMARY_COST)
         point = point_of(record, usage_point_id)
         fault = await _apply_faults(state, "UsageSummary")
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
@@ -477,7 +480,7 @@ def create_api_app(
     async def batch_retail_customer(request: Request, customer_id: str) -> Response:
         caller = await enter(request, "BatchRetailCustomer", (TokenClass.CUSTOMER,))
         fault = await _apply_faults(state, "BatchRetailCustomer")
-        record = _must(caller.authorization)
+        record = _in_scope(_must(caller.authorization), FB_RETAIL_CUSTOMER)
         # PG&E's clients pass either the retail customer id or the subscription id here.
         if customer_id not in (record.customer.retail_customer_id, record.subscription_id):
             raise _text(403, "The access token does not grant access to this customer")
@@ -533,6 +536,14 @@ def create_api_app(
 def _must(record: AuthorizationRecord | None) -> AuthorizationRecord:
     if record is None:
         raise _text(403, "This resource needs a customer access token")
+    return record
+
+
+def _in_scope(record: AuthorizationRecord, *blocks: int) -> AuthorizationRecord:
+    """403 unless the granted scope holds one of ``blocks`` (PG&E documents no answer for a
+    resource outside the scope; 403 is the ESPI answer for a resource the token may not read)."""
+    if not record.grants(*blocks):
+        raise _text(403, "This resource is not within the granted scope")
     return record
 
 

@@ -120,6 +120,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write Authorization times in epoch milliseconds, as older PG&E documents do",
     )
     behaviour.add_argument(
+        "--state-file",
+        type=Path,
+        help="SQLite file keeping authorizations, tokens and batches across restarts "
+        "(default: memory only; use the same --seed and --customers)",
+    )
+    behaviour.add_argument(
         "--faults",
         help="fault settings as JSON or @file.json (docs/sandbox.md; admin: PUT /admin/faults)",
     )
@@ -185,6 +191,7 @@ def config_from_args(
         require_cert_in_handshake=not args.optional_client_cert,
         authorization_times_in_ms=args.authorization_times_in_ms,
         faults=faults,
+        state_file=args.state_file,
     )
     return config, notes
 

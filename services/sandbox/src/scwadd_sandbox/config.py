@@ -191,6 +191,9 @@ class SandboxConfig:
     # Older PG&E Authorization documents carry their times in epoch milliseconds.
     authorization_times_in_ms: bool = False
     faults: FaultConfig = field(default_factory=FaultConfig)
+    # SQLite file keeping authorizations, codes, tokens and batches across restarts (persist.py);
+    # None keeps them in memory only.
+    state_file: Path | None = None
 
     def registration(self, client_id: str) -> Registration | None:
         for registration in self.registrations:

@@ -43,7 +43,15 @@ from scwadd_espi.writer import (
 
 from scwadd_sandbox import data
 from scwadd_sandbox.config import Registration
-from scwadd_sandbox.state import CLIENT_SCOPE, AuthorizationRecord
+from scwadd_sandbox.state import (
+    CLIENT_SCOPE,
+    FB_COST,
+    FB_USAGE_SUMMARY,
+    FB_USAGE_SUMMARY_COST,
+    SHARE_CHOICES,
+    USAGE_FBS,
+    AuthorizationRecord,
+)
 
 STYLE: Final = "pge"
 # PG&E's Pacific time: UTC-8, DST +1 h from the 2nd Sunday of March to the 1st Sunday of November.
@@ -77,9 +85,15 @@ def reading_type(spec: data.ReadingSpec) -> ReadingType:
 
 
 def blocks(
-    seed: int, point: data.ServicePoint, meter: data.Meter, start: int, end: int
+    seed: int,
+    point: data.ServicePoint,
+    meter: data.Meter,
+    start: int,
+    end: int,
+    with_cost: bool = True,
 ) -> Iterator[IntervalBlock]:
-    """One IntervalBlock per Pacific day holding the readings that start in [start, end)."""
+    """One IntervalBlock per Pacific day holding the readings that start in [start, end);
+    readings carry ``cost`` only when ``with_cost`` (function block 12 granted)."""
     day_readings: list[IntervalReading] = []
     day = None
     for item in data.readings(seed, point, meter, start, end):
@@ -93,7 +107,7 @@ def blocks(
                 start=item.start,
                 duration=item.duration,
                 value=item.value,
-                cost=item.cost,
+                cost=item.cost if with_cost else None,
                 qualities=(item.quality,),
                 tou=item.tou,
             )
@@ -115,6 +129,7 @@ def usage_point_data(
     start: int,
     end: int,
     meters: Sequence[data.Meter] | None = None,
+    with_cost: bool = True,
 ) -> UsagePointData:
     chosen = point.meters if meters is None else meters
     return UsagePointData(
@@ -124,7 +139,7 @@ def usage_point_data(
             MeterReadingData(
                 id=meter.meter_reading_id,
                 reading_type=reading_type(meter.spec),
-                blocks=blocks(seed, point, meter, start, end),
+                blocks=blocks(seed, point, meter, start, end, with_cost),
                 reading_type_id=meter.spec.reading_type_id,
                 title=_meter_title(meter.spec),
             )
@@ -137,9 +152,10 @@ def usage_point_data(
 
 
 def usage_summaries(
-    seed: int, point: data.ServicePoint, start: int, end: int
+    seed: int, point: data.ServicePoint, start: int, end: int, with_cost: bool = True
 ) -> list[UsageSummary]:
-    """One summary per whole Pacific month in [start, end): consumption delivered and its cost."""
+    """One summary per whole Pacific month in [start, end): consumption delivered and, when
+    ``with_cost`` (function block 16), its cost."""
     meter = point.meters[0]  # the delivered (forward) series
     spec = meter.spec
     gas = spec.uom == data.UOM_THERM
@@ -150,7 +166,7 @@ def usage_summaries(
             UsageSummary(
                 status_time_stamp=following,
                 billing_period=DateTimeInterval(first, following - first),
-                bill_last_period=sum(r.cost for r in readings),
+                bill_last_period=sum(r.cost for r in readings) if with_cost else None,
                 currency=CURRENCY_USD,
                 overall_consumption_last_period=SummaryMeasurement(
                     power_of_ten_multiplier=spec.power_of_ten_multiplier,
@@ -177,7 +193,8 @@ def usage_summary_feed(
 ) -> bytes:
     paths = resource_paths(espi_base)
     point_data = usage_point_data(seed, point, 0, 0, meters=())
-    point_data.usage_summaries = usage_summaries(seed, point, start, end)
+    with_cost = record.grants(FB_USAGE_SUMMARY_COST)
+    point_data.usage_summaries = usage_summaries(seed, point, start, end, with_cost)
     entries = [
         entry
         for entry in usage_entries(
@@ -215,7 +232,10 @@ def _entries(
     paths = resource_paths(espi_base)
     entries = usage_entries(
         record.subscription_id,
-        [usage_point_data(seed, point, start, end, meters) for point in points],
+        [
+            usage_point_data(seed, point, start, end, meters, record.grants(FB_COST))
+            for point in points
+        ],
         style=STYLE,
         published=_published(record),
         updated=dt.datetime.now(dt.UTC).replace(microsecond=0),
@@ -230,7 +250,8 @@ def _entries(
             # PG&E's UsagePoint links its UsageSummary collection (and LocalTimeParameters/1).
             up_id = entry.self_href.rsplit("/", 1)[1]
             summaries = paths.usage_summaries(record.subscription_id, up_id)
-            if summaries not in entry.related:
+            granted = record.grants(FB_USAGE_SUMMARY, FB_USAGE_SUMMARY_COST)
+            if granted and summaries not in entry.related:
                 entry = dataclasses.replace(entry, related=(*entry.related, summaries))
         yield entry
 
@@ -553,6 +574,7 @@ def sample_feed(
         history_seconds=data_end - start,
         created_at=start,
         expires_at=data_end,
+        function_blocks=USAGE_FBS | SHARE_CHOICES["all"][1],
     )
     return usage_feed(espi_base, seed, sample, customer.service_points, start, data_end, self_href)
 

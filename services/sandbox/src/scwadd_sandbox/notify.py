@@ -40,6 +40,7 @@ class Notifier:
 
     async def _deliver(self, job: BatchJob) -> None:
         decision = self.state.faults.decide_notification()
+        stopped = False
         try:
             delay = job.delay_seconds + decision.delay_seconds
             if delay:
@@ -74,9 +75,16 @@ class Notifier:
             log.warning(
                 "notification for batch %s failed: %s", job.correlation_id, type(exc).__name__
             )
+        except asyncio.CancelledError:
+            # The sandbox is stopping: the batch stays pending (a restart with a state file
+            # sends its notification then).
+            stopped = True
+            raise
         finally:
-            job.pending = False
-            job.settled.set()
+            if not stopped:
+                job.pending = False
+                self.state.changed()
+                job.settled.set()
 
     async def drain(self) -> None:
         """Cancel deliveries still waiting (on shutdown)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 import ssl
@@ -13,13 +14,32 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from scwadd_sandbox.api import create_api_app
 from scwadd_sandbox.config import SandboxConfig
 from scwadd_sandbox.notify import Notifier
+from scwadd_sandbox.persist import StateStore
 from scwadd_sandbox.state import SandboxState
 from scwadd_sandbox.tls import ClientCertH11Protocol, server_context
 from scwadd_sandbox.web import create_web_app
+
+log = logging.getLogger(__name__)
+
+
+class _SaveAfterRequest:
+    """Hands the state to its store after each request (a no-op without ``--state-file``)."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope["type"] == "http":
+                self.state.changed()
 
 
 class _QuietServer(uvicorn.Server):
@@ -59,11 +79,20 @@ class SandboxServer:
     ) -> None:
         self.config = config
         self.state = state if state is not None else SandboxState(config)
+        self.store: StateStore | None = None
+        if config.state_file is not None:
+            self.store = StateStore(config.state_file)
+            restored = self.store.load(self.state)
+            log.info("restored %d records from the state file", restored)
+            store, kept = self.store, self.state
+            self.state.on_change = lambda: store.save(kept)
         self.web_socket = web_socket
         self.api_socket = api_socket
         self.notifier = Notifier(self.state)
-        self.api_app = create_api_app(config, self.state, self.notifier)
-        self.web_app = create_web_app(config, self.state)
+        self.api_app = _SaveAfterRequest(
+            create_api_app(config, self.state, self.notifier), self.state
+        )
+        self.web_app = _SaveAfterRequest(create_web_app(config, self.state), self.state)
         web_context = server_context(server_cert, server_key, client_ca=None)
         api_context = server_context(
             server_cert,
@@ -100,6 +129,11 @@ class SandboxServer:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
+        # Batches still pending when the sandbox stopped: their notification leaves now, late.
+        for job in list(self.state.batches.values()):
+            if job.pending:
+                job.delay_seconds = self.state.notification_delay()
+                self.notifier.schedule(job)
         watcher = asyncio.create_task(self._announce_started())
         try:
             await asyncio.gather(
@@ -109,6 +143,9 @@ class SandboxServer:
         finally:
             watcher.cancel()
             await self.notifier.drain()
+            if self.store is not None:
+                self.store.save(self.state)
+                self.store.close()
 
     async def _announce_started(self) -> None:
         while not (self.web.started and self.api.started):

@@ -32,9 +32,22 @@ from scwadd_sandbox.data import (
 )
 from scwadd_sandbox.faults import FaultInjector
 
-# Function blocks PG&E grants for interval electricity (its published example) and gas.
-ELECTRIC_FB = "1_3_4_5_8_13_14_15_18_19_31_32_35_37_38_39_40"
-GAS_FB = "10"
+# Green Button function blocks in the granted scope (``FB=..``), and what each lets the third
+# party read here. The usage blocks are PG&E's published example without 15 (usage summary).
+USAGE_FBS = frozenset({1, 3, 4, 5, 8, 13, 14, 18, 19, 31, 32, 35, 37, 38, 39, 40})
+FB_GAS = 10
+FB_COST = 12  # cost of interval data: IntervalReading/cost
+FB_USAGE_SUMMARY = 15
+FB_USAGE_SUMMARY_COST = 16  # UsageSummary with billLastPeriod
+FB_RETAIL_CUSTOMER = 46  # PG&E's block for Batch/RetailCustomer
+# What the customer chooses to share on the consent page, and the blocks it adds.
+SHARE_CHOICES: dict[str, tuple[str, frozenset[int]]] = {
+    "all": (
+        "Usage, costs, bill summaries and account details (name, service addresses)",
+        frozenset({FB_COST, FB_USAGE_SUMMARY, FB_USAGE_SUMMARY_COST, FB_RETAIL_CUSTOMER}),
+    ),
+    "usage": ("Usage only", frozenset()),
+}
 CLIENT_SCOPE = "FB=34_35"
 
 HISTORY_CHOICES: tuple[tuple[int, str], ...] = (
@@ -59,6 +72,7 @@ class AuthorizationRecord:
     history_seconds: int
     created_at: int
     expires_at: int
+    function_blocks: frozenset[int] = frozenset()
     status: str = "active"  # or "revoked"
     revoked_at: int | None = None
     revoked_by: str | None = None
@@ -66,6 +80,10 @@ class AuthorizationRecord:
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def grants(self, *blocks: int) -> bool:
+        """True when the granted scope holds any of these function blocks."""
+        return any(block in self.function_blocks for block in blocks)
 
     @property
     def usage_point_ids(self) -> tuple[str, ...]:
@@ -251,12 +269,19 @@ class SandboxState:
     over_limit_by_client: collections.Counter[str] = field(default_factory=collections.Counter)
     # Request paths with repeated slashes, served as if merged (tls.MergeSlashesMiddleware).
     merged_slash_paths: int = 0
-    _sequence: int = 0
+    sequence: int = 0
+    # Called after every change worth keeping (the SQLite store when --state-file is set).
+    on_change: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.customers = build_customers(self.config.seed, self.config.customers)
         self.faults = FaultInjector(self.config.faults)
         self.limiter = RateLimiter(self.config.rate_limits, self.clock)
+
+    def changed(self) -> None:
+        """Something durable may have changed: hand it to the store, if there is one."""
+        if self.on_change is not None:
+            self.on_change()
 
     # -- lookups -------------------------------------------------------------------------
     def customer(self, retail_customer_id: str) -> Customer | None:
@@ -329,8 +354,8 @@ class SandboxState:
         return (first, last) if last > first else None
 
     def _next_number(self) -> int:
-        self._sequence += 1
-        return self._sequence
+        self.sequence += 1
+        return self.sequence
 
     # -- consent -------------------------------------------------------------------------
     def open_consent(self, request: ConsentRequest) -> str:
@@ -339,7 +364,11 @@ class SandboxState:
         return request_id
 
     def authorize(
-        self, request: ConsentRequest, customer: Customer, history_seconds: int
+        self,
+        request: ConsentRequest,
+        customer: Customer,
+        history_seconds: int,
+        share: str = "all",
     ) -> tuple[AuthorizationRecord, str]:
         """The customer approved: a new authorization (cancelling this client's previous one
         for the same customer, as PG&E does on re-authorization) and a one-time code."""
@@ -351,6 +380,7 @@ class SandboxState:
                 and previous.customer.retail_customer_id == customer.retail_customer_id
             ):
                 self.revoke(previous, by="reauthorization")
+        blocks = self.function_blocks_for(customer, share)
         number = self._next_number()
         digest = hashlib.sha256(f"{self.config.seed}:{number}:{now}".encode()).hexdigest()
         record = AuthorizationRecord(
@@ -358,7 +388,8 @@ class SandboxState:
             subscription_id=str(int(digest[8:16], 16) % 9000000 + 1000000),
             client_id=request.client_id,
             customer=customer,
-            scope=self.scope_for(customer, history_seconds),
+            scope=self.scope_for(customer, history_seconds, blocks),
+            function_blocks=blocks,
             history_seconds=history_seconds,
             created_at=now,
             expires_at=now + 365 * 86400,
@@ -374,9 +405,15 @@ class SandboxState:
         return record, code
 
     @staticmethod
-    def scope_for(customer: Customer, history_seconds: int) -> str:
+    def function_blocks_for(customer: Customer, share: str) -> frozenset[int]:
+        """The blocks granted when ``customer`` shares ``share`` (a ``SHARE_CHOICES`` key)."""
         kinds = {point.kind for point in customer.service_points}
-        blocks = ELECTRIC_FB + ("_" + GAS_FB if 1 in kinds else "")
+        gas = {FB_GAS} if 1 in kinds else set()
+        return USAGE_FBS | gas | SHARE_CHOICES[share][1]
+
+    @staticmethod
+    def scope_for(customer: Customer, history_seconds: int, blocks: frozenset[int]) -> str:
+        """PG&E's scope grammar: ``FB=1_3_..;IntervalDuration=..;BlockDuration=Daily;..``."""
         intervals = sorted(
             {
                 meter.spec.interval_length
@@ -385,7 +422,7 @@ class SandboxState:
                 if not meter.spec.daily
             }
         )
-        parts = [f"FB={blocks}"]
+        parts = ["FB=" + "_".join(str(block) for block in sorted(blocks))]
         if intervals:
             parts.append("IntervalDuration=" + "_".join(str(i) for i in intervals))
         parts += [

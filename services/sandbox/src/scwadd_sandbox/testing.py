@@ -214,13 +214,15 @@ def submit_consent(
     profile: str = "electric-15min",
     history_days: int = 365,
     decision: str = "approve",
+    share: str = "all",
 ) -> httpx.Response:
     """Do what a customer does on the consent page, through the page itself.
 
     GETs ``authorize_url`` (the full myAuthorization URL a third party redirected to), picks the
     customer whose profile is ``profile`` and the history choice nearest ``history_days`` from the
-    page's own form, and posts it. Returns the answer unfollowed: a 302 to the redirect URI, or
-    the page's 400. ``web`` must trust the sandbox CA (``RunningSandbox.web_client()`` does).
+    page's own form, and what to share (``share``: ``"all"`` or ``"usage"``), and posts it.
+    Returns the answer unfollowed: a 302 to the redirect URI, or the page's 400. ``web`` must
+    trust the sandbox CA (``RunningSandbox.web_client()`` does).
     """
     page = web.get(authorize_url, follow_redirects=False)
     if page.status_code != 200:
@@ -240,6 +242,7 @@ def submit_consent(
             "decision": decision,
             "customer": html.unescape(customers[profile]),
             "history": str(history),
+            "share": share,
         },
         follow_redirects=False,
     )

@@ -19,7 +19,13 @@ from scwadd_sandbox import data
 from scwadd_sandbox.api import parse_time
 from scwadd_sandbox.config import AUTHORIZE_PATH, SandboxConfig
 from scwadd_sandbox.faults import FaultConfig
-from scwadd_sandbox.state import HISTORY_CHOICES, ConsentRequest, SandboxState
+from scwadd_sandbox.state import (
+    FB_COST,
+    HISTORY_CHOICES,
+    SHARE_CHOICES,
+    ConsentRequest,
+    SandboxState,
+)
 
 CONSENT_LIFETIME = 1800
 TRUTH_MAX_DAYS = 800
@@ -61,6 +67,12 @@ _CONSENT = _templates.from_string(
 {% for seconds, label in history_choices %}
 <label><input type="radio" name="history" value="{{ seconds }}"
  {% if loop.index == 2 %}checked{% endif %}> {{ label }}</label>
+{% endfor %}
+</fieldset>
+<fieldset><legend>What to share</legend>
+{% for value, label in share_choices %}
+<label><input type="radio" name="share" value="{{ value }}"
+ {% if loop.first %}checked{% endif %}> {{ label }}</label>
 {% endfor %}
 </fieldset>
 <button type="submit" name="decision" value="approve">Approve</button>
@@ -172,6 +184,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             request_id=request_id,
             customers=state.customers,
             history_choices=HISTORY_CHOICES,
+            share_choices=[(key, label) for key, (label, _blocks) in SHARE_CHOICES.items()],
             action=AUTHORIZE_PATH,
             error=error,
         )
@@ -190,6 +203,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
         decision: Annotated[str, Form()] = "",
         customer: Annotated[str, Form()] = "",
         history: Annotated[str, Form()] = "",
+        share: Annotated[str, Form()] = "all",
     ) -> Response:
         _expire_consents(state)
         pending = state.consent_requests.get(request_id)
@@ -202,12 +216,20 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             )
         chosen = state.customer(customer)
         allowed = {str(seconds) for seconds, _label in HISTORY_CHOICES}
-        if decision != "approve" or chosen is None or history not in allowed:
+        if (
+            decision != "approve"
+            or chosen is None
+            or history not in allowed
+            or share not in SHARE_CHOICES
+        ):
             return _consent_page(
-                pending.client_id, request_id, "Choose a customer and a history length.", 400
+                pending.client_id,
+                request_id,
+                "Choose a customer, a history length and what to share.",
+                400,
             )
         del state.consent_requests[request_id]
-        record, code = state.authorize(pending, chosen, int(history))
+        record, code = state.authorize(pending, chosen, int(history), share)
         preferred = _preferred_end(pending.scope)
         if preferred is not None and preferred > record.created_at:
             record.expires_at = preferred
@@ -315,9 +337,11 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
         if last <= first or last - first > TRUTH_MAX_DAYS * 86400:
             return JSONResponse({"error": "bad range"}, status_code=400)
         chosen: data.Customer | None
+        with_cost = True
         if subscription_id is not None:
             record = state.authorization_by_subscription(subscription_id)
             chosen = record.customer if record else None
+            with_cost = record is None or record.grants(FB_COST)
             if record is not None:
                 # Exactly what the API serves for this range: whole days, clipped.
                 span = state.served_range(record, first, last)
@@ -328,7 +352,7 @@ def create_web_app(config: SandboxConfig, state: SandboxState | None = None) -> 
             return JSONResponse({"error": "unknown customer or subscription"}, status_code=404)
         first = max(first, state.data_start)
         last = min(last, state.data_end)
-        return JSONResponse(_truth(config.seed, chosen, first, last, usage_point_id))
+        return JSONResponse(_truth(config.seed, chosen, first, last, usage_point_id, with_cost))
 
     return app
 
@@ -376,8 +400,14 @@ def _meter_view(meter: data.Meter) -> dict[str, Any]:
 
 
 def _truth(
-    seed: int, customer: data.Customer, start: int, end: int, usage_point_id: str | None
+    seed: int,
+    customer: data.Customer,
+    start: int,
+    end: int,
+    usage_point_id: str | None,
+    with_cost: bool = True,
 ) -> dict[str, Any]:
+    """Every reading in [start, end); ``cost`` is None where the grant does not cover costs."""
     points = []
     for point in customer.service_points:
         if usage_point_id is not None and point.usage_point_id != usage_point_id:
@@ -392,7 +422,7 @@ def _truth(
                         "value": r.value,
                         "quality": r.quality,
                         "tou": r.tou,
-                        "cost": r.cost,
+                        "cost": r.cost if with_cost else None,
                     }
                     for r in data.readings(seed, point, meter, start, end)
                 ]
