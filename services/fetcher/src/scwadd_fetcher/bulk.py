@@ -124,10 +124,11 @@ class BulkRequests:
         try:
             await self._serve(current)
         except BaseException as error:
+            # A cancelled round (shutdown) is no answer from the custodian: its jobs raise
+            # something other than PermanentError, so their grants are redelivered, not failed.
+            interrupted = RuntimeError("the Bulk round was interrupted")
             for future in current.waiting().values():
-                future.set_exception(
-                    error if isinstance(error, Exception) else PermanentError("shutting down")
-                )
+                future.set_exception(error if isinstance(error, Exception) else interrupted)
             if not isinstance(error, Exception):
                 raise
         finally:
