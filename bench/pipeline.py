@@ -9,7 +9,10 @@ threads, each a browser with its own cookies, go through the real pages at the s
 Per customer: from the moment its browser sends the OAuth callback to the moment its CSV is stored
 in the export bucket (the object's store time, as the files service lists it), and to the moment
 its status page reports "done" (CSV delivered and grant revoked; polled every half second).
-Custodian calls come from the sandbox's own counters (admin API).
+Custodian calls come from the sandbox's own counters (admin API), every call of our client ID
+counted: the token endpoint (code exchanges, client tokens), client-token calls (Bulk,
+Authorization, revocations) and customer-token calls. The run is made twice, each on a fresh
+system: with the default `BATCH_SCOPE=usagepoint` and with `BATCH_SCOPE=bulk`.
 
 `python -m bench.pipeline` runs this benchmark alone and replaces only its own section of
 docs/benchmarks.md; `make bench` runs every benchmark and rewrites the whole document.
