@@ -171,7 +171,7 @@ class BulkRequests:
                     ok=(200, 202, 204, 400),
                 )
                 if response.status_code == 200:
-                    self._deliver(current, response.content, exact=True)
+                    await self._deliver(current, response.content, exact=True)
                     return
                 if response.status_code == 204:
                     for future in current.waiting().values():
@@ -212,14 +212,16 @@ class BulkRequests:
                         for future in current.waiting().values():
                             future.set_result(b"")
                     continue
-                self._deliver(current, answer.content, exact=item.exact)
+                await self._deliver(current, answer.content, exact=item.exact)
             if not current.waiting():
                 return True
         return False
 
-    def _deliver(self, current: _Round, body: bytes, *, exact: bool) -> None:
+    async def _deliver(self, current: _Round, body: bytes, *, exact: bool) -> None:
         try:
-            split = split_by_subscription(body)
+            # Every subscription's year: seconds of parsing, kept off the event loop (leases,
+            # NATS acks and the other jobs go on meanwhile).
+            split = await asyncio.to_thread(split_by_subscription, body)
         except MalformedDocument as error:
             log.warning("a Bulk document could not be cut per subscription: %s", error)
             return

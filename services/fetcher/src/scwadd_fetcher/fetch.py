@@ -7,6 +7,7 @@ announced resource) — 2 or 3, against the original's 16.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -298,7 +299,8 @@ class JobFetch:
             return None
         if answer.status_code == 204:
             return b"" if item.exact else None
-        part = split_by_subscription(answer.content).parts.get(self._subscription_id)
+        split = await asyncio.to_thread(split_by_subscription, answer.content)
+        part = split.parts.get(self._subscription_id)
         if part is None and not item.exact:
             return None
         return part or b""
