@@ -62,8 +62,13 @@ def test_consent_becomes_a_csv_equal_to_the_truth_and_a_revoked_grant(
     assert grant["status"] == "revoked", "the custodian must show the authorization revoked"
     assert grant["revoked_by"] == "third_party"
 
-    rows, _manifest = system.export_for(grant["subscription_id"])
+    rows, manifest = system.export_for(grant["subscription_id"])
     assert rows, "the export has rows"
+    # Whole-day blocks, DST days (82800/90000 s for daily gas): no gap, no false gap, no
+    # duplicate row.
+    assert manifest["gap_count"] == 0, manifest["usage_points"]
+    keys = [(r["usage_point_id"], r["interval_start_utc"], r["duration_seconds"]) for r in rows]
+    assert len(keys) == len(set(keys))
     starts = [epoch(r["interval_start_utc"]) for r in rows]
     expected = truth_by_interval(system, grant["subscription_id"], min(starts), max(starts) + 86400)
     got = {(r["usage_point_id"], epoch(r["interval_start_utc"])): r for r in rows}
@@ -117,6 +122,55 @@ def test_duplicated_notifications_change_nothing(system: System) -> None:
             owners.append(client.get(str(entry["name"])).json().get("subscription_id"))
     assert owners.count(grant["subscription_id"]) == 1, "one export, not one per notification"
     assert grant["status"] == "revoked"
+
+
+def assert_csv_is_the_truth(system: System, grant: dict[str, Any]) -> None:
+    rows, manifest = system.export_for(grant["subscription_id"])
+    assert rows and manifest["gap_count"] == 0
+    starts = [epoch(r["interval_start_utc"]) for r in rows]
+    expected = truth_by_interval(system, grant["subscription_id"], min(starts), max(starts) + 86400)
+    got = {(r["usage_point_id"], epoch(r["interval_start_utc"])): r for r in rows}
+    assert set(got) == set(expected)
+    for key, row in got.items():
+        assert Decimal(row["delivered"] or "0") == expected[key].get("delivered", Decimal(0))
+        assert Decimal(row["received"] or "0") == expected[key].get("received", Decimal(0))
+    assert {point for point, _ in got} == set(grant["usage_point_ids"])
+
+
+def test_a_malformed_notification_is_recovered_and_the_bulk_url_followed(system: System) -> None:
+    # Batch/Subscription: 202, then a BatchList naming .../Batch/Bulk/{BulkID}?correlationID=..
+    # sent the way PG&E once did, not well-formed XML (a literal backslash-n after the
+    # declaration). The fetcher reads it leniently, says so, and fetches with the client token.
+    profile = "gas-electric"
+    system.stack.restart_service("fetcher", {"BATCH_SCOPE": "subscription"})
+    system.sandbox.admin.put(
+        "/admin/faults", json={"notifications": {"malformed_rate": 1.0}}
+    ).raise_for_status()
+    try:
+        _consent, view = system.consent(profile)
+    finally:
+        system.sandbox.admin.put("/admin/faults", json={}).raise_for_status()
+        system.stack.restart_service("fetcher")
+    assert view["phase"] == "done", view
+    grant = system.authorization_for(profile)
+    assert grant["status"] == "revoked"
+    assert_csv_is_the_truth(system, grant)
+    assert "not well-formed XML was recovered" in system.log_text()
+
+
+def test_bulk_scope_completes_with_the_client_token_only(system: System) -> None:
+    profile = "multi-site"
+    system.stack.restart_service("fetcher", {"BATCH_SCOPE": "bulk", "BULK_GATHER_SECONDS": "1"})
+    try:
+        _consent, view = system.consent(profile)
+    finally:
+        system.stack.restart_service("fetcher")
+    assert view["phase"] == "done", view
+    grant = system.authorization_for(profile)
+    assert grant["status"] == "revoked" and grant["revoked_by"] == "third_party"
+    assert_csv_is_the_truth(system, grant)
+    calls = system.sandbox.state.call_report()["by_authorization"][grant["authorization_id"]]
+    assert "BatchSubscriptionUsagePoint" not in calls and "UsagePoint" not in calls
 
 
 def test_duplicated_callback_changes_nothing(system: System) -> None:

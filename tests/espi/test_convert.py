@@ -459,3 +459,42 @@ def test_readings_a_row_cannot_hold_are_refused(tmp_path, reading, problem) -> N
     data = feed_bytes([usage_point("UP1", [("MR", ELECTRIC, [block])])], validate=False)
     with pytest.raises(EspiParseError, match=problem):
         convert([data], io.BytesIO())
+
+
+def _daily_gas_blocks(first: date, days: int, missing: frozenset[int] = frozenset()) -> list:
+    """PG&E's daily gas: one reading per local day, starting one second after local midnight,
+    23 or 25 hours long on the days daylight saving time starts or ends."""
+    from scwadd_espi.sample import local_days
+
+    blocks = []
+    for index, (start, end) in enumerate(local_days(first, days, PACIFIC)):
+        if index in missing:
+            continue
+        reading = IntervalReading(start + 1, end - start, 1000 + index, None, ())
+        blocks.append(IntervalBlock(DateTimeInterval(start + 1, end - start), [reading]))
+    return blocks
+
+
+def test_daily_gas_over_both_dst_days_has_no_false_gap(tmp_path) -> None:
+    blocks = _daily_gas_blocks(date(2024, 1, 1), 366)
+    durations = {b.interval.duration for b in blocks}
+    assert durations == {82800, 86400, 90000}, "the year crosses both DST days"
+    source = write(
+        tmp_path,
+        "gas.xml",
+        feed_bytes([usage_point("UP1", [("MR", GAS, blocks)], kind=1)]),
+    )
+    report = convert([source], tmp_path / "out.csv")
+    assert report.rows == 366
+    assert report.gap_count == 0, report.usage_points[0].gaps
+
+
+def test_daily_gas_gap_next_to_a_dst_day_is_still_reported(tmp_path) -> None:
+    # 2024-03-10 is the spring DST day (index 69 from Jan 1); the day after it is missing.
+    blocks = _daily_gas_blocks(date(2024, 1, 1), 120, missing=frozenset({70}))
+    source = write(
+        tmp_path, "gas.xml", feed_bytes([usage_point("UP1", [("MR", GAS, blocks)], kind=1)])
+    )
+    point = convert([source], tmp_path / "out.csv").usage_points[0]
+    assert point.gap_count == 1 and point.gap_seconds == 86400
+    assert point.gaps[0].start_utc == "2024-03-11T07:00:01Z"

@@ -169,3 +169,10 @@ def calls_for(sandbox: RunningSandbox, authorization_uri: str) -> dict[str, int]
     authorization_id = authorization_uri.rstrip("/").rsplit("/", 1)[-1]
     report = sandbox.admin.get("/admin/calls").json()
     return dict(report["by_authorization"].get(authorization_id, {}))
+
+
+def client_calls(sandbox: RunningSandbox) -> dict[str, int]:
+    """The sandbox's count of calls made with our client token (Bulk, Authorization, ...) and to
+    the token endpoint, by endpoint."""
+    report = sandbox.admin.get("/admin/calls").json()
+    return dict(report["by_client"].get(sandbox.client_id, {}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 
 import pytest
@@ -10,6 +12,7 @@ from fetcher_harness import assert_equals_truth, calls_for, running_fetcher
 from prometheus_client import REGISTRY
 from scwadd_core.events import FetchCompleted, FetchFailed
 from scwadd_core.sealing import Keyring
+from scwadd_exporter.conversion import convert_documents
 from scwadd_fetcher.jobs import JobLedger
 from scwadd_fetcher.windows import DAY
 from scwadd_sandbox.config import RateLimits
@@ -27,7 +30,7 @@ def metric(endpoint: str, status: str) -> float:
 async def fetch_one(
     sandbox, observer, settings, sealing_keys, profile="electric-15min", before=None
 ):
-    tokens = await grant_tokens(sandbox, "electric-15min")
+    tokens = await grant_tokens(sandbox, profile)
     if before is not None:
         before(tokens)
     async with running_fetcher(settings) as runtime:
@@ -152,12 +155,27 @@ async def test_window_splitting_learned_from_the_custodian_leaves_no_gap(
 ):
     with make_sandbox(max_range_seconds=100 * DAY) as sandbox:
         settings = settings_for(sandbox)
-        grant, outcome, _job = await fetch_one(sandbox, observer, settings, sealing_keys)
+        grant, outcome, _job = await fetch_one(
+            sandbox, observer, settings, sealing_keys, profile="gas-electric"
+        )
         await assert_equals_truth(sandbox, observer, grant, outcome)
         calls = calls_for(sandbox, grant.authorization_uri)
+        documents = await observer.raw_documents(outcome.raw_objects)
+    # PG&E's blocks are whole local days even where a window cuts one, so consecutive windows
+    # overlap; the CSV still has each interval once, no gap, and no false gap at the DST days.
+    names = [f"{index}.xml" for index in range(len(documents))]
+    built = convert_documents(list(zip(names, documents, strict=True)), "default")
+    rows = list(csv.DictReader(io.StringIO(built.csv.decode("utf-8-sig"))))
+    keys = [(row["usage_point_id"], row["interval_start_utc"]) for row in rows]
+    assert len(keys) == len(set(keys)) == built.rows
+    assert built.manifest["gap_count"] == 0, built.manifest["usage_points"]
+    assert built.manifest["conflicts"] == 0
+    assert built.manifest["duplicates"] > 0, "the windows did overlap (whole days)"
     windows = sorted(
-        tuple(int(x) for x in name.rsplit("/", 1)[-1].removesuffix(".xml").split("-"))
-        for name in outcome.raw_objects
+        {  # the same windows for each meter
+            tuple(int(x) for x in name.rsplit("/", 1)[-1].removesuffix(".xml").split("-"))
+            for name in outcome.raw_objects
+        }
     )
     assert windows[0][0] == int(outcome.period_start.timestamp())
     assert windows[-1][1] == int(outcome.period_end.timestamp())
@@ -165,8 +183,8 @@ async def test_window_splitting_learned_from_the_custodian_leaves_no_gap(
         assert before[1] == after[0]
     assert all(end - start <= 100 * DAY for start, end in windows)
     assert len(windows) == 4  # 366 days in windows of at most 100
-    # One refused request taught the limit; then one call per window.
-    assert calls == {"UsagePoint": 1, "BatchSubscriptionUsagePoint": 5}
+    # One refused request taught the limit; then one call per window and meter.
+    assert calls == {"UsagePoint": 1, "BatchSubscriptionUsagePoint": 2 * 4 + 1}
 
 
 async def test_window_splitting_from_the_setting_costs_no_refusal(

@@ -76,6 +76,16 @@ _ENERGY_UNITS = {
     UnitOfMeasure.VARH,
 }
 _MAX_GAPS_LISTED = 200
+_DAY = 86_400
+_DST_SHIFT = 3_600
+
+
+def _series_of(duration: int) -> int:
+    """The series a reading's duration belongs to, for the gap check: readings of a local day
+    (86400 s; 82800 or 90000 s on the days daylight saving time starts or ends, as PG&E sends
+    daily gas readings) are one series, so a DST day is not taken for the end of one series and
+    the start of another (which reported both DST days of every 12-month gas feed as gaps)."""
+    return _DAY if abs(duration - _DAY) <= _DST_SHIFT else duration
 
 
 class _HashingWriter(io.RawIOBase):
@@ -561,7 +571,8 @@ def _write_rows(
         group_rows.clear()
         point.rows += written
         report.rows += written
-        previous_end = series_end.get(duration)
+        series = _series_of(duration)
+        previous_end = series_end.get(series)
         if previous_end is not None and start > previous_end:
             point.gap_count += 1
             point.gap_seconds += start - previous_end
@@ -572,7 +583,7 @@ def _write_rows(
             point.first_interval_start_utc = utc_text(start)
         end = start + duration
         if previous_end is None or end > previous_end:
-            series_end[duration] = end
+            series_end[series] = end
 
     def close_point() -> None:
         if current_point >= 0 and series_end:

@@ -1,16 +1,20 @@
 """What the fetcher needs to read in the custodian's documents, before the exporter parses them.
 
-Only three questions: which UsagePoints a subscription has, which resource URLs a BatchList
-announces, and whether a body is well-formed ESPI worth storing (and how many readings it
-holds, for the metric). All three are answered by the ESPI engine's streaming, hostile-input-safe
-parser (:mod:`scwadd_espi.parser`): by namespace URI, never by prefix, no DTD, no entities.
-"""
+Which UsagePoints a subscription has, which resource URLs a BatchList announces, whether a body
+is well-formed ESPI worth storing (and how many readings it holds, for the metric): answered by
+the ESPI engine's streaming, hostile-input-safe parser (:mod:`scwadd_espi.parser`), by namespace
+URI, never by prefix, no DTD, no entities. And which part of a Bulk answer is whose
+(:func:`split_by_subscription`, lxml's streaming parser with the same settings, on a body the
+engine has accepted)."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+from lxml import etree
 from scwadd_espi.model import BatchList, IntervalBlock, UsagePoint
 from scwadd_espi.parser import EspiParseError, ParsedEntry, iter_entries
 
@@ -75,3 +79,91 @@ def check_feed(body: bytes) -> int:
     if entries == 0 and b"feed" not in body[:2000]:
         raise MalformedDocument("the usage document holds no ESPI object")
     return readings
+
+
+ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"
+ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
+# Resources every subscription's entries refer to, not about one customer.
+SHARED_COLLECTIONS = frozenset({"ReadingType", "LocalTimeParameters", "ProgramIdMappings"})
+_FEED_START = b'<feed xmlns="http://www.w3.org/2005/Atom">'
+_FEED_END = b"</feed>"
+
+
+@dataclass
+class SplitFeed:
+    """A feed of several subscriptions (a Bulk answer) cut into one feed per subscription."""
+
+    parts: dict[str, bytes]
+    shared_entries: int = 0
+    dropped_entries: int = 0  # neither under a Subscription nor a shared resource
+
+
+def _owner(entry: etree._Element) -> tuple[str, str | None, str | None]:
+    """("subscription", id, href), ("shared", None, href) or ("other", None, href), from the
+    entry's self (or up) link: ``.../Subscription/{id}/...`` belongs to that subscription (PG&E's
+    resource paths)."""
+    href = None
+    for rel in ("self", "up"):
+        for link in entry.iterchildren(ATOM_LINK):
+            if link.get("rel") == rel and link.get("href"):
+                href = link.get("href")
+                break
+        if href:
+            break
+    if not href:
+        return "other", None, None
+    parts = [p for p in urlsplit(href).path.split("/") if p]
+    if "Subscription" in parts:
+        index = parts.index("Subscription")
+        if index + 1 < len(parts):
+            return "subscription", parts[index + 1], href
+    if any(part in SHARED_COLLECTIONS for part in parts):
+        return "shared", None, href
+    return "other", None, href
+
+
+def split_by_subscription(body: bytes) -> SplitFeed:
+    """Cut a feed holding several subscriptions' data (``Batch/Bulk/{BulkID}``: every active
+    subscription of the third party, ESPI / PG&E Share My Data) into one Atom feed per
+    subscription id. Entries of shared resources (ReadingType, LocalTimeParameters,
+    ProgramIdMappings) go into every part; entries that belong to neither (a RetailCustomer, say)
+    go into none, so no customer ever receives another's data. Call it on a body
+    :func:`check_feed` accepted; raises :class:`MalformedDocument` if it does not parse.
+    """
+    chunks: dict[str, list[bytes]] = {}
+    shared: list[bytes] = []
+    shared_seen: set[str] = set()  # each subscription's tree may link the same shared entry
+    dropped = 0
+    events = etree.iterparse(
+        io.BytesIO(body),
+        events=("end",),
+        tag=ATOM_ENTRY,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=True,
+    )
+    try:
+        for _event, entry in events:
+            kind, owner, href = _owner(entry)
+            if kind == "subscription" and owner is not None:
+                chunks.setdefault(owner, []).append(etree.tostring(entry))
+            elif kind == "shared":
+                if href not in shared_seen:
+                    shared_seen.add(str(href))
+                    shared.append(etree.tostring(entry))
+            else:
+                dropped += 1
+            entry.clear()
+            while entry.getprevious() is not None:
+                parent = entry.getparent()
+                if parent is None:
+                    break
+                del parent[0]
+    except etree.XMLSyntaxError as error:
+        raise MalformedDocument(f"the bulk document does not parse: {error}") from None
+    parts = {
+        owner: b"".join([_FEED_START, *shared, *texts, _FEED_END])
+        for owner, texts in chunks.items()
+    }
+    return SplitFeed(parts, shared_entries=len(shared), dropped_entries=dropped)

@@ -7,6 +7,7 @@ announced resource) — 2 or 3, against the original's 16.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -16,7 +17,13 @@ from typing import Literal, Protocol
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import EspiSession, PermanentError
-from scwadd_fetcher.documents import MalformedDocument, check_feed, usage_point_ids
+from scwadd_fetcher.bulk import BulkRequests
+from scwadd_fetcher.documents import (
+    MalformedDocument,
+    check_feed,
+    split_by_subscription,
+    usage_point_ids,
+)
 from scwadd_fetcher.notifications import Announced, BatchWaiters, Expectation
 from scwadd_fetcher.windows import DAY, Window, is_range_refusal, max_range_from_message, split
 
@@ -40,8 +47,9 @@ class FetchOptions:
     notification_timeout: float = 300.0
     rerequests: int = 2  # after a 202 whose notification never came
     # "usagepoint": Batch/Subscription/{id}/UsagePoint/{up}, synchronous at PG&E (200);
-    # "subscription": Batch/Subscription/{id}, one asynchronous request (202) for all meters.
-    batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
+    # "subscription": Batch/Subscription/{id}, one asynchronous request (202) for all meters;
+    # "bulk": Batch/Bulk/{BulkID} with the client token, one request for every job of a round.
+    batch_scope: Literal["usagepoint", "subscription", "bulk"] = "usagepoint"
 
 
 @dataclass
@@ -69,6 +77,24 @@ def subscription_id_from(resource_uri: str) -> str:
     raise ValueError("the resourceURI names no Subscription")
 
 
+def refusal_of(text: str, window: Window) -> Exception | None:
+    """What a 400 to a batch request means: None for "a batch is already being prepared" (wait
+    for it, PG&E's "An unprocessed batch request ... already exists"), :class:`RangeTooLong` for
+    a range the custodian finds too long, otherwise :class:`PermanentError`."""
+    if UNPROCESSED_BATCH in text.lower():
+        return None
+    if is_range_refusal(text):
+        learned = max_range_from_message(text)
+        if learned is None or learned >= window.seconds:
+            learned = window.seconds // 2
+        if learned < DAY:
+            return PermanentError("the utility refused even a one-day request for the data")
+        return RangeTooLong(learned)
+    return PermanentError(
+        "the utility's data service refused the request for the usage data: " + text.strip()[:200]
+    )
+
+
 def _check_usage_point_list(body: bytes) -> None:
     usage_point_ids(body)
 
@@ -86,8 +112,10 @@ class JobFetch:
         store: RawStore,
         options: FetchOptions,
         progress: Progress | None = None,
+        bulk: BulkRequests | None = None,
     ) -> None:
         self.job_id = job_id
+        self.bulk = bulk
         self.session = session
         self.waiters = waiters
         self.store = store
@@ -96,6 +124,7 @@ class JobFetch:
         self.outcome = FetchOutcome(max_range_seconds=options.max_range_seconds)
         self._consumed: set[str] = set()
         self._subscription_marker = b""
+        self._subscription_id = ""
 
     async def _say(self, message: str) -> None:
         if self.progress is not None:
@@ -104,6 +133,9 @@ class JobFetch:
     async def run(self, subscription_id: str) -> FetchOutcome:
         base = self.options.api_base.rstrip("/")
         self._subscription_marker = f"/Subscription/{subscription_id}/".encode()
+        self._subscription_id = subscription_id
+        if self.options.batch_scope == "bulk" and self.bulk is not None:
+            return await self._run_bulk(subscription_id)
         listing = await self.session.call(
             f"{base}/Subscription/{subscription_id}/UsagePoint",
             check_body=_check_usage_point_list,
@@ -122,6 +154,35 @@ class JobFetch:
             await self._say(f"Fetching meter {index + 1} of {len(ids)}.")
             url = f"{base}/Batch/Subscription/{subscription_id}/UsagePoint/{usage_point}"
             await self._fetch_period(url, f"usagepoint-{index}")
+        return self.outcome
+
+    async def _run_bulk(self, subscription_id: str) -> FetchOutcome:
+        """The history from the Bulk rounds this job joins (no call under the customer's token);
+        the UsagePoints are those in the data."""
+        assert self.bulk is not None
+        await self._say("Asking PG&E for your data together with other customers' requests.")
+        remaining = self.options.period
+        while remaining.start < remaining.end:
+            window = split(remaining, self.outcome.max_range_seconds)[0]
+            try:
+                part = await self.bulk.data_for(subscription_id, window)
+            except RangeTooLong as refusal:
+                self.outcome.max_range_seconds = refusal.max_seconds
+                continue
+            if part is None:
+                raise PermanentError(
+                    "the utility's bulk data did not include this customer's subscription"
+                )
+            if part:
+                for usage_point in usage_point_ids(part):
+                    if usage_point not in self.outcome.usage_points:
+                        self.outcome.usage_points.append(usage_point)
+                await self._store(self._object_name("bulk", window), part)
+            else:
+                self.outcome.empty_windows.append(window)
+            remaining = Window(window.end, remaining.end)
+        if not self.outcome.usage_points:
+            raise PermanentError("the utility shared no meter (UsagePoint) for this account")
         return self.outcome
 
     async def _fetch_period(self, url: str, label: str) -> None:
@@ -148,22 +209,6 @@ class JobFetch:
         self.outcome.readings += readings
         metrics.READINGS_FETCHED.inc(readings)
 
-    def _refusal(self, text: str, window: Window) -> Exception | None:
-        """What a 400 means: None for "a batch is already being prepared" (wait for it)."""
-        if UNPROCESSED_BATCH in text.lower():
-            return None
-        if is_range_refusal(text):
-            learned = max_range_from_message(text)
-            if learned is None or learned >= window.seconds:
-                learned = window.seconds // 2
-            if learned < DAY:
-                return PermanentError("the utility refused even a one-day request for the data")
-            return RangeTooLong(learned)
-        return PermanentError(
-            "the utility's data service refused the request for the usage data: "
-            + text.strip()[:200]
-        )
-
     async def _fetch_window(self, url: str, label: str, window: Window) -> None:
         correlation_ids: set[str] = set()
         for _ in range(1 + self.options.rerequests):
@@ -189,7 +234,7 @@ class JobFetch:
                     self.outcome.empty_windows.append(window)
                     return
                 if status == 400:
-                    refusal = self._refusal(response.text, window)
+                    refusal = refusal_of(response.text, window)
                     if refusal is not None:
                         raise refusal
                 # 202, or a batch of this data is already being prepared: wait for the BatchList.
@@ -227,6 +272,8 @@ class JobFetch:
 
     async def _get_announced(self, item: Announced) -> bytes | None:
         """The announced document (b"" when it holds no data), or None when it is not ours."""
+        if "/Batch/Bulk/" in item.url:
+            return await self._get_bulk(item)
         if not item.exact:
             # Somebody's batch: ours only if our customer's token may read it and it is about
             # our subscription.
@@ -238,13 +285,25 @@ class JobFetch:
             if answer.status_code == 200 and self._subscription_marker not in answer.content:
                 return None
         else:
-            answer = await self.session.call(
-                item.url,
-                client_token="/Batch/Bulk/" in item.url,
-                check_body=_check_feed,
-                ok=(200, 204),
-            )
+            answer = await self.session.call(item.url, check_body=_check_feed, ok=(200, 204))
         return answer.content if answer.status_code == 200 else b""
+
+    async def _get_bulk(self, item: Announced) -> bytes | None:
+        """A Bulk URL (PG&E names the answer to ``Batch/Subscription`` that way too): fetched
+        with the client token (a customer token gets 403), it may hold every active
+        subscription, so only our subscription's part is kept; None when it holds none of it."""
+        answer = await self.session.call(
+            item.url, client_token=True, check_body=_check_feed, ok=(200, 204, 403, 404)
+        )
+        if answer.status_code in (403, 404):
+            return None
+        if answer.status_code == 204:
+            return b"" if item.exact else None
+        split = await asyncio.to_thread(split_by_subscription, answer.content)
+        part = split.parts.get(self._subscription_id)
+        if part is None and not item.exact:
+            return None
+        return part or b""
 
 
 __all__ = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 import uuid
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import RetryPolicy
 from scwadd_fetcher.jobs import JobLedger
+from scwadd_fetcher.notify import NotifyLimits, SourceRateLimit
 from scwadd_fetcher.service import Fetcher, FetcherOptions, ObjectStoreRaw
 from scwadd_fetcher.settings import FetcherSettings
 
@@ -30,8 +32,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = "scwadd_fetcher.migrations"
 DURABLE = "fetcher"
-# A BatchList is a handful of URLs; anything bigger is not one.
-MAX_NOTIFICATION_BYTES = 1_000_000
 
 
 def migrate(settings: FetcherSettings) -> None:
@@ -47,24 +47,46 @@ def options_from(settings: FetcherSettings) -> FetcherOptions:
         notification_timeout=settings.BATCH_NOTIFICATION_TIMEOUT_SECONDS,
         rerequests=settings.BATCH_REREQUESTS,
         batch_scope=settings.BATCH_SCOPE,
+        bulk_gather_seconds=settings.BULK_GATHER_SECONDS,
+        bulk_id=settings.PGE_BULK_ID,
         concurrency=settings.FETCH_CONCURRENCY,
         retry=RetryPolicy(
             attempts=settings.FETCH_RETRY_ATTEMPTS,
             initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,
             max_wait=settings.FETCH_RETRY_MAX_SECONDS,
         ),
+        notify=NotifyLimits(
+            per_source_rate=settings.NOTIFY_RATE_PER_SECOND,
+            per_source_burst=settings.NOTIFY_BURST,
+        ),
     )
 
 
 def add_notify_route(app: FastAPI, fetcher: Fetcher) -> None:
+    limits = fetcher.notify_limits
+    rate_limit = SourceRateLimit(limits)
+
     @app.post("/espi/notify")
     async def notify(request: Request) -> Response:
         """The custodian's BatchList. Answered at once; the waiting job (on any replica) gets it
-        through ``batch.ready``."""
+        through ``batch.ready``. Bounded in rate (per sender and in all), size and resources."""
+        source = request.client.host if request.client else "unknown"
+        wait = rate_limit.allow(source)
+        if wait > 0:
+            metrics.BATCH_NOTIFICATIONS.labels("rate_limited").inc()
+            return Response(
+                "too many notifications\n",
+                status_code=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.max_bytes:
+            metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
+            return Response("a BatchList is never this large\n", status_code=413)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
-            if len(body) > MAX_NOTIFICATION_BYTES:
+            if len(body) > limits.max_bytes:
                 # Stop reading: an unauthenticated sender must not make us buffer gigabytes.
                 metrics.BATCH_NOTIFICATIONS.labels("refused").inc()
                 return Response("a BatchList is never this large\n", status_code=413)

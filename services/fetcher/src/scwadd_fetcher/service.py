@@ -22,9 +22,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy
 from scwadd_core.custodian import Custodian
@@ -45,13 +45,17 @@ from scwadd_core.sealing import Keyring, SealingError
 
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
-from scwadd_fetcher.documents import batch_list_resources
+from scwadd_fetcher.bulk import BulkOptions, BulkRequests
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
 from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
 from scwadd_fetcher.notifications import BatchWaiters
+from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_list
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
+
+
+PUT_ATTEMPTS = 4
 
 
 class JobBusy(Exception):
@@ -65,9 +69,12 @@ class FetcherOptions:
     max_range_days: int | None = None
     notification_timeout: float = 300.0
     rerequests: int = 2
-    batch_scope: Literal["usagepoint", "subscription"] = "usagepoint"
+    batch_scope: Literal["usagepoint", "subscription", "bulk"] = "usagepoint"
+    bulk_gather_seconds: float = 5.0
+    bulk_id: str | None = None
     concurrency: int = 4
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    notify: NotifyLimits = field(default_factory=NotifyLimits)
 
 
 class ObjectStoreRaw:
@@ -77,7 +84,18 @@ class ObjectStoreRaw:
         self._store = store
 
     async def put(self, name: str, data: bytes) -> None:
-        await self._store.put(name, data)
+        """Store ``data`` under ``name`` (a put under the same name replaces it). A chunk ack that
+        times out (a busy server, several large documents at once) is tried again a few times
+        here rather than costing the whole fetch a redelivery."""
+        for attempt in range(1, PUT_ATTEMPTS + 1):
+            try:
+                await self._store.put(name, data)
+                return
+            except NatsTimeoutError:
+                if attempt == PUT_ATTEMPTS:
+                    raise
+                log.warning("storing a raw document timed out; trying again (%d)", attempt)
+                await asyncio.sleep(attempt)
 
 
 class Fetcher:
@@ -98,6 +116,19 @@ class Fetcher:
         self.raw_store = raw_store
         self.options = options
         self.waiters = BatchWaiters()
+        # One Bulk round at a time per window, shared by this process's jobs (BATCH_SCOPE=bulk);
+        # its calls use the client token only.
+        self.bulk = BulkRequests(
+            EspiSession(custodian, AccessToken(custodian, "", None), options.retry),
+            self.waiters,
+            BulkOptions(
+                api_base=options.api_base,
+                gather_seconds=options.bulk_gather_seconds,
+                notification_timeout=options.notification_timeout,
+                rerequests=options.rerequests,
+                bulk_id=options.bulk_id,
+            ),
+        )
         # A fetch can take minutes (rate limit, 202 waits): a duplicate grant event offered while
         # another replica holds the job is handed back for long enough to see it finish.
         self.policy = ConsumerPolicy(
@@ -105,20 +136,49 @@ class Fetcher:
             backoff=(2.0, 5.0, 10.0, 30.0, 60.0),
             concurrency=options.concurrency,
         )
-        self._api_origin = _origin(options.api_base)
+        self.notify_limits = options.notify
 
     # -- batch notifications ---------------------------------------------------------------
 
     def accept_notification(self, body: bytes) -> BatchReady:
-        """Parse a BatchList POSTed to ``/espi/notify``; raises ValueError if it is not one.
+        """Read a BatchList POSTed to ``/espi/notify`` (:mod:`scwadd_fetcher.notify`); raises
+        ValueError, with a sentence for the sender, when it names nothing we may fetch.
 
-        Only URLs on the custodian's API host are kept: the notification is unauthenticated,
-        and we call what it names with the customer's token.
+        Only resource URLs of the shapes the custodian sends, on its API host, are kept: the
+        notification is unauthenticated, and we call what it names with our tokens. A body that
+        is not well-formed XML is read leniently (and logged) rather than lost.
         """
-        urls = batch_list_resources(body)
-        kept = [url for url in urls if _origin(url) == self._api_origin]
+        limits = self.notify_limits
+        read = read_batch_list(body)
+        if len(read.urls) > limits.max_resources:
+            raise ValueError(
+                f"a BatchList names at most {limits.max_resources} resources, not {len(read.urls)}"
+            )
+        kept: list[str] = []
+        refused: dict[str, int] = {}
+        for url in read.urls:
+            reason = check_resource_url(url, self.options.api_base)
+            if reason is None:
+                if url not in kept:
+                    kept.append(url)
+            else:
+                refused[reason] = refused.get(reason, 0) + 1
+        if refused:
+            log.warning(
+                "dropped %d resource URL(s) of a notification: %s",
+                sum(refused.values()),
+                "; ".join(f"{count} {reason}" for reason, count in sorted(refused.items())),
+            )
         if not kept:
-            raise ValueError("the BatchList names no resource on the custodian's API host")
+            raise ValueError("the BatchList names no batch resource on the custodian's API host")
+        if read.recovered is not None:
+            metrics.BATCH_NOTIFICATIONS.labels("recovered").inc()
+            log.warning(
+                "a notification that is not well-formed XML was recovered (%s): %d resource "
+                "URL(s) on the custodian's API host kept",
+                read.recovered,
+                len(kept),
+            )
         # Derived from the URLs: a duplicated notification is stored once by JetStream.
         return BatchReady(resource_urls=kept, event_id=stable_event_id("batch", *sorted(kept)))
 
@@ -221,6 +281,7 @@ class Fetcher:
                 batch_scope=self.options.batch_scope,
             ),
             progress=lambda message: self._progress(job_id, "fetching", message),
+            bulk=self.bulk,
         )
         try:
             outcome = await fetch.run(subscription_id)
@@ -279,11 +340,6 @@ class Fetcher:
 
 def _sealed(raw: str | None) -> SealedSecret | None:
     return SealedSecret.model_validate_json(raw) if raw else None
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 def _sentence(text: str) -> str:

@@ -25,8 +25,12 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     BATCH_NOTIFICATION_TIMEOUT_SECONDS: float = Field(default=300.0, gt=0)
     BATCH_REREQUESTS: int = Field(default=2, ge=0)
     # usagepoint: one synchronous batch request per UsagePoint (PG&E answers 200);
-    # subscription: one asynchronous request for the whole subscription (202 + BatchList).
-    BATCH_SCOPE: Literal["usagepoint", "subscription"] = "usagepoint"
+    # subscription: one asynchronous request for the whole subscription (202 + BatchList);
+    # bulk: grants arriving within BULK_GATHER_SECONDS share one Batch/Bulk request.
+    BATCH_SCOPE: Literal["usagepoint", "subscription", "bulk"] = "usagepoint"
+    BULK_GATHER_SECONDS: float = Field(default=5.0, ge=0, le=300)
+    # The third party's Bulk id (Batch/Bulk/{id}); read from the Authorization documents if unset.
+    PGE_BULK_ID: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_~=+-]{1,128}$")
     # Retries of 5xx, timeouts and malformed bodies (exponential backoff with jitter).
     FETCH_RETRY_ATTEMPTS: int = Field(default=5, ge=1)
     FETCH_RETRY_INITIAL_SECONDS: float = Field(default=1.0, ge=0)
@@ -37,3 +41,7 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     FETCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
     # A replica holds a job this long without renewing it before another may take it over.
     JOB_LEASE_SECONDS: float = Field(default=90.0, gt=0)
+    # /espi/notify: notifications per second (sustained) and in a burst, per sender address.
+    # PG&E sends one per batch request, and our own budget allows one request a second.
+    NOTIFY_RATE_PER_SECOND: float = Field(default=2.0, gt=0)
+    NOTIFY_BURST: int = Field(default=30, ge=1)
