@@ -6,4 +6,11 @@ Helpers that need the sandbox as custodian (registration, consent, tokens) are i
 ``custodian_support`` next to this file, importable from every test area; a webhook receiver
 that verifies with the standardwebhooks library in ``webhooks_support``."""
 
+from hypothesis import HealthCheck, settings
+
 pytest_plugins = ["scwadd_core.testing.fixtures"]
+
+# Hypothesis's per-example deadline measures the machine, not the property: a loaded CI machine
+# must not fail a correct test (speed is `make bench`'s job).
+settings.register_profile("scwadd", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("scwadd")

@@ -260,8 +260,13 @@ async def test_an_unrevocable_grant_is_flagged_then_revoked_when_the_custodian_r
 
             sandbox.admin.put("/admin/faults", json={}).raise_for_status()
             await exporter.wait_for("job-4", {"revoked"})
-            metrics = (await exporter.client.get("/metrics")).text
-            assert 'scwadd_grants_unrevoked{reason="revocation_unavailable"} 0.0' in metrics
+            # The gauge is refreshed by the next watchdog pass, not by the revocation itself.
+            cleared = 'scwadd_grants_unrevoked{reason="revocation_unavailable"} 0.0'
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while cleared not in (metrics := (await exporter.client.get("/metrics")).text):
+                assert loop.time() < deadline, "the gauge never went back to 0"
+                await asyncio.sleep(0.1)
     finally:
         await bus.close()
     assert sandbox.state.authorizations[grant.authorization_id].status == "revoked"
