@@ -36,7 +36,7 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
     await asyncio.to_thread(migrate, settings)
     engine = make_engine(settings.DATABASE_URL)
     sessions = session_factory(engine)
-    bus = await Bus.connect(settings.NATS_URL, name="auth")
+    bus = await Bus.from_settings(settings, name="auth")
     await bus.ensure_streams()
     custodian = Custodian(CustodianConfig.from_settings(settings))
     service = AuthService(
