@@ -1,7 +1,7 @@
 """The HTTP side every service shares: an app factory with ``/healthz``, ``/readyz`` and
-``/metrics`` and security headers on every response, and :func:`serve`, which runs that app with uvicorn (HTTPS when TLS_CERT_FILE and
-TLS_KEY_FILE are set) next to the service's bus consumers in one asyncio loop, and stops the
-whole lot cleanly on SIGTERM/SIGINT.
+``/metrics`` and security headers on every response, and :func:`serve`, which runs that app
+with uvicorn (HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set) next to the service's bus
+consumers in one asyncio loop, and stops the whole lot cleanly on SIGTERM/SIGINT.
 
 A service's ``cli.py`` is then roughly::
 
