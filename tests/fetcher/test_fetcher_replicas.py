@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import pytest
 from custodian_support import grant_tokens
 from fetcher_harness import calls_for, fetcher_settings, running_fetcher
 from prometheus_client import REGISTRY
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
 from scwadd_core.sealing import Keyring
 from scwadd_core.testing.nats import free_port
+from scwadd_fetcher.jobs import ClaimResult, JobLedger
+from scwadd_fetcher.runtime import MIGRATIONS
 from scwadd_sandbox.config import RateLimits
 from sqlalchemy import create_engine, text
 
@@ -92,3 +96,39 @@ async def test_the_same_grant_twice_is_fetched_once(
         "BatchSubscriptionUsagePoint": 1,
     }
     assert [e.job_id for e in observer.all_outcomes].count(grant.job_id) == 1
+
+
+def retried_grants() -> float:
+    value = REGISTRY.get_sample_value(
+        "scwadd_bus_messages_total",
+        {"durable": "fetcher", "subject": GRANT_RECEIVED, "outcome": "retried"},
+    )
+    return value or 0.0
+
+
+async def test_a_job_held_by_a_dead_replica_resumes_when_its_lease_runs_out(
+    sandbox, settings_for, database_url, sealing_keys, observer
+):
+    # A replica claimed the job, then died (kill -9: no lease renewal, no release). The live
+    # replica is offered the grant while that lease still runs: it hands the grant back until
+    # the lease's end (not for a fixed backoff), and takes the job over on the next delivery.
+    settings = settings_for(sandbox, database_url=database_url, JOB_LEASE_SECONDS=4.0)
+    tokens = await grant_tokens(sandbox, "electric-15min")
+    keyring = Keyring.parse(sealing_keys)
+    job_id = uuid.uuid4().hex
+    engine = make_engine(database_url)
+    run_migrations(database_url, package=MIGRATIONS)
+    dead = JobLedger(session_factory(engine), "dead-replica", settings.JOB_LEASE_SECONDS)
+    assert dead.claim(job_id).result is ClaimResult.CLAIMED
+    before = retried_grants()
+    async with running_fetcher(settings) as runtime:
+        grant = await observer.publish_grant(tokens, keyring, job_id=job_id)
+        outcome = await observer.outcome(grant.job_id)
+        owner = runtime.fetcher.ledger.owner
+    job = dead.get(job_id)
+    engine.dispose()
+    assert isinstance(outcome, FetchCompleted)
+    assert job is not None and job.owner == owner and job.attempts == 2
+    # Handed back once, until the dead replica's lease ended; the fixed backoff (2 s, 5 s, ...)
+    # would have offered it twice before a 4 s lease ran out.
+    assert retried_grants() == before + 1

@@ -102,6 +102,16 @@ _TRANSIENT = (
 )
 
 
+class RetryLater(Exception):  # noqa: N818 - an instruction to the bus, not an error
+    """Raised by a handler that knows when its message can be handled: the message is handed
+    back to be redelivered after ``delay`` seconds instead of the policy's backoff (e.g. a job
+    whose lease another replica holds until a known time)."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = max(0.0, delay)
+
+
 @dataclass(frozen=True)
 class ConsumerPolicy:
     """How a durable consumer retries.
@@ -511,7 +521,11 @@ class Bus:
                     )
                     await self._dead_letter(msg, durable, reason, delivered)
                 else:
-                    delay = policy.delay_after(delivered)
+                    delay = (
+                        error.delay
+                        if isinstance(error, RetryLater)
+                        else policy.delay_after(delivered)
+                    )
                     log.warning(
                         "handler %s failed on delivery %d of %s, retrying in %.1fs: %s",
                         durable,
