@@ -102,7 +102,7 @@ _TRANSIENT = (
 )
 
 
-class RetryLater(Exception):  # noqa: N818 - an instruction to the bus, not an error
+class RetryLater(Exception):
     """Raised by a handler that knows when its message can be handled: the message is handed
     back to be redelivered after ``delay`` seconds instead of the policy's backoff (e.g. a job
     whose lease another replica holds until a known time)."""
