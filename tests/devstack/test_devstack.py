@@ -69,7 +69,7 @@ def test_sigterm_during_start_up_stops_every_process_started(tmp_path: Path) -> 
             run_dir=Path({str(tmp_path / "run")!r}), ports=StackPorts.free()))))
         """
     )
-    supervisor = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+    supervisor = subprocess.Popen(
         [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     started: set[int] = set()

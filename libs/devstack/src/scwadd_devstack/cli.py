@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-class StopRequested(BaseException):  # noqa: N818 - a signal, like KeyboardInterrupt
+class StopRequested(BaseException):
     """SIGTERM or SIGINT arrived while the stack was starting."""
 
 
