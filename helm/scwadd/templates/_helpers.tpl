@@ -133,6 +133,10 @@ seccompProfile:
   value: "0.0.0.0"
 - name: HTTP_PORT
   value: {{ .port | quote }}
+{{- if .metrics }}
+- name: METRICS_PORT
+  value: {{ .root.Values.metricsPort | quote }}
+{{- end }}
 - name: LOG_LEVEL
   value: {{ .root.Values.logLevel | quote }}
 {{- end -}}
@@ -236,7 +240,7 @@ readinessProbe:
 {{- $root := .root -}}
 {{- $values := $root.Values -}}
 {{- $svc := index $values .component -}}
-{{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port) }}
+{{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port "metrics" true) }}
 {{- if has .component (list "auth" "fetcher" "exporter") }}
 {{- include "scwadd.databaseEnv" . }}
 {{ include "scwadd.custodianEnv" $root }}
@@ -277,6 +281,9 @@ readinessProbe:
   value: /etc/scwadd/htpasswd/htpasswd
 - name: EXPORT_RETENTION_DAYS
   value: {{ $svc.retentionDays | quote }}
+{{- /* uvicorn believes X-Forwarded-For from these proxies only: the client's own address. */}}
+- name: FORWARDED_ALLOW_IPS
+  value: {{ $svc.forwardedAllowIps | quote }}
 {{- end }}
 {{- end -}}
 
