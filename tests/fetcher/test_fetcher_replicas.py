@@ -47,6 +47,9 @@ async def test_two_replicas_share_one_budget_and_one_database(
                 RATE_LIMIT_PER_SECOND=1.0,
                 # One job at a time per replica, so three jobs need both replicas.
                 FETCH_CONCURRENCY=1,
+                # On a starved machine a replica may miss a 5 s renewal; a long lease keeps a
+                # live replica's job its own here, so every job is fetched exactly once.
+                JOB_LEASE_SECONDS=300.0,
             )
             for port in (fetcher_port, free_port())
         ]
@@ -58,7 +61,10 @@ async def test_two_replicas_share_one_budget_and_one_database(
             for settings in replicas:
                 await stack.enter_async_context(running_fetcher(settings))
             grants = [await observer.publish_grant(t, keyring) for t in tokens]
-            outcomes = await asyncio.gather(*(observer.outcome(g.job_id) for g in grants))
+            # Generous: on a loaded machine every call waits for the one before to be answered.
+            outcomes = await asyncio.gather(
+                *(observer.outcome(g.job_id, timeout=900) for g in grants)
+            )
         statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
         calls = [calls_for(sandbox, g.authorization_uri) for g in grants]
     assert all(isinstance(o, FetchCompleted) for o in outcomes), outcomes
