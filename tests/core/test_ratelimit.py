@@ -89,3 +89,33 @@ async def test_the_day_budget_and_the_wait_metric(two_replicas):
         REGISTRY.get_sample_value("scwadd_rate_limit_waits_total", {"service": "test"})
         == before + 1
     )
+
+
+async def test_a_call_in_flight_holds_the_budget_until_it_is_answered(two_replicas):
+    # The custodian counts a call when it arrives, which may be long after the slot was taken
+    # (a starved loop, a slow TLS handshake): the next call is spaced from the answer.
+    clock = FakeClock()
+    a, b = (
+        SharedRateLimit(kv, Limits(per_second=1), service="test", clock=clock)
+        for kv in two_replicas
+    )
+    assert await a.try_acquire("slow-call") == 0
+    clock.now += 5.0  # well past the start-to-start spacing, but still unanswered
+    assert await b.try_acquire("next-call") > 0
+    await a.release("slow-call")
+    wait = await b.try_acquire("next-call")
+    assert 1.0 <= wait <= 1.2  # one interval from the answer, not from the start
+    clock.now += wait
+    assert await b.try_acquire("next-call") == 0
+
+
+async def test_an_unanswered_call_stops_holding_after_hold_seconds(two_replicas):
+    clock = FakeClock()
+    limits = Limits(per_second=1, hold_seconds=10.0)
+    a, b = (SharedRateLimit(kv, limits, service="test", clock=clock) for kv in two_replicas)
+    assert await a.try_acquire("died-mid-call") == 0  # never released: its process died
+    clock.now += 9.0
+    assert await b.try_acquire() > 0
+    clock.now += 1.5
+    assert await b.try_acquire() == 0
+    await a.release("died-mid-call")  # a late answer changes nothing for the hold it lost

@@ -20,6 +20,7 @@ from scwadd_core.events import JOB_PROGRESS, Event, JobProgress
 from scwadd_core.settings import ServiceSettings
 from scwadd_core.testing import free_port
 from scwadd_core.web import create_app, serve
+from starlette.responses import HTMLResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -90,7 +91,10 @@ async def test_https_when_a_certificate_is_configured(tmp_path: Path) -> None:
     url = f"https://127.0.0.1:{port}/healthz"
     await wait_for_http(url, verify=context)
     async with httpx.AsyncClient(verify=context) as client:
-        assert (await client.get(url)).status_code == 200
+        answer = await client.get(url)
+    assert answer.status_code == 200
+    # Served over TLS: browsers are told to keep to it (RFC 6797).
+    assert answer.headers["strict-transport-security"].startswith("max-age=31536000")
     stop.set()
     assert await asyncio.wait_for(runner, 30) == 0
 
@@ -194,3 +198,99 @@ async def test_a_port_in_use_ends_serve_with_exit_code_1() -> None:
         port = taken.getsockname()[1]
         settings = ServiceSettings(NATS_URL="nats://unused", HTTP_HOST="127.0.0.1", HTTP_PORT=port)
         assert await asyncio.wait_for(serve(create_app("x"), settings), 30) == 1
+
+
+def series(metrics: str, name: str) -> set[str]:
+    return {line.split(" ")[0] for line in metrics.splitlines() if line.startswith(name + "{")}
+
+
+async def test_made_up_methods_and_unknown_paths_add_no_series() -> None:
+    # Anyone can send "FOO1 /x1": the labels must stay a small fixed set whatever they send.
+    port = free_port()
+    settings = ServiceSettings(NATS_URL="nats://unused", HTTP_HOST="127.0.0.1", HTTP_PORT=port)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(serve(create_app("labels"), settings, stop=stop))
+    base = f"http://127.0.0.1:{port}"
+    await wait_for_http(base + "/healthz")
+    async with httpx.AsyncClient(base_url=base) as client:
+        # One of each kind first, so every label combination exists before counting series.
+        await client.request("BREW", "/healthz")
+        await client.request("BREW", "/nowhere")
+        await client.get("/nowhere-0")
+        await client.get("/metrics")
+        before = (await client.get("/metrics")).text
+        for n in range(20):
+            await client.request(f"BREW{n}", f"/nowhere-{n}")
+            await client.request(f"X{n}", "/healthz")
+            await client.get(f"/nowhere/{n}/deeper")
+        after = (await client.get("/metrics")).text
+    stop.set()
+    assert await asyncio.wait_for(runner, 30) == 0
+    for name in ("scwadd_http_requests_total", "scwadd_http_request_duration_seconds_bucket"):
+        assert series(after, name) == series(before, name)
+    assert 'method="other"' in after and 'route="unmatched"' in after
+    assert "BREW" not in after and "nowhere" not in after
+
+
+async def test_security_headers_on_every_response() -> None:
+    port = free_port()
+    settings = ServiceSettings(NATS_URL="nats://unused", HTTP_HOST="127.0.0.1", HTTP_PORT=port)
+    app = create_app("headers")
+
+    @app.get("/page")
+    async def page() -> HTMLResponse:
+        return HTMLResponse("<p>hello</p>")
+
+    @app.get("/strict")
+    async def strict() -> HTMLResponse:
+        return HTMLResponse("x", headers={"Content-Security-Policy": "default-src 'none'"})
+
+    stop = asyncio.Event()
+    runner = asyncio.create_task(serve(app, settings, stop=stop))
+    base = f"http://127.0.0.1:{port}"
+    await wait_for_http(base + "/healthz")
+    async with httpx.AsyncClient(base_url=base) as client:
+        answers = [await client.get(path) for path in ("/page", "/healthz", "/metrics", "/gone")]
+        first, second = (await client.get("/page")), (await client.get("/strict"))
+    stop.set()
+    assert await asyncio.wait_for(runner, 30) == 0
+    for answer in answers:
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+        # Plain HTTP: HSTS only where TLS is served.
+        assert "strict-transport-security" not in answer.headers
+        assert len(answer.headers.get_list("x-frame-options")) == 1
+    # A fresh nonce per response, so an injected <script> cannot guess it.
+    nonces = {
+        a.headers["content-security-policy"].split("'nonce-")[1].split("'")[0]
+        for a in (answers[0], first)
+    }
+    assert len(nonces) == 2
+    # A route's own stricter policy is kept, not replaced.
+    assert second.headers.get_list("content-security-policy") == ["default-src 'none'"]
+
+
+async def test_metrics_port_takes_metrics_off_the_service_port() -> None:
+    port, metrics_port = free_port(), free_port()
+    settings = ServiceSettings(
+        NATS_URL="nats://unused",
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT=port,
+        METRICS_PORT=metrics_port,
+    )
+    stop = asyncio.Event()
+    runner = asyncio.create_task(serve(create_app("split"), settings, stop=stop))
+    await wait_for_http(f"http://127.0.0.1:{port}/healthz")
+    await wait_for_http(f"http://127.0.0.1:{metrics_port}/metrics")
+    async with httpx.AsyncClient() as client:
+        public = await client.get(f"http://127.0.0.1:{port}/metrics")
+        scraped = await client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+        elsewhere = await client.get(f"http://127.0.0.1:{metrics_port}/healthz")
+    stop.set()
+    assert await asyncio.wait_for(runner, 30) == 0
+    assert public.status_code == 404 and "scwadd_http_requests_total" not in public.text
+    assert scraped.status_code == 200 and "scwadd_http_requests_total" in scraped.text
+    assert elsewhere.status_code == 404

@@ -551,3 +551,55 @@ def test_webhooks_are_off_by_default_and_wired_when_enabled(rendered: dict[str, 
     assert not policy.get("ingress"), "nothing reaches it (monitoring is off in this set)"
     nats_policy = r.get("NetworkPolicy", "scwadd-nats")["spec"]
     assert "webhooks" in json.dumps(nats_policy)
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_metrics_are_served_on_their_own_port_which_no_ingress_reaches(
+    rendered: dict[str, Rendered], name: str
+) -> None:
+    # The ingress routes "/" to auth: were /metrics on auth's service port, anyone could read
+    # it. Every service serves it on METRICS_PORT instead (its service port answers 404), and
+    # only the scraper's namespace may reach that port.
+    r = rendered[name]
+    for component in SERVICES:
+        deployment = r.get("Deployment", f"scwadd-{component}")
+        (container,) = [c for c in containers(deployment) if c["name"] == component]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert env_of(container)["METRICS_PORT"] == str(ports["metrics"]) == "9090"
+        assert ports["http"] != ports["metrics"]
+        service_ports = {
+            p["name"]: p for p in r.get("Service", f"scwadd-{component}")["spec"]["ports"]
+        }
+        assert service_ports["metrics"]["targetPort"] == "metrics"
+        policy = network_policy(r, component)
+        for rule in policy.get("ingress") or []:
+            peers = rule["from"]
+            reaches = {p["port"] for p in rule["ports"]}
+            if any("namespaceSelector" in peer and "podSelector" in peer for peer in peers):
+                assert 9090 not in reaches, f"the ingress controller reaches {component}'s metrics"
+    for ingress in r.of_kind("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                assert path["backend"]["service"]["port"] == {"name": "http"}
+    if r.has("ServiceMonitor", "scwadd"):
+        endpoints = r.get("ServiceMonitor", "scwadd")["spec"]["endpoints"]
+        assert [e["port"] for e in endpoints] == ["metrics"]
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_files_believes_forwarded_addresses_from_the_ingress_only(
+    rendered: dict[str, Rendered], name: str
+) -> None:
+    # Behind the ingress every request comes from the controller's address: without
+    # FORWARDED_ALLOW_IPS the failed-sign-in slowdown would lock every operator out together.
+    r = rendered[name]
+    (container,) = containers(r.get("Deployment", "scwadd-files"))
+    allowed = env_of(container)["FORWARDED_ALLOW_IPS"]
+    assert allowed == "10.42.0.0/16"
+    for component in ("auth", "fetcher", "exporter"):
+        (other,) = [
+            c
+            for c in containers(r.get("Deployment", f"scwadd-{component}"))
+            if c["name"] == component
+        ]
+        assert "FORWARDED_ALLOW_IPS" not in env_of(other)

@@ -12,6 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from scwadd_core.bus import RetryLater
 from scwadd_core.custodian import CustodianError, RevokeOutcome
 from scwadd_core.events import (
     EXPORTS_BUCKET,
@@ -155,7 +156,14 @@ async def test_concurrent_duplicates_send_one_delete(sessions):
     custodian = ScriptedCustodian()
     exporter, _, _ = make(sessions, custodian)
     await exporter.on_grant_received(grant_event())
-    await asyncio.gather(*(exporter.on_fetch_completed(fetch_event()) for _ in range(4)))
+    results = await asyncio.gather(
+        *(exporter.on_fetch_completed(fetch_event()) for _ in range(4)), return_exceptions=True
+    )
+    # A duplicate that finds the revocation under way elsewhere is handed back to the bus.
+    assert all(r is None or isinstance(r, RetryLater) for r in results), results
+    for result in results:
+        if isinstance(result, RetryLater):
+            await exporter.on_fetch_completed(fetch_event())  # the redelivery: announces only
     assert custodian.deletes == [AUTH_URI]
     with sessions() as session:
         assert session.query(ExportRecord).count() == 1
@@ -332,3 +340,71 @@ async def test_unrevoked_gauge_counts_stuck_grants(sessions):
     assert await exporter.refresh_gauge() == {}
     later = datetime.now(UTC) + timedelta(hours=2)
     assert await exporter.refresh_gauge(later) == {"stuck_waiting": 1}
+
+
+def age_claim(sessions, seconds: float, job_id: str = "job-1") -> None:
+    """Make the REVOKING claim look ``seconds`` old: its replica stopped renewing it."""
+    with sessions.begin() as session:
+        grant = session.get(ExporterGrant, job_id)
+        grant.state_changed_at = datetime.now(UTC) - timedelta(seconds=seconds)
+
+
+async def test_a_redelivered_event_takes_over_a_revocation_whose_replica_died(sessions):
+    # An exporter wrote the CSV, claimed the revocation and was killed before the DELETE. Its
+    # event comes back (JetStream's ack wait): the redelivery revokes, not the watchdog later.
+    custodian = ScriptedCustodian()
+    exporter, _, _ = make(sessions, custodian, revoking_lease=timedelta(seconds=20))
+    await exporter.on_grant_received(grant_event())
+    with sessions.begin() as session:
+        assert ledger.claim_revocation(session, "job-1", "exported")
+    # While the claim is fresh its holder may be alive: the event is handed back until the claim
+    # would have gone stale, and no second DELETE is sent.
+    with pytest.raises(RetryLater) as later:
+        await exporter.on_fetch_completed(fetch_event())
+    assert 0 < later.value.delay <= 20.5
+    assert custodian.deletes == []
+    age_claim(sessions, 21)
+    await exporter.on_fetch_completed(fetch_event())
+    assert custodian.deletes == [AUTH_URI]
+    assert state_of(sessions) == GrantState.REVOKED
+    await exporter.on_fetch_completed(fetch_event())  # and once more: nothing is sent twice
+    assert custodian.deletes == [AUTH_URI]
+
+
+class SlowCustodian(ScriptedCustodian):
+    """A DELETE that takes until the test lets it answer (a custodian that makes us wait)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+
+    async def revoke(self, authorization_uri: str) -> RevokeOutcome:
+        self.deletes.append(authorization_uri)
+        await self.answer.wait()
+        return RevokeOutcome.REVOKED
+
+
+async def test_a_live_revocation_renews_its_claim_so_nobody_takes_it_over(sessions):
+    custodian = SlowCustodian()
+    exporter, _, _ = make(sessions, custodian, revoking_lease=timedelta(seconds=0.6))
+    await exporter.on_grant_received(grant_event())
+    first = asyncio.create_task(exporter.revoke("job-1", reason="exported"))
+    with sessions() as session:
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            grant = session.get(ExporterGrant, "job-1")
+            session.refresh(grant)
+            if grant.state == GrantState.REVOKING:
+                claimed_at = grant.state_changed_at
+                break
+        # The claim is renewed while the DELETE waits.
+        for _ in range(400):
+            await asyncio.sleep(0.05)
+            session.refresh(grant)
+            if grant.state_changed_at > claimed_at:
+                break
+        assert grant.state_changed_at > claimed_at
+    custodian.answer.set()
+    await asyncio.wait_for(first, 30)
+    assert custodian.deletes == [AUTH_URI]
+    assert state_of(sessions) == GrantState.REVOKED

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 
 import pytest
 from custodian_support import grant_tokens
 from fetcher_harness import calls_for, fetcher_settings, running_fetcher
 from prometheus_client import REGISTRY
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
 from scwadd_core.sealing import Keyring
 from scwadd_core.testing.nats import free_port
+from scwadd_fetcher.jobs import ClaimResult, JobLedger
+from scwadd_fetcher.runtime import MIGRATIONS
 from scwadd_sandbox.config import RateLimits
 from sqlalchemy import create_engine, text
 
@@ -43,6 +47,9 @@ async def test_two_replicas_share_one_budget_and_one_database(
                 RATE_LIMIT_PER_SECOND=1.0,
                 # One job at a time per replica, so three jobs need both replicas.
                 FETCH_CONCURRENCY=1,
+                # On a starved machine a replica may miss a 5 s renewal; a long lease keeps a
+                # live replica's job its own here, so every job is fetched exactly once.
+                JOB_LEASE_SECONDS=300.0,
             )
             for port in (fetcher_port, free_port())
         ]
@@ -54,7 +61,10 @@ async def test_two_replicas_share_one_budget_and_one_database(
             for settings in replicas:
                 await stack.enter_async_context(running_fetcher(settings))
             grants = [await observer.publish_grant(t, keyring) for t in tokens]
-            outcomes = await asyncio.gather(*(observer.outcome(g.job_id) for g in grants))
+            # Generous: on a loaded machine every call waits for the one before to be answered.
+            outcomes = await asyncio.gather(
+                *(observer.outcome(g.job_id, timeout=900) for g in grants)
+            )
         statuses = sandbox.admin.get("/admin/calls").json()["responses_by_status"]
         calls = [calls_for(sandbox, g.authorization_uri) for g in grants]
     assert all(isinstance(o, FetchCompleted) for o in outcomes), outcomes
@@ -92,3 +102,39 @@ async def test_the_same_grant_twice_is_fetched_once(
         "BatchSubscriptionUsagePoint": 1,
     }
     assert [e.job_id for e in observer.all_outcomes].count(grant.job_id) == 1
+
+
+def retried_grants() -> float:
+    value = REGISTRY.get_sample_value(
+        "scwadd_bus_messages_total",
+        {"durable": "fetcher", "subject": GRANT_RECEIVED, "outcome": "retried"},
+    )
+    return value or 0.0
+
+
+async def test_a_job_held_by_a_dead_replica_resumes_when_its_lease_runs_out(
+    sandbox, settings_for, database_url, sealing_keys, observer
+):
+    # A replica claimed the job, then died (kill -9: no lease renewal, no release). The live
+    # replica is offered the grant while that lease still runs: it hands the grant back until
+    # the lease's end (not for a fixed backoff), and takes the job over on the next delivery.
+    settings = settings_for(sandbox, database_url=database_url, JOB_LEASE_SECONDS=4.0)
+    tokens = await grant_tokens(sandbox, "electric-15min")
+    keyring = Keyring.parse(sealing_keys)
+    job_id = uuid.uuid4().hex
+    engine = make_engine(database_url)
+    run_migrations(database_url, package=MIGRATIONS)
+    dead = JobLedger(session_factory(engine), "dead-replica", settings.JOB_LEASE_SECONDS)
+    assert dead.claim(job_id).result is ClaimResult.CLAIMED
+    before = retried_grants()
+    async with running_fetcher(settings) as runtime:
+        grant = await observer.publish_grant(tokens, keyring, job_id=job_id)
+        outcome = await observer.outcome(grant.job_id)
+        owner = runtime.fetcher.ledger.owner
+    job = dead.get(job_id)
+    engine.dispose()
+    assert isinstance(outcome, FetchCompleted)
+    assert job is not None and job.owner == owner and job.attempts == 2
+    # Handed back once, until the dead replica's lease ended; the fixed backoff (2 s, 5 s, ...)
+    # would have offered it twice before a 4 s lease ran out.
+    assert retried_grants() == before + 1

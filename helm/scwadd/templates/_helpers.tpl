@@ -142,6 +142,10 @@ auth fetcher exporter files{{ if .Values.webhooks.enabled }} webhooks{{ end }}
   value: "0.0.0.0"
 - name: HTTP_PORT
   value: {{ .port | quote }}
+{{- if .metrics }}
+- name: METRICS_PORT
+  value: {{ .root.Values.metricsPort | quote }}
+{{- end }}
 - name: LOG_LEVEL
   value: {{ .root.Values.logLevel | quote }}
 {{- end -}}
@@ -245,7 +249,7 @@ readinessProbe:
 {{- $root := .root -}}
 {{- $values := $root.Values -}}
 {{- $svc := index $values .component -}}
-{{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port) }}
+{{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port "metrics" true) }}
 {{- if has .component (list "auth" "fetcher" "exporter" "webhooks") }}
 {{- include "scwadd.databaseEnv" . }}
 {{- end }}
@@ -291,6 +295,9 @@ reconciler share it. */}}
   value: /etc/scwadd/htpasswd/htpasswd
 - name: EXPORT_RETENTION_DAYS
   value: {{ $svc.retentionDays | quote }}
+{{- /* uvicorn believes X-Forwarded-For from these proxies only: the client's own address. */}}
+- name: FORWARDED_ALLOW_IPS
+  value: {{ $svc.forwardedAllowIps | quote }}
 {{- else if eq .component "webhooks" }}
 - name: WEBHOOK_ENDPOINTS
   value: {{ join "," $svc.endpoints | quote }}

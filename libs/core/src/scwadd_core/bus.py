@@ -3,7 +3,7 @@ dead-letter stream, and the object store / KV buckets.
 
 Typical service use::
 
-    bus = await Bus.connect(settings.NATS_URL, name="exporter")
+    bus = await Bus.from_settings(settings, name="exporter")  # replicas and limits from settings
     await bus.ensure_streams()
     await bus.publish(JobProgress(job_id=..., phase="exporting", message="..."))
     await bus.run_consumer("exporter", [GRANT_RECEIVED, FETCH_COMPLETED], handle)  # until stopped
@@ -58,6 +58,8 @@ from tenacity import (
 from scwadd_core.events import (
     DLQ_PREFIX,
     EVENTS_PREFIX,
+    EXPORTS_BUCKET,
+    RAW_BUCKET,
     STREAM_DLQ,
     STREAM_EVENTS,
     Event,
@@ -87,6 +89,9 @@ HEADER_ERROR = "Scwadd-Error"
 HEADER_STREAM_SEQUENCE = "Scwadd-Stream-Sequence"
 
 _DAY = 24 * 3600.0
+_MIB = 1024 * 1024
+# JetStream's error code for "stream name already in use with a different configuration".
+_STREAM_NAME_IN_USE = 10058
 # Errors after which a publish is worth retrying: the same Nats-Msg-Id makes a retry safe.
 _TRANSIENT = (
     nats.errors.TimeoutError,
@@ -95,6 +100,16 @@ _TRANSIENT = (
     nats.js.errors.ServiceUnavailableError,
     asyncio.TimeoutError,
 )
+
+
+class RetryLater(Exception):
+    """Raised by a handler that knows when its message can be handled: the message is handed
+    back to be redelivered after ``delay`` seconds instead of the policy's backoff (e.g. a job
+    whose lease another replica holds until a known time)."""
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = max(0.0, delay)
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,68 @@ class ConsumerPolicy:
         return self.backoff[min(delivered - 1, len(self.backoff) - 1)]
 
 
+@dataclass(frozen=True)
+class StoreLimits:
+    """The limits of one stream or bucket: total bytes, age of a message in seconds (0: none),
+    size of one message in bytes."""
+
+    max_bytes: int
+    max_age: float
+    max_message_bytes: int
+
+
+@dataclass(frozen=True)
+class BusLimits:
+    """Limits for every stream and bucket (``NATS_*`` settings); the defaults are the settings'
+    defaults, for tools that only know ``NATS_URL``."""
+
+    events: StoreLimits = StoreLimits(1024 * _MIB, 30 * _DAY, _MIB)
+    dead_letters: StoreLimits = StoreLimits(256 * _MIB, 90 * _DAY, _MIB)
+    objects: tuple[tuple[str, StoreLimits], ...] = (
+        (RAW_BUCKET, StoreLimits(20 * 1024 * _MIB, 30 * _DAY, _MIB)),
+        (EXPORTS_BUCKET, StoreLimits(20 * 1024 * _MIB, 90 * _DAY, _MIB)),
+    )
+    other_objects: StoreLimits = StoreLimits(1024 * _MIB, 30 * _DAY, _MIB)
+    key_values: StoreLimits = StoreLimits(16 * _MIB, 2 * _DAY, _MIB)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> BusLimits:
+        size = settings.NATS_MAX_MESSAGE_BYTES
+        return cls(
+            events=StoreLimits(
+                settings.NATS_EVENTS_MAX_BYTES, settings.NATS_EVENTS_MAX_AGE_DAYS * _DAY, size
+            ),
+            dead_letters=StoreLimits(
+                settings.NATS_DLQ_MAX_BYTES, settings.NATS_DLQ_MAX_AGE_DAYS * _DAY, size
+            ),
+            objects=(
+                (
+                    RAW_BUCKET,
+                    StoreLimits(
+                        settings.NATS_RAW_MAX_BYTES, settings.NATS_RAW_MAX_AGE_DAYS * _DAY, size
+                    ),
+                ),
+                (
+                    EXPORTS_BUCKET,
+                    StoreLimits(
+                        settings.NATS_EXPORTS_MAX_BYTES,
+                        settings.NATS_EXPORTS_MAX_AGE_DAYS * _DAY,
+                        size,
+                    ),
+                ),
+            ),
+            other_objects=StoreLimits(
+                settings.NATS_RAW_MAX_BYTES, settings.NATS_RAW_MAX_AGE_DAYS * _DAY, size
+            ),
+            key_values=StoreLimits(
+                settings.NATS_KV_MAX_BYTES, settings.NATS_KV_MAX_AGE_DAYS * _DAY, size
+            ),
+        )
+
+    def object_store(self, bucket: str) -> StoreLimits:
+        return dict(self.objects).get(bucket, self.other_objects)
+
+
 @dataclass
 class _ConsumerState:
     durable: str
@@ -132,12 +209,21 @@ class _ConsumerState:
 class Bus:
     """One NATS connection with its JetStream context; see the module docstring."""
 
-    def __init__(self, nc: NatsClient, *, name: str = "scwadd", replicas: int = 1) -> None:
+    def __init__(
+        self,
+        nc: NatsClient,
+        *,
+        name: str = "scwadd",
+        replicas: int = 1,
+        limits: BusLimits | None = None,
+    ) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream()
         self.name = name
-        # Replicas for the streams and buckets this process creates (NATS_STREAM_REPLICAS).
+        # Replicas and limits of the streams and buckets this process creates or opens
+        # (NATS_STREAM_REPLICAS and the NATS_*_MAX_* settings).
         self.replicas = replicas
+        self.limits = limits or BusLimits()
         self._stopping = asyncio.Event()
         self._consumers: list[_ConsumerState] = []
 
@@ -151,6 +237,7 @@ class Bus:
         name: str = "scwadd",
         connect_timeout: float = 60.0,
         replicas: int = 1,
+        limits: BusLimits | None = None,
     ) -> Bus:
         """Connect, retrying with backoff for up to ``connect_timeout`` seconds (NATS may start
         after us in a pod restart or ``make run``); later outages are survived by reconnecting
@@ -191,13 +278,21 @@ class Bus:
             "connected to NATS",
             extra={"nats_server": nc.connected_url.netloc if nc.connected_url else None},
         )
-        return cls(nc, name=name, replicas=replicas)
+        return cls(nc, name=name, replicas=replicas, limits=limits)
 
     @classmethod
-    async def from_settings(cls, settings: ServiceSettings, *, name: str) -> Bus:
-        """Connect to ``NATS_URL`` with ``NATS_STREAM_REPLICAS`` for what this process creates."""
+    async def from_settings(
+        cls, settings: ServiceSettings, *, name: str, connect_timeout: float = 60.0
+    ) -> Bus:
+        """Connect to ``NATS_URL`` with ``NATS_STREAM_REPLICAS`` and the ``NATS_*_MAX_*`` limits
+        for what this process creates. Every service builds its bus here: a bus with defaults
+        would re-apply 1 replica and the default limits to the shared streams at each start."""
         return await cls.connect(
-            settings.NATS_URL, name=name, replicas=settings.NATS_STREAM_REPLICAS
+            settings.NATS_URL,
+            name=name,
+            connect_timeout=connect_timeout,
+            replicas=settings.NATS_STREAM_REPLICAS,
+            limits=BusLimits.from_settings(settings),
         )
 
     @property
@@ -247,27 +342,30 @@ class Bus:
     async def ensure_streams(
         self,
         *,
-        max_age_days: float = 30.0,
         duplicate_window: float = 600.0,
         replicas: int | None = None,
     ) -> None:
-        """Create or update ``SCWADD_EVENTS`` and ``SCWADD_DLQ``. Safe to call from every replica.
+        """Create or update ``SCWADD_EVENTS`` and ``SCWADD_DLQ`` with this bus's replicas and
+        limits. Safe to call from every replica.
 
         ``duplicate_window`` is how long JetStream remembers a ``Nats-Msg-Id``: a publish retried
-        within it is stored once.
+        within it is stored once. A full stream refuses new messages (``DiscardPolicy.NEW``): an
+        unread grant is never dropped to make room; the publisher gets an error and keeps it.
         """
-        for name, subjects, age in (
-            (STREAM_EVENTS, [EVENTS_PREFIX + ">"], max_age_days * _DAY),
+        for name, subjects, limits in (
+            (STREAM_EVENTS, [EVENTS_PREFIX + ">"], self.limits.events),
             # Dead letters wait for a person; keep them longer.
-            (STREAM_DLQ, [DLQ_PREFIX + ">"], max(max_age_days, 90.0) * _DAY),
+            (STREAM_DLQ, [DLQ_PREFIX + ">"], self.limits.dead_letters),
         ):
             config = StreamConfig(
                 name=name,
                 subjects=subjects,
                 retention=RetentionPolicy.LIMITS,
                 storage=StorageType.FILE,
-                discard=DiscardPolicy.OLD,
-                max_age=age,
+                discard=DiscardPolicy.NEW,
+                max_age=limits.max_age,
+                max_bytes=limits.max_bytes,
+                max_msg_size=limits.max_message_bytes,
                 duplicate_window=duplicate_window,
                 num_replicas=replicas or self.replicas,
             )
@@ -277,8 +375,10 @@ class Bus:
                 try:
                     await self.js.add_stream(config)
                     continue
-                except nats.js.errors.BadRequestError:
-                    pass  # another replica created it between our two calls
+                except nats.js.errors.BadRequestError as error:
+                    if error.err_code != _STREAM_NAME_IN_USE:
+                        raise  # e.g. more replicas than the cluster has servers
+                    # another replica created it between our two calls
             await self.js.update_stream(config)
 
     # -- publishing -------------------------------------------------------------------------
@@ -421,7 +521,11 @@ class Bus:
                     )
                     await self._dead_letter(msg, durable, reason, delivered)
                 else:
-                    delay = policy.delay_after(delivered)
+                    delay = (
+                        error.delay
+                        if isinstance(error, RetryLater)
+                        else policy.delay_after(delivered)
+                    )
                     log.warning(
                         "handler %s failed on delivery %d of %s, retrying in %.1fs: %s",
                         durable,
@@ -528,16 +632,47 @@ class Bus:
     # -- buckets ----------------------------------------------------------------------------
 
     async def object_store(self, bucket: str, *, replicas: int | None = None) -> ObjectStore:
-        """The object store ``bucket`` (``scwadd-raw``, ``scwadd-exports``), created if missing."""
+        """The object store ``bucket`` (``scwadd-raw``, ``scwadd-exports``), created if missing,
+        with this bus's replicas and the bucket's limits (applied to an existing bucket too)."""
+        limits = self.limits.object_store(bucket)
+        count = replicas or self.replicas
         try:
-            return await self.js.object_store(bucket)
+            store = await self.js.object_store(bucket)
         except nats.js.errors.BucketNotFoundError:
-            return await self.js.create_object_store(
+            store = await self.js.create_object_store(
                 bucket,
                 config=ObjectStoreConfig(
-                    storage=StorageType.FILE, replicas=replicas or self.replicas
+                    storage=StorageType.FILE,
+                    replicas=count,
+                    ttl=limits.max_age or None,
+                    max_bytes=limits.max_bytes,
                 ),
             )
+        await self._apply_limits(f"OBJ_{bucket}", limits, count)
+        return store
+
+    async def _apply_limits(self, stream: str, limits: StoreLimits, replicas: int) -> None:
+        """Bring a bucket's stream to ``limits`` and ``replicas`` if it differs (the bucket
+        APIs set neither the message size nor an existing bucket's limits)."""
+        info = await self.js.stream_info(stream)
+        config = info.config
+        wanted = {
+            "max_bytes": limits.max_bytes,
+            "max_age": float(limits.max_age),
+            "max_msg_size": limits.max_message_bytes,
+            "num_replicas": replicas,
+        }
+        if all(getattr(config, key) == value for key, value in wanted.items()):
+            return
+        for key, value in wanted.items():
+            setattr(config, key, value)
+        try:
+            await self.js.update_stream(config)
+        except nats.js.errors.BadRequestError as error:
+            # Two replicas racing to apply the same change is harmless; anything else is not.
+            current = (await self.js.stream_info(stream)).config
+            if not all(getattr(current, key) == value for key, value in wanted.items()):
+                raise error
 
     async def key_value(
         self,
@@ -547,23 +682,31 @@ class Bus:
         ttl: float | None = None,
         replicas: int | None = None,
     ) -> KeyValue:
-        """The KV bucket ``bucket`` (``scwadd-ratelimit``), created if missing.
+        """The KV bucket ``bucket`` (``scwadd-ratelimit``), created if missing, with this bus's
+        replicas and KV limits (``ttl`` overrides their age), applied to an existing bucket too.
 
         Use ``kv.update(key, value, last=revision)`` for compare-and-set; it raises
         ``nats.js.errors.KeyWrongLastSequenceError`` when another replica won the race.
         """
+        base = self.limits.key_values
+        limits = StoreLimits(base.max_bytes, ttl or base.max_age, base.max_message_bytes)
+        count = replicas or self.replicas
         try:
-            return await self.js.key_value(bucket)
+            kv = await self.js.key_value(bucket)
         except nats.js.errors.BucketNotFoundError:
-            return await self.js.create_key_value(
+            kv = await self.js.create_key_value(
                 KeyValueConfig(
                     bucket=bucket,
                     history=history,
-                    ttl=ttl,
+                    ttl=limits.max_age or None,
+                    max_bytes=limits.max_bytes,
+                    max_value_size=limits.max_message_bytes,
                     storage=StorageType.FILE,
-                    replicas=replicas or self.replicas,
+                    replicas=count,
                 )
             )
+        await self._apply_limits(f"KV_{bucket}", limits, count)
+        return kv
 
 
 async def read_object(store: ObjectStore, name: str) -> bytes:

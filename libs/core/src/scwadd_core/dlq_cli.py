@@ -42,8 +42,11 @@ class DeadLetter:
 
 
 async def dead_letters(bus: Bus) -> list[DeadLetter]:
-    info = await bus.js.stream_info(STREAM_DLQ)
     letters: list[DeadLetter] = []
+    try:
+        info = await bus.js.stream_info(STREAM_DLQ)
+    except nats.js.errors.NotFoundError:
+        return letters  # no service has started yet, so nothing was ever dead-lettered
     if info.state.messages == 0:
         return letters
     for sequence in range(info.state.first_seq, info.state.last_seq + 1):
@@ -110,7 +113,8 @@ def _nats_url() -> str | None:
 async def _with_bus(url: str, action: Any) -> Any:
     bus = await Bus.connect(url, name="scwadd-dlq", connect_timeout=10)
     try:
-        await bus.ensure_streams()
+        # No ensure_streams here: this tool knows only NATS_URL, and would put the services'
+        # replicas and limits back to their defaults. A missing DLQ stream means no letters.
         return await action(bus)
     finally:
         await bus.close()

@@ -51,9 +51,20 @@ EVENTS_PUBLISHED = Counter(
 )
 
 
+# Methods a label may name; any other (anyone can send ``FOO / HTTP/1.1``) is counted as "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+
+def method_label(method: str | None) -> str:
+    """``method`` if it is a standard one, else ``"other"``: a bounded label set."""
+    return method if method in KNOWN_METHODS else "other"
+
+
 class MetricsMiddleware:
     """Counts and times requests per route *template* (``/output/{name}``), never per raw path,
-    so the label set stays small and no customer-specific path becomes a label."""
+    so the label set stays small and no customer-specific path becomes a label: every path that
+    matches no route is ``unmatched``, every non-standard method ``other``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -75,7 +86,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "?")
+            template = getattr(route, "path", None) or UNMATCHED_ROUTE
+            method = method_label(scope.get("method"))
             HTTP_REQUESTS.labels(method, template, str(status)).inc()
             HTTP_LATENCY.labels(method, template).observe(time.perf_counter() - started)

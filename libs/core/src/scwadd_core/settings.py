@@ -40,8 +40,27 @@ class ServiceSettings(BaseSettings):
     TLS_CERT_FILE: Path | None = None
     TLS_KEY_FILE: Path | None = None
     LOG_LEVEL: LogLevel = "INFO"
+    # When set, /metrics is served on this port only (plain HTTP, for the in-cluster scraper)
+    # and the service port answers 404 for it, so an ingress routing to the service port can
+    # never expose it. Unset (make run, tests): /metrics on the service port.
+    METRICS_PORT: int | None = Field(default=None, ge=1, le=65535)
     # Replicas of the streams and buckets a service creates: 3 on a three-node NATS cluster.
     NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
+    # Limits of every stream and bucket a service creates or opens (scwadd_core.bus.BusLimits):
+    # nothing in JetStream grows without bound. A full stream refuses new messages (the
+    # publisher sees an error and keeps its fact) rather than dropping unread ones.
+    NATS_MAX_MESSAGE_BYTES: int = Field(default=1024 * 1024, ge=1024)
+    NATS_EVENTS_MAX_BYTES: int = Field(default=1024**3, ge=1024 * 1024)
+    NATS_EVENTS_MAX_AGE_DAYS: float = Field(default=30.0, gt=0)
+    NATS_DLQ_MAX_BYTES: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    NATS_DLQ_MAX_AGE_DAYS: float = Field(default=90.0, gt=0)
+    NATS_RAW_MAX_BYTES: int = Field(default=20 * 1024**3, ge=1024 * 1024)
+    NATS_RAW_MAX_AGE_DAYS: float = Field(default=30.0, gt=0)
+    # Keep above EXPORT_RETENTION_DAYS (files): this is the backstop, not the retention.
+    NATS_EXPORTS_MAX_BYTES: int = Field(default=20 * 1024**3, ge=1024 * 1024)
+    NATS_EXPORTS_MAX_AGE_DAYS: float = Field(default=90.0, gt=0)
+    NATS_KV_MAX_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+    NATS_KV_MAX_AGE_DAYS: float = Field(default=2.0, gt=0)
 
     def tls_enabled(self) -> bool:
         """HTTPS is served only when both halves of the key pair are configured."""

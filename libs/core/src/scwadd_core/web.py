@@ -1,7 +1,7 @@
 """The HTTP side every service shares: an app factory with ``/healthz``, ``/readyz`` and
-``/metrics``, and :func:`serve`, which runs that app with uvicorn (HTTPS when TLS_CERT_FILE and
-TLS_KEY_FILE are set) next to the service's bus consumers in one asyncio loop, and stops the
-whole lot cleanly on SIGTERM/SIGINT.
+``/metrics`` and security headers on every response, and :func:`serve`, which runs that app
+with uvicorn (HTTPS when TLS_CERT_FILE and TLS_KEY_FILE are set) next to the service's bus
+consumers in one asyncio loop, and stops the whole lot cleanly on SIGTERM/SIGINT.
 
 A service's ``cli.py`` is then roughly::
 
@@ -11,7 +11,7 @@ A service's ``cli.py`` is then roughly::
         return run_async(main(settings))
 
     async def main(settings):
-        bus = await Bus.connect(settings.NATS_URL, name="exporter")
+        bus = await Bus.from_settings(settings, name="exporter")
         await bus.ensure_streams()
         app = create_app("exporter", checks={"nats": bus.ready, "database": db_check})
         return await serve(app, settings, bus=bus,
@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping, Sequence
 from typing import Any
@@ -32,6 +33,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scwadd_core.bus import Bus
 from scwadd_core.db import database_reachable
@@ -43,6 +46,64 @@ log = logging.getLogger(__name__)
 ReadinessCheck = Callable[[], Awaitable[bool] | bool]
 
 _CHECK_TIMEOUT = 3.0
+
+# One year, the value the HSTS preload list asks for (RFC 6797 section 6.1.1).
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def content_security_policy(nonce: str) -> str:
+    """The default policy: everything from our own origin, inline ``<script>``/``<style>`` only
+    with this response's nonce, no plugins, no ``<base>``, never framed (CSP Level 3). No
+    ``form-action``: auth's consent form is answered with a redirect to the custodian, which
+    browsers check against it."""
+    return (
+        "default-src 'self'; "
+        f"script-src 'self' 'nonce-{nonce}'; "
+        f"style-src 'self' 'nonce-{nonce}'; "
+        "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    )
+
+
+class SecurityHeadersMiddleware:
+    """Security headers on every response of every service, set here once.
+
+    ``Content-Security-Policy`` (:func:`content_security_policy`; a page with inline script or
+    style gives the element ``nonce="{{ request.state.csp_nonce }}"``), ``X-Frame-Options: DENY``
+    (for browsers without ``frame-ancestors``), ``X-Content-Type-Options: nosniff``,
+    ``Referrer-Policy: no-referrer`` (status URLs carry a job's id), and
+    ``Strict-Transport-Security`` when the request came over TLS (our own listener, or an
+    ingress's ``X-Forwarded-Proto: https`` from an address in ``FORWARDED_ALLOW_IPS``; RFC 6797
+    forbids it over plain HTTP). A header the route already set (a stricter policy) is kept.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        nonce = secrets.token_urlsafe(16)
+        scope.setdefault("state", {})["csp_nonce"] = nonce
+        tls = scope.get("scheme") == "https"
+
+        async def add_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                defaults = {
+                    "Content-Security-Policy": content_security_policy(nonce),
+                    "X-Frame-Options": "DENY",
+                    "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer",
+                }
+                if tls:
+                    defaults["Strict-Transport-Security"] = HSTS
+                for name, value in defaults.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
 
 
 def create_app(
@@ -63,6 +124,9 @@ def create_app(
     app = FastAPI(title=title, **fastapi_options)
     app.state.readiness_checks = dict(checks or {})
     app.state.stopping = False
+    # Set by serve() when METRICS_PORT moves /metrics off the service port.
+    app.state.metrics_elsewhere = False
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(MetricsMiddleware)
 
     @app.get("/healthz", include_in_schema=False)
@@ -81,8 +145,26 @@ def create_app(
         )
 
     @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if request.app.state.metrics_elsewhere:
+            return JSONResponse({"detail": "Not Found"}, status_code=404)
+        return _metrics_response()
+
+    return app
+
+
+def _metrics_response() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_app() -> FastAPI:
+    """The app on ``METRICS_PORT``: ``/metrics`` and nothing else."""
+    app = FastAPI(title="metrics", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return _metrics_response()
 
     return app
 
@@ -181,6 +263,22 @@ async def serve(
 
     server = _Server(uvicorn_config(app, settings, **uvicorn_options))
     server_task = asyncio.create_task(_serve_http(server), name="http")
+    metrics_server: _Server | None = None
+    servers = [server_task]
+    if settings.METRICS_PORT is not None:
+        app.state.metrics_elsewhere = True
+        metrics_server = _Server(
+            uvicorn.Config(
+                metrics_app(),
+                host=settings.HTTP_HOST,
+                port=settings.METRICS_PORT,
+                log_config=None,
+                server_header=False,
+                lifespan="off",
+                access_log=False,
+            )
+        )
+        servers.append(asyncio.create_task(_serve_http(metrics_server), name="metrics-http"))
     workers = [
         asyncio.create_task(factory(), name=f"background-{n}")
         for n, factory in enumerate(background)
@@ -189,7 +287,7 @@ async def serve(
     exit_code = 0
     try:
         done, _ = await asyncio.wait(
-            [server_task, stop_task, *workers], return_when=asyncio.FIRST_COMPLETED
+            [*servers, stop_task, *workers], return_when=asyncio.FIRST_COMPLETED
         )
         for task in done:
             if task is stop_task:
@@ -212,8 +310,11 @@ async def serve(
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
         server.should_exit = True
-        with contextlib.suppress(Exception):
-            await server_task
+        if metrics_server is not None:
+            metrics_server.should_exit = True
+        for task in servers:
+            with contextlib.suppress(Exception):
+                await task
         if server_task.done() and not server_task.cancelled() and not server.started:
             exit_code = 1  # never listened (port taken, bad certificate): uvicorn logged why
         stop_task.cancel()

@@ -19,7 +19,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Starts nats-server, the PG&E-shaped sandbox and the auth, fetcher, exporter and "
             "files services as separate processes, wired as the Helm chart wires them, with "
-            "SQLite and generated dev certificates under --run-dir. Ctrl-C stops everything."
+            "SQLite and generated dev certificates under --run-dir. A process that dies is "
+            "started again (1 s, then up to 30 s apart if it keeps dying); Ctrl-C or SIGTERM "
+            "stops everything, during start-up too."
         ),
     )
     parser.add_argument("--run-dir", type=Path, default=Path(".run"), help="state and logs")
@@ -31,25 +33,45 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT arrived while the stack was starting."""
+
+
 def run(args: argparse.Namespace) -> int:
-    stack = Stack(StackConfig(run_dir=args.run_dir))
+    return run_stack(Stack(StackConfig(run_dir=args.run_dir)), demo=args.demo)
+
+
+def run_stack(stack: Stack, *, demo: bool = False) -> int:
+    """Start ``stack``, keep it running (restarting any child that dies) until SIGTERM/SIGINT,
+    then stop every child. A signal during start-up stops every child started so far."""
+
+    def stop_starting(signum: int, _frame: Any) -> None:
+        raise StopRequested(signal.Signals(signum).name)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop_starting)
     print("starting nats-server, sandbox, auth, fetcher, exporter, files ...", flush=True)
-    with stack:
-        if args.demo:
+    try:
+        stack.start()  # stops what it started, then re-raises, if the signal comes now
+    except StopRequested:
+        print("stopped during start-up", flush=True)
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        if demo:
             from scwadd_devstack.demo import run_demo
 
             return run_demo(stack)
         _print_banner(stack)
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
         while not stop.wait(1.0):
-            dead = [c.name for c in stack.children if not c.alive()]
-            if dead:
-                print(f"stopped unexpectedly: {', '.join(dead)}; see {stack.run_dir}/logs/")
-                return 1
+            for name in stack.restart_dead():
+                print(f"{name} stopped unexpectedly and was restarted; see {stack.run_dir}/logs/")
         print("\nstopping ...", flush=True)
-    return 0
+        return 0
+    finally:
+        stack.stop()
 
 
 def _print_banner(stack: Stack) -> None:

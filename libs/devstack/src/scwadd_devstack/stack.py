@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
 import ssl
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,6 +33,10 @@ SERVICES = ("auth", "fetcher", "exporter", "files", "webhooks")
 # What the operator sets for `scwadd run` reaches the webhooks service unchanged.
 WEBHOOK_VARIABLES = ("WEBHOOK_ENDPOINTS", "WEBHOOK_SECRETS", "WEBHOOK_ALLOWED_NETWORKS")
 OPERATOR_USER = "operator"
+# A child that keeps dying is started again after 1, 2, 4, ... seconds, at most this long.
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,9 @@ class Stack:
         self.run_dir = config.run_dir.resolve()
         self.ports = config.ports
         self.children: list[ChildProcess] = []
+        # Restarts per child name, and when a dead child may next be started again.
+        self.restarts: dict[str, int] = {}
+        self._restart_due: dict[str, float] = {}
         self.pki = devpki.ensure_dev_pki(self.run_dir / "pki")
         self.secrets = StackSecrets.load_or_create(self.run_dir / "secrets.json")
         if config.custodian is not None:
@@ -163,6 +172,32 @@ class Stack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+
+    def restart_dead(self, now: float | None = None) -> list[str]:
+        """Start again every child that died (a crash, an OOM kill, ``kill -9``), as a process
+        supervisor would, with the same command and environment; its port, database and
+        JetStream consumer are where it left them. A child that dies again soon is restarted
+        after a growing pause (1 s doubling to 30 s), so a crash loop does not spin. Returns
+        the names started again now."""
+        now = time.monotonic() if now is None else now
+        started = []
+        for child in self.children:
+            if child.alive():
+                continue
+            due = self._restart_due.get(child.name)
+            if due is None:
+                count = self.restarts.get(child.name, 0)
+                pause = min(RESTART_BACKOFF_MAX_SECONDS, 2.0 ** max(0, count - 1)) if count else 0
+                self._restart_due[child.name] = due = now + pause
+                code = child.popen.returncode if child.popen is not None else None
+                log.warning("%s stopped (exit %s); restarting in %.0f s", child.name, code, pause)
+            if now < due:
+                continue
+            del self._restart_due[child.name]
+            self.restarts[child.name] = self.restarts.get(child.name, 0) + 1
+            child.start()
+            started.append(child.name)
+        return started
 
     def __enter__(self) -> Stack:
         self.start()

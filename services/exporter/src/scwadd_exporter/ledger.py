@@ -128,6 +128,21 @@ def reclaim_revocation(
     return int(result.rowcount) == 1  # type: ignore[attr-defined]
 
 
+def renew_revocation(session: Session, job_id: str, attempt: int) -> bool:
+    """The claimant of revocation number ``attempt`` is alive: its claim is fresh again.
+    False if the claim is no longer that one (finished, or taken over)."""
+    result = session.execute(
+        update(ExporterGrant)
+        .where(
+            ExporterGrant.job_id == job_id,
+            ExporterGrant.state == GrantState.REVOKING,
+            ExporterGrant.revoke_attempts == attempt,
+        )
+        .values(state_changed_at=datetime.now(UTC))
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
 def finish_revocation(session: Session, job_id: str, outcome: GrantState) -> bool:
     assert outcome in FINAL
     return _transition(

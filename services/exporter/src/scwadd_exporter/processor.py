@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from scwadd_core.bus import RetryLater
 from scwadd_core.custodian import CustodianError, RevokeOutcome
 from scwadd_core.events import (
     EXPORTS_BUCKET,
@@ -100,8 +101,9 @@ class ExporterPolicy:
     revoke_rate_limited_attempts: int = 60
     revoke_backoff_seconds: float = 1.0
     revoke_backoff_max_seconds: float = 60.0
-    # A REVOKING claim older than this belonged to a replica that died mid-DELETE.
-    revoking_lease: timedelta = timedelta(minutes=5)
+    # A REVOKING claim not renewed for this long belonged to a replica that died mid-DELETE;
+    # a live claimant renews it every third of it while its DELETE (and retries) run.
+    revoking_lease: timedelta = timedelta(seconds=20)
     # How often a grant flagged because the custodian was unreachable is tried again.
     flagged_retry: timedelta = timedelta(minutes=15)
     # Grants not revoked this long after they arrived are counted in scwadd_grants_unrevoked.
@@ -280,28 +282,68 @@ class Exporter:
 
     # -- revocation ----------------------------------------------------------------------
     async def revoke(self, job_id: str, *, reason: str) -> None:
-        """Revoke once: claim, DELETE with retries, record, announce. A second call re-announces."""
+        """Revoke once: claim, DELETE with retries, record, announce. A second call re-announces.
+
+        A second call that finds the revocation claimed by a replica that died (its claim not
+        renewed for ``revoking_lease``) takes it over at once; one that finds a live claim hands
+        the event back (:class:`RetryLater`) until that claim would have gone stale, so an
+        exporter killed mid-revocation is replaced by the event's redelivery, not by the
+        watchdog's next pass.
+        """
         claimed = await self._db(lambda s: ledger.claim_revocation(s, job_id, reason))
         if claimed:
             await self._revoke_claimed(job_id)
-        else:
-            await self._announce_final(job_id)
+            return
+        grant = await self._load_grant(job_id)
+        if grant.state == GrantState.REVOKING:
+            age = datetime.now(UTC) - ledger.as_utc(grant.state_changed_at)
+            if age < self.policy.revoking_lease:
+                wait = (self.policy.revoking_lease - age).total_seconds() + 0.5
+                raise RetryLater(f"revocation of {job_id} is under way elsewhere", delay=wait)
+            take_over = partial(
+                ledger.reclaim_revocation,
+                job_id=job_id,
+                seen_state=GrantState.REVOKING,
+                seen_changed_at=grant.state_changed_at,
+            )
+            if await self._db(take_over):
+                log.warning("taking over a revocation whose replica stopped renewing it")
+                await self._revoke_claimed(job_id)
+                return
+        await self._announce_final(job_id)
+
+    async def _keep_claim(self, job_id: str, attempt: int) -> None:
+        """Renew our REVOKING claim while the DELETE and its retries run."""
+        interval = self.policy.revoking_lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if not await self._db(lambda s: ledger.renew_revocation(s, job_id, attempt)):
+                    return
+            except Exception:
+                log.warning("could not renew the revocation claim; trying again")
 
     async def _revoke_claimed(self, job_id: str) -> None:
         grant = await self._load_grant(job_id)
+        keep_claim = asyncio.create_task(self._keep_claim(job_id, grant.revoke_attempts))
         try:
             outcome = await self._delete_with_retries(grant.authorization_uri)
         except CustodianError as error:
             permanent = not error.retryable
             code = "revocation_refused" if permanent else "revocation_unavailable"
             detail = str(error)
+            keep_claim.cancel()
             await self._db(lambda s: ledger.flag(s, job_id, code, detail))
             metrics.REVOCATIONS.labels("failed").inc()
             log.error(
                 "grant NOT revoked: flagged for the operator",
                 extra={"reason": code, "detail": detail},
             )
+        except BaseException:
+            keep_claim.cancel()
+            raise
         else:
+            keep_claim.cancel()
             final = (
                 GrantState.REVOKED
                 if outcome == RevokeOutcome.REVOKED

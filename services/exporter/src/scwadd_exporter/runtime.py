@@ -153,7 +153,8 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
             DURABLE,
             SUBJECTS,
             handle,
-            policy=ConsumerPolicy(concurrency=settings.EXPORTER_CONCURRENCY),
+            # An event held by an exporter that died comes back after 15 s.
+            policy=ConsumerPolicy(concurrency=settings.EXPORTER_CONCURRENCY, ack_wait=15.0),
         )
 
     async def watchdog() -> None:

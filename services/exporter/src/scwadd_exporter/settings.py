@@ -21,8 +21,9 @@ class ExporterSettings(CustodianSettings, RateLimitSettings, DatabaseSettings):
     REVOKE_BACKOFF_MAX_SECONDS: float = Field(default=60.0, ge=0)
     # A grant flagged because the custodian was unreachable is tried again this often.
     REVOKE_RETRY_FLAGGED_MINUTES: float = Field(default=15.0, gt=0)
-    # A revocation claimed this long ago and never finished belonged to a replica that died.
-    REVOKING_LEASE_SECONDS: float = Field(default=300.0, gt=0)
+    # A revocation claim not renewed for this long (its replica died) is taken over; a live
+    # replica renews it every third of it while the DELETE and its retries run.
+    REVOKING_LEASE_SECONDS: float = Field(default=20.0, gt=0)
     WATCHDOG_INTERVAL_SECONDS: float = Field(default=30.0, gt=0)
     # Events one process handles at a time: conversions overlap with other jobs' revocations.
     EXPORTER_CONCURRENCY: int = Field(default=4, ge=1, le=64)

@@ -38,6 +38,8 @@ class Claim:
     outcome_subject: str | None = None
     outcome_event: str | None = None
     published: bool = False
+    # BUSY: when the holder's lease runs out unless it renews it (UTC).
+    lease_until: datetime | None = None
 
 
 def _now() -> datetime:
@@ -99,7 +101,8 @@ class JobLedger:
             )
             session.commit()
             if taken.rowcount != 1:  # type: ignore[attr-defined]
-                return Claim(ClaimResult.BUSY, RUNNING)
+                session.refresh(job)
+                return Claim(ClaimResult.BUSY, RUNNING, lease_until=_aware(job.lease_until))
             session.refresh(job)
             return Claim(
                 ClaimResult.CLAIMED,
@@ -129,6 +132,19 @@ class JobLedger:
             )
             session.commit()
             return bool(renewed.rowcount == 1)  # type: ignore[attr-defined]
+
+    def release(self, job_id: str) -> None:
+        """Give up our lease at once (a clean stop): the redelivered grant is taken by the next
+        replica without waiting for the lease to run out."""
+        now = _now()
+        with self._sessions() as session:
+            session.execute(
+                update(FetchJob)
+                .where(FetchJob.job_id == job_id, FetchJob.owner == self.owner)
+                .where(FetchJob.status == RUNNING)
+                .values(lease_until=now, updated_at=now)
+            )
+            session.commit()
 
     def save_tokens(self, job_id: str, sealed_access: str, sealed_refresh: str | None) -> None:
         """Keep rotated tokens (sealed) so a takeover does not use a spent refresh token."""

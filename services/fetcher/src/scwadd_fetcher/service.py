@@ -26,7 +26,7 @@ from typing import Any, Literal
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.object_store import ObjectStore
-from scwadd_core.bus import Bus, ConsumerPolicy
+from scwadd_core.bus import Bus, ConsumerPolicy, RetryLater
 from scwadd_core.custodian import Custodian
 from scwadd_core.events import (
     BATCH_READY,
@@ -58,8 +58,16 @@ log = logging.getLogger(__name__)
 PUT_ATTEMPTS = 4
 
 
-class JobBusy(Exception):
-    """Another replica holds this job's lease; the bus will offer the message again later."""
+class JobBusy(RetryLater):
+    """Another replica holds this job's lease; the bus offers the message again when it runs
+    out (the holder renews it while alive, so a dead holder's job is resumed within a lease)."""
+
+
+# After a lease runs out, a little slack before the grant is offered again.
+LEASE_SLACK_SECONDS = 0.5
+# How long a grant held by a replica that died stays unacknowledged before JetStream hands it
+# to another (the live holder keeps it with in-progress acks every third of this).
+GRANT_ACK_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,7 @@ class Fetcher:
         self.policy = ConsumerPolicy(
             max_deliver=30,
             backoff=(2.0, 5.0, 10.0, 30.0, 60.0),
+            ack_wait=GRANT_ACK_WAIT_SECONDS,
             concurrency=options.concurrency,
         )
         self.notify_limits = options.notify
@@ -203,7 +212,9 @@ class Fetcher:
             return
         claim = self.ledger.claim(event.job_id)
         if claim.result is ClaimResult.BUSY:
-            raise JobBusy(f"job {event.job_id} is being fetched by another replica")
+            until = claim.lease_until or datetime.now(UTC)
+            delay = (until - datetime.now(UTC)).total_seconds() + LEASE_SLACK_SECONDS
+            raise JobBusy(f"job {event.job_id} is being fetched by another replica", delay=delay)
         if claim.result is ClaimResult.FINISHED:
             if not claim.published and claim.outcome_subject and claim.outcome_event:
                 await self._publish_outcome(
@@ -216,12 +227,17 @@ class Fetcher:
         heartbeat = asyncio.create_task(self._keep_lease(event.job_id))
         try:
             outcome_event, status, calls = await self._fetch(event, access, refresh)
+        except asyncio.CancelledError:
+            # Stopping: the bus hands the message back at once, and so do we the lease.
+            with contextlib.suppress(Exception):
+                self.ledger.release(event.job_id)
+            raise
         finally:
             heartbeat.cancel()
         subject = outcome_event.subject
         body = outcome_event.model_dump_json()
         if not self.ledger.finish(event.job_id, status, subject, body, calls):
-            raise JobBusy(f"job {event.job_id} was taken over by another replica")
+            raise JobBusy(f"job {event.job_id} was taken over by another replica", delay=0)
         metrics.FETCH_JOBS.labels(status).inc()
         await self._publish_outcome(event.job_id, subject, body)
 

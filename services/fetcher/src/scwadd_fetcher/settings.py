@@ -39,8 +39,9 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     # Jobs one replica works on at once; the shared rate limit still paces their calls, so more
     # only helps while jobs wait (202 notifications, latency).
     FETCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
-    # A replica holds a job this long without renewing it before another may take it over.
-    JOB_LEASE_SECONDS: float = Field(default=90.0, gt=0)
+    # A replica holds a job this long without renewing it before another may take it over;
+    # it renews every third of it. Short, so a job whose replica died resumes within seconds.
+    JOB_LEASE_SECONDS: float = Field(default=15.0, gt=0)
     # /espi/notify: notifications per second (sustained) and in a burst, per sender address.
     # PG&E sends one per batch request, and our own budget allows one request a second.
     NOTIFY_RATE_PER_SECOND: float = Field(default=2.0, gt=0)
