@@ -268,14 +268,21 @@ def test_the_authorization_list_is_read_bounded_and_both_time_forms():
 <entry><link rel="self" href="{base}/Authorization/2"/><content><espi:Authorization>
 <espi:authorizedPeriod><espi:start>1700000000</espi:start></espi:authorizedPeriod>
 <espi:status>0</espi:status></espi:Authorization></content></entry>
+<entry><link rel="self" href="{base}/Authorization/3"/><content><espi:Authorization>
+<espi:status>1</espi:status><espi:resourceURI>{base}/Batch/Bulk/77</espi:resourceURI>
+<espi:authorizationURI>{base}/Authorization/3</espi:authorizationURI>
+<espi:grant_type>client_credentials</espi:grant_type></espi:Authorization></content></entry>
 </feed>""".encode()
     items, following = reconciler.parse_authorization_feed(page)
     assert following == f"{base}/Authorization?p=2"
     assert [(i.authorization_uri, i.active) for i in items] == [
         (f"{base}/Authorization/1", True),
         (f"{base}/Authorization/2", False),  # no authorizationURI: its self link
+        # The third party's own registration (its Bulk): never a consent to revoke.
+        (f"{base}/Authorization/3", False),
     ]
     assert items[0].created_at == items[1].created_at == datetime.fromtimestamp(1700000000, UTC)
+    assert items[2].registration and not items[0].registration
     bomb = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "x">]><feed/>'
     with pytest.raises(reconciler.FeedError, match="DTD"):
         reconciler.parse_authorization_feed(bomb)

@@ -92,10 +92,14 @@ class ListedAuthorization:
     authorization_uri: str
     status: int | None
     created_at: datetime | None
+    # The third party's own Authorization (client_credentials, resourceURI its Batch/Bulk) is
+    # listed beside its customers' (PG&E's Share My Data API, "Authorization"): it is the
+    # registration itself, never a customer's consent, and must never be revoked.
+    registration: bool = False
 
     @property
     def active(self) -> bool:
-        return self.status == 1
+        return self.status == 1 and not self.registration
 
 
 def _epoch(text: str | None) -> datetime | None:
@@ -142,11 +146,14 @@ def parse_authorization_feed(body: bytes) -> tuple[list[ListedAuthorization], st
         if not uri:
             continue
         status_text = (item.findtext(f"{ESPI}status") or "").strip()
+        resource_uri = (item.findtext(f"{ESPI}resourceURI") or "").strip()
+        grant_type = (item.findtext(f"{ESPI}grant_type") or "").strip()
         found.append(
             ListedAuthorization(
                 authorization_uri=uri,
                 status=int(status_text) if status_text.isdigit() else None,
                 created_at=_epoch(item.findtext(f"{ESPI}authorizedPeriod/{ESPI}start")),
+                registration=grant_type == "client_credentials" or "/Batch/Bulk/" in resource_uri,
             )
         )
     return found, (_link(root, "next") if root.tag == f"{ATOM}feed" else None)
