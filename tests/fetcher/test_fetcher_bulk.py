@@ -24,6 +24,7 @@ pytestmark = pytest.mark.anyio
 PROFILES = ("electric-60min", "gas-electric", "solar")
 
 
+@pytest.mark.timeout(900)  # three years of data made and cut on a possibly busy machine
 async def test_a_burst_of_grants_costs_one_bulk_request_and_one_get(
     sandbox, settings_for, sealing_keys, observer
 ):
