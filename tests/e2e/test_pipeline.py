@@ -137,6 +137,7 @@ def assert_csv_is_the_truth(system: System, grant: dict[str, Any]) -> None:
     assert {point for point, _ in got} == set(grant["usage_point_ids"])
 
 
+@pytest.mark.timeout(900)  # the sandbox makes a year of data per request on a busy machine
 def test_a_malformed_notification_is_recovered_and_the_bulk_url_followed(system: System) -> None:
     # Batch/Subscription: 202, then a BatchList naming .../Batch/Bulk/{BulkID}?correlationID=..
     # sent the way PG&E once did, not well-formed XML (a literal backslash-n after the
@@ -158,6 +159,7 @@ def test_a_malformed_notification_is_recovered_and_the_bulk_url_followed(system:
     assert "not well-formed XML was recovered" in system.log_text()
 
 
+@pytest.mark.timeout(900)  # the Bulk answer holds every active subscription's year
 def test_bulk_scope_completes_with_the_client_token_only(system: System) -> None:
     profile = "multi-site"
     system.stack.restart_service("fetcher", {"BATCH_SCOPE": "bulk", "BULK_GATHER_SECONDS": "1"})

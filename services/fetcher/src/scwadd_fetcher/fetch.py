@@ -203,7 +203,7 @@ class JobFetch:
         return f"{self.job_id}/{label}/{window.start}-{window.end}{suffix}.xml"
 
     async def _store(self, name: str, body: bytes) -> None:
-        readings = check_feed(body)
+        readings = await asyncio.to_thread(check_feed, body)
         await self.store.put(name, body)
         self.outcome.raw_objects.append(name)
         self.outcome.readings += readings

@@ -146,6 +146,7 @@ class Fetcher:
             concurrency=options.concurrency,
         )
         self.notify_limits = options.notify
+        self._running: set[str] = set()  # job ids this process is handling now
 
     # -- batch notifications ---------------------------------------------------------------
 
@@ -210,6 +211,17 @@ class Fetcher:
     async def handle_grant(self, event: Event) -> None:
         if not isinstance(event, GrantReceived):
             return
+        if event.job_id in self._running:
+            # A redelivery (ack_wait passed on a busy machine) of a job this process is still
+            # fetching: the ledger would let its own owner claim it again and fetch it twice.
+            raise JobBusy(f"job {event.job_id} is being fetched by this replica")
+        self._running.add(event.job_id)
+        try:
+            await self._handle_grant(event)
+        finally:
+            self._running.discard(event.job_id)
+
+    async def _handle_grant(self, event: GrantReceived) -> None:
         claim = self.ledger.claim(event.job_id)
         if claim.result is ClaimResult.BUSY:
             until = claim.lease_until or datetime.now(UTC)
