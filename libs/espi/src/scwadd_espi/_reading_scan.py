@@ -30,8 +30,8 @@ from itertools import repeat
 
 from lxml import etree
 
+from scwadd_espi._elements import _new_reading
 from scwadd_espi.model import ATOM_NS, ESPI_NS, IntervalReading
-from scwadd_espi.parser import _new_reading
 
 # The start of a reading's start tag, with its prefix ("ns0:" or nothing).
 _FIRST_READING = re.compile(rb"<((?:[A-Za-z_][A-Za-z0-9_.\-]*:)?)IntervalReading[ \t\r\n>]")

@@ -24,9 +24,7 @@ from typing import IO
 
 from lxml import etree
 
-from scwadd_espi._reading_scan import cut_readings
-from scwadd_espi.model import ATOM_NS, IntervalReading
-from scwadd_espi.parser import (
+from scwadd_espi._elements import (
     EspiParseError,
     ParsedEntry,
     _check_depth,
@@ -37,6 +35,8 @@ from scwadd_espi.parser import (
     _syntax_message,
     declares_utf8,
 )
+from scwadd_espi._reading_scan import cut_readings
+from scwadd_espi.model import ATOM_NS, IntervalReading
 
 _BLOCK = 1 << 20
 _MAX_SEGMENT = 16 << 20

@@ -17,49 +17,39 @@ The column layouts are documented in ``docs/csv.md``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import io
 import os
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, tzinfo
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import IO, Any
 
+from scwadd_espi._clock import Clock, local_interval_label, utc_text
+from scwadd_espi._spool import Spool
+from scwadd_espi.layouts import (
+    DEFAULT_COLUMNS,
+    LAYOUT_CLASSES,
+    LAYOUTS,
+    ZERO,
+    Row,
+    quality_text,
+    service_name,
+)
 from scwadd_espi.localtime import tzinfo_for
-from scwadd_espi.model import (
-    FlowDirection,
-    IntervalBlock,
-    Quality,
-    ServiceKind,
-    UnitOfMeasure,
-    display_unit,
-)
+from scwadd_espi.model import FlowDirection, IntervalBlock, UnitOfMeasure, display_unit
 from scwadd_espi.parser import EspiParseError, Source, iter_entries, source_name
-from scwadd_espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
-
-Layout = Literal["default", "pge", "scwadd"]
-LAYOUTS: tuple[str, ...] = ("default", "pge", "scwadd")
-
-DEFAULT_COLUMNS = (
-    "usage_point_id",
-    "service",
-    "interval_start_local",
-    "interval_start_utc",
-    "duration_seconds",
-    "delivered",
-    "received",
-    "net",
-    "unit",
-    "quality",
-    "tou",
+from scwadd_espi.report import (
+    ConversionError,
+    ConversionReport,
+    Gap,
+    InputReport,
+    ReadingTypeReport,
+    UsagePointReport,
 )
-PGE_COLUMNS_TEMPLATE = ("TYPE", "DATE", "START TIME", "END TIME", "USAGE ({unit})", "COST", "NOTES")
+from scwadd_espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
 
 # Which column a MeterReading's values go to, by its ReadingType's flowDirection.
 ROLE_DELIVERED, ROLE_RECEIVED, ROLE_NET = 0, 1, 2
@@ -78,124 +68,6 @@ _ENERGY_UNITS = {
     UnitOfMeasure.VARH,
 }
 _MAX_GAPS_LISTED = 200
-
-
-class ConversionError(ValueError):
-    """Input that cannot be converted faithfully; the message names the file and the problem."""
-
-
-@dataclass
-class InputReport:
-    name: str
-    sha256: str
-    bytes: int
-    entries: int = 0
-    interval_blocks: int = 0
-    readings: int = 0
-
-
-@dataclass
-class Gap:
-    start_utc: str
-    end_utc: str
-    seconds: int
-
-
-@dataclass
-class ReadingTypeReport:
-    meter_reading: str
-    flow_direction: int | None
-    column: str
-    uom: int | None
-    unit: str
-    power_of_ten_multiplier: int | None
-    interval_length: int | None
-    commodity: int | None
-    accumulation_behaviour: int | None
-
-
-@dataclass
-class UsagePointReport:
-    id: str
-    service: str
-    unit: str
-    time_zone: str
-    reading_types: list[ReadingTypeReport] = field(default_factory=list)
-    first_interval_start_utc: str | None = None
-    last_interval_end_utc: str | None = None
-    rows: int = 0
-    gap_count: int = 0
-    gap_seconds: int = 0
-    gaps: list[Gap] = field(default_factory=list)
-
-
-@dataclass
-class ConversionReport:
-    layout: str
-    inputs: list[InputReport] = field(default_factory=list)
-    usage_points: list[UsagePointReport] = field(default_factory=list)
-    customer_name_present: bool = False
-    rows: int = 0
-    readings_read: int = 0
-    duplicates: int = 0
-    conflicts: int = 0
-    ignored_readings: int = 0
-    notes: list[str] = field(default_factory=list)
-    output_sha256: str = ""
-    output_bytes: int = 0
-
-    @property
-    def gap_count(self) -> int:
-        return sum(point.gap_count for point in self.usage_points)
-
-    @property
-    def period(self) -> tuple[str | None, str | None]:
-        starts = [p.first_interval_start_utc for p in self.usage_points]
-        ends = [p.last_interval_end_utc for p in self.usage_points]
-        return (
-            min((s for s in starts if s), default=None),
-            max((e for e in ends if e), default=None),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready facts for a manifest (no meter values, no customer name)."""
-        data = asdict(self)
-        data["gap_count"] = self.gap_count
-        data["period_start_utc"], data["period_end_utc"] = self.period
-        return data
-
-
-# Helpers -----------------------------------------------------------------------------------------
-
-
-def _decimal_text(value: Decimal | None) -> str:
-    if value is None:
-        return ""
-    if value == 0:
-        return "0"
-    return format(value.normalize(), "f")
-
-
-def _service_name(kind: int | None) -> str:
-    if kind is None:
-        return "electricity"
-    try:
-        return ServiceKind(kind).name.lower()
-    except ValueError:
-        return f"service kind {kind}"
-
-
-@lru_cache(maxsize=4096)
-def _quality_text(qualities: str) -> str:
-    if not qualities:
-        return ""
-    names = []
-    for code in qualities.split(","):
-        try:
-            names.append(Quality(int(code)).name.lower())
-        except ValueError:
-            names.append(code)
-    return ";".join(names)
 
 
 class _HashingWriter(io.RawIOBase):
@@ -235,301 +107,6 @@ class _HashingReader(io.RawIOBase):
         self.size += len(data)
         memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)
-
-
-# The spool ---------------------------------------------------------------------------------------
-
-
-class _Spool:
-    """Readings on disk, keyed for the sorted, de-duplicated read-back."""
-
-    def __init__(self, directory: str) -> None:
-        self.db = sqlite3.connect(os.path.join(directory, "readings.sqlite"))
-        self.db.executescript(
-            """
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            PRAGMA temp_store = FILE;
-            PRAGMA cache_size = -8000;
-            CREATE TABLE readings (
-                block_key INTEGER, start INTEGER, duration INTEGER, value INTEGER, cost INTEGER,
-                quality TEXT, tou INTEGER, updated INTEGER, seq INTEGER
-            );
-            """
-        )
-        self.block_keys: dict[str | None, int] = {}
-        # Where each collection's first block was read, for errors about it.
-        self.origins: dict[str | None, str] = {}
-        self.seq = 0
-
-    def add_block(
-        self, key: str | None, block: IntervalBlock, updated: int | None, origin: str
-    ) -> int:
-        key_id = self.block_keys.setdefault(key, len(self.block_keys))
-        self.origins.setdefault(key, origin)
-        self.seq += 1
-        seq, stamp = self.seq, updated or 0
-        rows = [
-            (
-                key_id,
-                r.start,
-                r.duration,
-                r.value,
-                r.cost,
-                ",".join(map(str, r.qualities)) if r.qualities else "",
-                r.tou,
-                stamp,
-                seq,
-            )
-            for r in block.readings
-        ]
-        self.db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?)", rows)
-        return len(rows)
-
-    def close(self) -> None:
-        self.db.close()
-
-
-# Layouts -----------------------------------------------------------------------------------------
-
-
-class _Clock:
-    """Time labels for one zone, cached: formatting ~1M timestamps through ``datetime`` and a
-    Python ``tzinfo`` would dominate a conversion.
-
-    Offsets are cached per UTC day, and per 15-minute slot on the days the offset changes (UTC
-    offsets change only on such boundaries); date texts per day. The caches are bounded by the
-    period covered, not by the file size.
-    """
-
-    def __init__(self, zone: tzinfo) -> None:
-        self.zone = zone
-        self._days: dict[int, int] = {}
-        self._offsets: dict[int, int] = {}
-        self._dates: dict[int, str] = {}
-        self._offset_texts: dict[int, str] = {}
-
-    def offset(self, epoch: int) -> int:
-        day = epoch // 86400
-        steady = self._days.get(day)
-        if steady is None:
-            at_start, at_end = self._exact(day * 86400), self._exact(day * 86400 + 86399)
-            # A zone changes offset at most once a day: equal ends mean one offset all day.
-            steady = at_start if at_start == at_end else _CHANGES_TODAY
-            self._days[day] = steady
-        if steady != _CHANGES_TODAY:
-            return steady
-        slot = epoch // 900
-        found = self._offsets.get(slot)
-        if found is None:
-            found = self._exact(slot * 900)
-            self._offsets[slot] = found
-        return found
-
-    def _exact(self, epoch: int) -> int:
-        delta = datetime.fromtimestamp(epoch, self.zone).utcoffset()
-        return int(delta.total_seconds()) if delta is not None else 0
-
-    def _date(self, day: int) -> str:
-        text = self._dates.get(day)
-        if text is None:
-            text = _EPOCH_DATE.fromordinal(_EPOCH_ORDINAL + day).isoformat()
-            self._dates[day] = text
-        return text
-
-    def offset_text(self, offset: int) -> str:
-        text = self._offset_texts.get(offset)
-        if text is None:
-            sign = "+" if offset >= 0 else "-"
-            hours, rest = divmod(abs(offset), 3600)
-            text = f"{sign}{hours:02d}:{rest // 60:02d}"
-            self._offset_texts[offset] = text
-        return text
-
-    def wall(self, epoch: int) -> tuple[str, int, int, int, int]:
-        """Local date text, hour, minute, second and the UTC offset in seconds."""
-        offset = self.offset(epoch)
-        day, second_of_day = divmod(epoch + offset, 86400)
-        hour, rest = divmod(second_of_day, 3600)
-        return self._date(day), hour, rest // 60, rest % 60, offset
-
-    def local_iso(self, epoch: int) -> str:
-        date_text, hour, minute, second, offset = self.wall(epoch)
-        return f"{date_text}T{hour:02d}:{minute:02d}:{second:02d}{self.offset_text(offset)}"
-
-    def utc_iso(self, epoch: int) -> str:
-        day, second_of_day = divmod(epoch, 86400)
-        hour, rest = divmod(second_of_day, 3600)
-        return f"{self._date(day)}T{hour:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
-
-    def repeated(self, epoch: int) -> bool:
-        """True when this wall-clock time also labels another instant (a fall-back hour)."""
-        wall = epoch + self.offset(epoch)
-        for probe in (epoch - 7200, epoch + 7200):
-            other_offset = self.offset(probe)
-            other = wall - other_offset
-            if other != epoch and self.offset(other) == other_offset:
-                return True
-        return False
-
-
-_CHANGES_TODAY = -(10**9)  # no real UTC offset
-_EPOCH_DATE = datetime(1970, 1, 1).date()
-_EPOCH_ORDINAL = _EPOCH_DATE.toordinal()
-_UTC_CLOCK = _Clock(UTC)
-
-
-def _utc_text(epoch: int) -> str:
-    return _UTC_CLOCK.utc_iso(epoch)
-
-
-class _Row(NamedTuple):
-    point: UsagePointReport
-    clock: _Clock
-    start: int
-    duration: int
-    delivered: Decimal | None
-    received: Decimal | None
-    net: Decimal | None
-    has_received_channel: bool
-    cost: int | None
-    quality: str
-    tou: int | None
-
-
-class _LayoutWriter:
-    def __init__(self, out: IO[str], customer_name: str | None) -> None:
-        self.csv = csv.writer(out, lineterminator="\r\n")
-        self.customer_name = customer_name
-
-    def begin(self, points: Sequence[UsagePointReport]) -> None:
-        pass
-
-    def begin_point(self, point: UsagePointReport) -> None:
-        pass
-
-    def row(self, row: _Row) -> None:
-        raise NotImplementedError
-
-
-_ZERO = Decimal(0)
-
-
-class _DefaultLayout(_LayoutWriter):
-    def begin(self, points: Sequence[UsagePointReport]) -> None:
-        self.csv.writerow(DEFAULT_COLUMNS)
-
-    def row(self, row: _Row) -> None:
-        received = row.received
-        if received is None and row.has_received_channel:
-            received = _ZERO
-        self.csv.writerow(
-            (
-                row.point.id,
-                row.point.service,
-                row.clock.local_iso(row.start),
-                _UTC_CLOCK.utc_iso(row.start),
-                row.duration,
-                _decimal_text(row.delivered),
-                _decimal_text(received),
-                _decimal_text(row.net),
-                row.point.unit,
-                row.quality,
-                "" if row.tou is None else row.tou,
-            )
-        )
-
-
-class _ScwaddLayout(_LayoutWriter):
-    """The original tool's four columns, made correct."""
-
-    def begin(self, points: Sequence[UsagePointReport]) -> None:
-        units = sorted({p.unit for p in points if p.unit}) or ["kWh"]
-        unit = units[0] if len(units) == 1 else " or ".join(units) + ": see the usage point"
-        self.csv.writerow(
-            (
-                "SA_UUID",
-                "Interval Timestamp",
-                f"Delivered From Grid Value ({unit})",
-                f"Back To Grid Value ({unit})",
-            )
-        )
-
-    def row(self, row: _Row) -> None:
-        self.csv.writerow(
-            (
-                row.point.id,
-                row.clock.local_iso(row.start),
-                _decimal_text(row.delivered if row.delivered is not None else _ZERO),
-                _decimal_text(row.received if row.received is not None else _ZERO),
-            )
-        )
-
-
-_CENT = Decimal("0.01")
-
-
-class _PgeLayout(_LayoutWriter):
-    """PG&E's "Green Button Download My Data" CSV: account lines, a blank line, the columns.
-    One such section per usage point."""
-
-    def __init__(self, out: IO[str], customer_name: str | None) -> None:
-        super().__init__(out, customer_name)
-        self._sections = 0
-
-    def begin_point(self, point: UsagePointReport) -> None:
-        if self._sections:
-            self.csv.writerow(())
-        self._sections += 1
-        self.csv.writerow(("Name", self.customer_name or ""))
-        self.csv.writerow(("Address", ""))
-        self.csv.writerow(("Account Number", ""))
-        self.csv.writerow(("Service", f"Service {self._sections} ({point.id})"))
-        self.csv.writerow(())
-        unit = point.unit or "kWh"
-        self.csv.writerow(tuple(c.format(unit=unit) for c in PGE_COLUMNS_TEMPLATE))
-
-    def row(self, row: _Row) -> None:
-        clock = row.clock
-        date_text, hour, minute, _second, offset = clock.wall(row.start)
-        _end_date, end_hour, end_minute, _s, _o = clock.wall(row.start + row.duration - 60)
-        usage = row.net
-        if usage is None:
-            usage = (row.delivered or _ZERO) - (row.received or _ZERO)
-        service = row.point.service
-        if service == "gas":
-            kind = "Natural gas usage"
-        elif service == "electricity":
-            kind = "Electric usage"
-        else:
-            kind = f"{service.capitalize()} usage"
-        cost = ""
-        if row.cost is not None:
-            dollars = Decimal(row.cost).scaleb(-5)
-            cents = dollars.quantize(_CENT)
-            text = format(cents if dollars == cents else dollars.normalize(), "f")
-            cost = f"-${text[1:]}" if text.startswith("-") else f"${text}"
-        notes = ""
-        if clock.repeated(row.start):
-            notes = f"repeated hour, UTC offset {clock.offset_text(offset)}"
-        self.csv.writerow(
-            (
-                kind,
-                date_text,
-                f"{hour:02d}:{minute:02d}",
-                f"{end_hour:02d}:{end_minute:02d}",
-                _decimal_text(usage),
-                cost,
-                notes,
-            )
-        )
-
-
-_LAYOUT_CLASSES: dict[str, type[_LayoutWriter]] = {
-    "default": _DefaultLayout,
-    "pge": _PgeLayout,
-    "scwadd": _ScwaddLayout,
-}
 
 
 # The conversion ----------------------------------------------------------------------------------
@@ -572,14 +149,14 @@ def convert(
     :class:`ConversionError` for documents whose readings cannot be placed; nothing is written
     to a path ``out`` in either case.
     """
-    if layout not in _LAYOUT_CLASSES:
+    if layout not in LAYOUT_CLASSES:
         raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
     if tz is not None:
         tzinfo_for(None, tz)  # fail on a bad zone before reading anything
     report = ConversionReport(layout=layout)
     resolver = Resolver()
     with tempfile.TemporaryDirectory(prefix="scwadd-convert-", dir=workdir) as scratch:
-        spool = _Spool(scratch)
+        spool = Spool(scratch)
         try:
             for index, source in enumerate(inputs):
                 if names is not None:
@@ -612,7 +189,7 @@ def convert(
 def _read_input(
     source: Source | bytes,
     name: str,
-    spool: _Spool,
+    spool: Spool,
     resolver: Resolver,
     progress: Callable[[int], None] | None,
 ) -> InputReport:
@@ -687,7 +264,7 @@ class _ChannelInfo:
 
 
 def _resolve_channels(
-    spool: _Spool, resolver: Resolver, report: ConversionReport
+    spool: Spool, resolver: Resolver, report: ConversionReport
 ) -> dict[int, _ChannelInfo]:
     points: dict[str, UsagePointReport] = {}
     order: list[str] = []
@@ -712,7 +289,7 @@ def _resolve_channels(
                 ) from None
             points[channel.usage_point_id] = UsagePointReport(
                 id=channel.usage_point_id,
-                service=_service_name(channel.service_kind),
+                service=service_name(channel.service_kind),
                 unit="",
                 time_zone=_zone_label(zone),
             )
@@ -758,7 +335,7 @@ def _resolve_channels(
             kind = getattr(entry.obj, "kind", None)
             points[point_id] = UsagePointReport(
                 id=point_id,
-                service=_service_name(kind),
+                service=service_name(kind),
                 unit="",
                 time_zone=_zone_label(resolver.local_time_for(path)),
             )
@@ -781,7 +358,7 @@ def _zone_label(params: Any) -> str:
 
 
 def _write_rows(
-    spool: _Spool,
+    spool: Spool,
     channels: dict[int, _ChannelInfo],
     layout: str,
     tz: str | None,
@@ -789,7 +366,7 @@ def _write_rows(
     report: ConversionReport,
     text: IO[str],
 ) -> None:
-    writer = _LAYOUT_CLASSES[layout](text, resolver.customer_name())
+    writer = LAYOUT_CLASSES[layout](text, resolver.customer_name())
     writer.begin(report.usage_points)
     db = spool.db
     db.execute(
@@ -821,13 +398,13 @@ def _write_rows(
         ORDER BY point, start, duration, role, updated DESC, seq DESC
         """
     )
-    clocks: dict[int, _Clock] = {}
+    clocks: dict[int, Clock] = {}
     received_points: set[int] = set()
     for info in channels.values():
         if info.role == ROLE_RECEIVED:
             received_points.add(info.point_index)
         if info.point_index not in clocks:
-            clocks[info.point_index] = _Clock(tzinfo_for(info.channel.local_time, tz))
+            clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
     if tz:
         for point in report.usage_points:
             point.time_zone = tz
@@ -851,11 +428,11 @@ def _write_rows(
         elif delivered_value is None and received_value is None:
             net = None
         else:
-            net = (delivered_value or _ZERO) - (received_value or _ZERO)
+            net = (delivered_value or ZERO) - (received_value or ZERO)
         main = delivered or received or net_reading
         assert main is not None
         writer.row(
-            _Row(
+            Row(
                 point=point,
                 clock=clocks[point_index],
                 start=start,
@@ -865,7 +442,7 @@ def _write_rows(
                 net=net,
                 has_received_channel=point_index in received_points,
                 cost=main[1],
-                quality=_quality_text(main[2]),
+                quality=quality_text(main[2]),
                 tou=main[3],
             )
         )
@@ -877,10 +454,10 @@ def _write_rows(
             point.gap_seconds += start - previous_end
             if len(point.gaps) < _MAX_GAPS_LISTED:
                 point.gaps.append(
-                    Gap(_utc_text(previous_end), _utc_text(start), start - previous_end)
+                    Gap(utc_text(previous_end), utc_text(start), start - previous_end)
                 )
         if previous_end is None and point.first_interval_start_utc is None:
-            point.first_interval_start_utc = _utc_text(start)
+            point.first_interval_start_utc = utc_text(start)
         end = start + duration
         if previous_end is None or end > previous_end:
             series_end[duration] = end
@@ -888,7 +465,7 @@ def _write_rows(
     def close_point() -> None:
         if current_point >= 0 and series_end:
             point = report.usage_points[current_point]
-            point.last_interval_end_utc = _utc_text(max(series_end.values()))
+            point.last_interval_end_utc = utc_text(max(series_end.values()))
 
     winners: dict[int, tuple[int | None, int]] = {}
     for point_index, start, duration, role, value, exponent, cost, quality, tou in cursor:
@@ -922,11 +499,6 @@ def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
     if a_exp == b_exp:
         return a == b
     return Decimal(a).scaleb(a_exp) == Decimal(b).scaleb(b_exp)
-
-
-def local_interval_label(epoch: int, zone: tzinfo) -> str:
-    """ISO 8601 local time with its UTC offset (what the default layout writes)."""
-    return _Clock(zone).local_iso(epoch)
 
 
 __all__ = [

@@ -1,0 +1,651 @@
+"""ESPI elements to model objects: the part of the parser both readers share.
+
+:class:`_Reader` turns a parsed ``<entry>`` (or a bare ESPI root) into a :class:`ParsedEntry`
+holding model objects, with errors naming the source, line, column and what was expected.
+The streaming reader (:mod:`scwadd_espi.parser`) and the split reader
+(:mod:`scwadd_espi._split`) both hand it their elements; nothing here imports either of them,
+so the parser, the split reader and the reading scan form no import circle.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from itertools import repeat
+from pathlib import Path
+from typing import IO, Any, cast
+
+from lxml import etree
+
+from scwadd_espi.model import (
+    ATOM_NS,
+    CUSTOMER_NS,
+    ESPI_NS,
+    Authorization,
+    BatchList,
+    DateTimeInterval,
+    EspiObject,
+    IntervalBlock,
+    IntervalReading,
+    LineItem,
+    LocalTimeParameters,
+    MeterReading,
+    RationalNumber,
+    ReadingType,
+    RetailCustomer,
+    ServiceStatus,
+    SummaryMeasurement,
+    UsagePoint,
+    UsageSummary,
+)
+
+#: Deepest nesting accepted below an entry (or below a bare document's root). The deepest
+#: legitimate path, content/UsageSummary/costAdditionalDetailLastPeriod/measurement/value, is 5.
+MAX_NESTING = 10
+
+Source = str | Path | IO[bytes]
+
+
+_ESPI_NAMESPACES = (ESPI_NS, CUSTOMER_NS, "")
+_ATOM = f"{{{ATOM_NS}}}"
+_ESPI = f"{{{ESPI_NS}}}"
+# Times beyond this are milliseconds (10**11 seconds is the year 5138).
+_MILLISECONDS_THRESHOLD = 10**11
+
+
+class EspiParseError(ValueError):
+    """Bad input: names the source, the line and column, and what was expected."""
+
+    def __init__(self, source: str, line: int | None, column: int | None, message: str) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        self.message = message
+        where = source
+        if line is not None:
+            where += f":{line}"
+            if column is not None:
+                where += f":{column}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """One ESPI object and its place in the resource tree.
+
+    ``published`` / ``updated`` are epoch seconds (None for a bare document). ``nested`` holds
+    ESPI objects found inside this one's content (a ReadingType inside a MeterReading).
+    """
+
+    obj: EspiObject
+    self_href: str | None = None
+    up_href: str | None = None
+    related: tuple[str, ...] = ()
+    id: str | None = None
+    title: str | None = None
+    published: int | None = None
+    updated: int | None = None
+    line: int | None = None
+    nested: tuple[EspiObject, ...] = field(default=())
+
+
+def source_name(source: Source) -> str:
+    if isinstance(source, str | Path):
+        return str(source)
+    return str(getattr(source, "name", "<stream>"))
+
+
+_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+def declares_utf8(head: bytes) -> bool:
+    """Whether a document starting with ``head`` is UTF-8: no UTF-16 byte order mark, and UTF-8
+    (or ASCII, a subset) declared or nothing declared."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    offset = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+    declared = _DECLARED_ENCODING.match(head, offset)
+    return declared is None or declared.group(1).lower() in (
+        b"utf-8",
+        b"utf8",
+        b"us-ascii",
+        b"ascii",
+    )
+
+
+# Element helpers -------------------------------------------------------------------------------
+
+
+def _local(element: etree._Element) -> str:
+    tag = element.tag
+    if not isinstance(tag, str):
+        return ""
+    return tag.rpartition("}")[2]
+
+
+def _namespace(element: etree._Element) -> str:
+    tag = element.tag
+    if not isinstance(tag, str) or not tag.startswith("{"):
+        return ""
+    return tag[1 : tag.index("}")]
+
+
+def _is_atom(element: etree._Element, name: str) -> bool:
+    return _local(element) == name and _namespace(element) in (ATOM_NS, "")
+
+
+class _Reader:
+    """Per-source context for turning elements into model objects with precise errors."""
+
+    def __init__(self, name: str, path: str | None) -> None:
+        self.name = name
+        self.path = path
+        # Lines before the fragment being read (the split reader parses one entry at a time).
+        self.line_offset = 0
+
+    def line_of(self, element: etree._Element) -> int | None:
+        line = element.sourceline
+        return None if line is None else line + self.line_offset
+
+    def error(self, element: etree._Element | None, message: str) -> EspiParseError:
+        line = self.line_of(element) if element is not None else None
+        column = self._column(element, line) if element is not None else None
+        return EspiParseError(self.name, line, column, message)
+
+    def _column(self, element: etree._Element, line: int | None) -> int | None:
+        """lxml keeps no column for elements: find the tag on its line (only when failing)."""
+        if line is None or self.path is None:
+            return None
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as handle:
+                for number, text in enumerate(handle, start=1):
+                    if number == line:
+                        match = re.search(rf"<(?:[\w.-]+:)?{re.escape(_local(element))}\b", text)
+                        return match.start() + 1 if match else 1
+        except OSError:
+            return None
+        return None
+
+    def children(self, element: etree._Element) -> dict[str, etree._Element]:
+        found: dict[str, etree._Element] = {}
+        for child in element:
+            if isinstance(child.tag, str) and _namespace(child) in _ESPI_NAMESPACES:
+                found.setdefault(_local(child), child)
+        return found
+
+    def integer(self, element: etree._Element, what: str) -> int:
+        text = (element.text or "").strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise self.error(
+                element, f"<{_local(element)}> of {what} must be an integer, found {text!r}"
+            ) from None
+
+    def opt_int(self, kids: dict[str, etree._Element], name: str, what: str) -> int | None:
+        element = kids.get(name)
+        return None if element is None else self.integer(element, what)
+
+    def req_int(
+        self, parent: etree._Element, kids: dict[str, etree._Element], name: str, what: str
+    ) -> int:
+        element = kids.get(name)
+        if element is None:
+            raise self.error(parent, f"{what} needs a <{name}> element")
+        return self.integer(element, what)
+
+    def opt_text(self, kids: dict[str, etree._Element], name: str) -> str | None:
+        element = kids.get(name)
+        if element is None:
+            return None
+        return (element.text or "").strip()
+
+    def interval(
+        self, kids: dict[str, etree._Element], name: str, what: str, ms_aware: bool = False
+    ) -> DateTimeInterval | None:
+        element = kids.get(name)
+        if element is None:
+            return None
+        inner = self.children(element)
+        start = self.req_int(element, inner, "start", f"{what} {name}")
+        duration = self.req_int(element, inner, "duration", f"{what} {name}")
+        if ms_aware and abs(start) >= _MILLISECONDS_THRESHOLD:
+            start //= 1000  # durations stay in seconds (UInt32 could not hold a year in ms)
+        return DateTimeInterval(start=start, duration=duration)
+
+    def time(self, kids: dict[str, etree._Element], name: str, what: str) -> int | None:
+        value = self.opt_int(kids, name, what)
+        if value is not None and abs(value) >= _MILLISECONDS_THRESHOLD:
+            return value // 1000
+        return value
+
+    def rational(self, kids: dict[str, etree._Element], name: str) -> RationalNumber | None:
+        element = kids.get(name)
+        if element is None:
+            return None
+        inner = self.children(element)
+        return RationalNumber(
+            numerator=self.opt_int(inner, "numerator", name),
+            denominator=self.opt_int(inner, "denominator", name),
+        )
+
+    def summary(self, kids: dict[str, etree._Element], name: str) -> SummaryMeasurement | None:
+        element = kids.get(name)
+        if element is None:
+            return None
+        inner = self.children(element)
+        return SummaryMeasurement(
+            power_of_ten_multiplier=self.opt_int(inner, "powerOfTenMultiplier", name),
+            time_stamp=self.time(inner, "timeStamp", name),
+            uom=self.opt_int(inner, "uom", name),
+            value=self.opt_int(inner, "value", name),
+            reading_type_ref=self.opt_text(inner, "readingTypeRef"),
+        )
+
+    # One parse function per ESPI object ---------------------------------------------------------
+
+    def usage_point(self, element: etree._Element) -> UsagePoint:
+        kids = self.children(element)
+        kind = None
+        category = kids.get("ServiceCategory")
+        if category is not None:
+            kind = self.opt_int(self.children(category), "kind", "ServiceCategory")
+        return UsagePoint(
+            kind=kind,
+            status=self.opt_int(kids, "status", "UsagePoint"),
+            role_flags=self.opt_text(kids, "roleFlags"),
+        )
+
+    def reading_type(self, element: etree._Element) -> ReadingType:
+        kids = self.children(element)
+        what = "ReadingType"
+        return ReadingType(
+            accumulation_behaviour=self.opt_int(kids, "accumulationBehaviour", what),
+            commodity=self.opt_int(kids, "commodity", what),
+            consumption_tier=self.opt_int(kids, "consumptionTier", what),
+            currency=self.opt_int(kids, "currency", what),
+            data_qualifier=self.opt_int(kids, "dataQualifier", what),
+            default_quality=self.opt_int(kids, "defaultQuality", what),
+            flow_direction=self.opt_int(kids, "flowDirection", what),
+            interval_length=self.opt_int(kids, "intervalLength", what),
+            kind=self.opt_int(kids, "kind", what),
+            phase=self.opt_int(kids, "phase", what),
+            power_of_ten_multiplier=self.opt_int(kids, "powerOfTenMultiplier", what),
+            time_attribute=self.opt_int(kids, "timeAttribute", what),
+            tou=self.opt_int(kids, "tou", what),
+            uom=self.opt_int(kids, "uom", what),
+            cpp=self.opt_int(kids, "cpp", what),
+            interharmonic=self.rational(kids, "interharmonic"),
+            measuring_period=self.opt_int(kids, "measuringPeriod", what),
+            argument=self.rational(kids, "argument"),
+        )
+
+    def interval_reading(self, element: etree._Element) -> IntervalReading:
+        kids = self.children(element)
+        period = self.interval(kids, "timePeriod", "IntervalReading")
+        if period is None:
+            raise self.error(element, "IntervalReading needs a <timePeriod> (start, duration)")
+        qualities = []
+        for child in element:
+            if _local(child) == "ReadingQuality" and _namespace(child) in _ESPI_NAMESPACES:
+                inner = self.children(child)
+                qualities.append(self.req_int(child, inner, "quality", "ReadingQuality"))
+        return IntervalReading(
+            start=period.start,
+            duration=period.duration,
+            value=self.opt_int(kids, "value", "IntervalReading"),
+            cost=self.opt_int(kids, "cost", "IntervalReading"),
+            qualities=tuple(qualities),
+            tou=self.opt_int(kids, "tou", "IntervalReading"),
+            consumption_tier=self.opt_int(kids, "consumptionTier", "IntervalReading"),
+            cpp=self.opt_int(kids, "cpp", "IntervalReading"),
+        )
+
+    def interval_block(
+        self, element: etree._Element, readings: list[IntervalReading] | None = None
+    ) -> IntervalBlock:
+        """``readings``: the block's readings when they were read from the bytes already (the
+        element then holds the rest of the block; see :mod:`._reading_scan`)."""
+        if readings is not None:
+            interval = self.interval(self.children(element), "interval", "IntervalBlock")
+            return IntervalBlock(interval=interval, readings=readings)
+        fast = _fast_block(element)
+        if fast is not None:
+            return fast
+        kids = self.children(element)
+        readings = [
+            self.interval_reading(child)
+            for child in element
+            if _local(child) == "IntervalReading" and _namespace(child) in _ESPI_NAMESPACES
+        ]
+        return IntervalBlock(
+            interval=self.interval(kids, "interval", "IntervalBlock"), readings=readings
+        )
+
+    def local_time(self, element: etree._Element) -> LocalTimeParameters:
+        kids = self.children(element)
+        what = "LocalTimeParameters"
+        rules = []
+        for name in ("dstStartRule", "dstEndRule"):
+            text = self.opt_text(kids, name)
+            try:
+                rules.append(int(text, 16) if text else 0)
+            except ValueError:
+                raise self.error(
+                    kids[name], f"<{name}> must be 8 hexadecimal digits, found {text!r}"
+                ) from None
+        return LocalTimeParameters(
+            tz_offset=self.req_int(element, kids, "tzOffset", what),
+            dst_offset=self.opt_int(kids, "dstOffset", what) or 0,
+            dst_start_rule=rules[0],
+            dst_end_rule=rules[1],
+        )
+
+    def usage_summary(self, element: etree._Element) -> UsageSummary:
+        kids = self.children(element)
+        what = "UsageSummary"
+        items = []
+        for child in element:
+            if _local(child) == "costAdditionalDetailLastPeriod":
+                inner = self.children(child)
+                items.append(
+                    LineItem(
+                        note=self.opt_text(inner, "note") or "",
+                        item_kind=self.opt_int(inner, "itemKind", "LineItem") or 0,
+                        amount=self.opt_int(inner, "amount", "LineItem"),
+                        rounding=self.opt_int(inner, "rounding", "LineItem"),
+                        date_time=self.time(inner, "dateTime", "LineItem"),
+                        measurement=self.summary(inner, "measurement"),
+                        unit_cost=self.opt_int(inner, "unitCost", "LineItem"),
+                        item_period=self.interval(inner, "itemPeriod", "LineItem", True),
+                    )
+                )
+        return UsageSummary(
+            status_time_stamp=self.time(kids, "statusTimeStamp", what) or 0,
+            billing_period=self.interval(kids, "billingPeriod", what, ms_aware=True),
+            bill_last_period=self.opt_int(kids, "billLastPeriod", what),
+            bill_to_date=self.opt_int(kids, "billToDate", what),
+            cost_additional_last_period=self.opt_int(kids, "costAdditionalLastPeriod", what),
+            cost_additional_detail_last_period=tuple(items),
+            currency=self.opt_int(kids, "currency", what),
+            overall_consumption_last_period=self.summary(kids, "overallConsumptionLastPeriod"),
+            current_billing_period_overall_consumption=self.summary(
+                kids, "currentBillingPeriodOverAllConsumption"
+            ),
+            quality_of_reading=self.opt_int(kids, "qualityOfReading", what),
+            commodity=self.opt_int(kids, "commodity", what),
+            tariff_profile=self.opt_text(kids, "tariffProfile"),
+            read_cycle=self.opt_text(kids, "readCycle"),
+        )
+
+    def retail_customer(self, element: etree._Element) -> RetailCustomer:
+        kids = self.children(element)
+        name = self.opt_text(kids, "customerName") or self.opt_text(kids, "name")
+        organisation = kids.get("Organisation")
+        if not name and organisation is not None:
+            inner = self.children(organisation)
+            name = self.opt_text(inner, "organisationName") or self.opt_text(inner, "name")
+        return RetailCustomer(name=name or None)
+
+    def authorization(self, element: etree._Element) -> Authorization:
+        kids = self.children(element)
+        what = "Authorization"
+        status = self.req_int(element, kids, "status", what)
+        return Authorization(
+            status=status,
+            expires_at=self.time(kids, "expires_at", what) or 0,
+            scope=self.opt_text(kids, "scope") or "",
+            resource_uri=self.opt_text(kids, "resourceURI") or "",
+            authorization_uri=self.opt_text(kids, "authorizationURI") or "",
+            token_type=self.opt_text(kids, "token_type") or "Bearer",
+            authorized_period=self.interval(kids, "authorizedPeriod", what, ms_aware=True),
+            published_period=self.interval(kids, "publishedPeriod", what, ms_aware=True),
+            grant_type=self.opt_text(kids, "grant_type"),
+            error=self.opt_text(kids, "error"),
+            error_description=self.opt_text(kids, "error_description"),
+            customer_resource_uri=self.opt_text(kids, "customerResourceURI"),
+        )
+
+    def batch_list(self, element: etree._Element) -> BatchList:
+        return BatchList(
+            resources=tuple(
+                (child.text or "").strip() for child in element if _local(child) == "resources"
+            )
+        )
+
+    def service_status(self, element: etree._Element) -> ServiceStatus:
+        kids = self.children(element)
+        return ServiceStatus(
+            current_status=self.req_int(element, kids, "currentStatus", "ServiceStatus")
+        )
+
+    def espi_object(self, element: etree._Element) -> EspiObject | None:
+        """The model object for an ESPI element, None for ESPI resources this engine ignores
+        (ElectricPowerQualitySummary, ApplicationInformation, ...)."""
+        name = _local(element)
+        namespace = _namespace(element)
+        if namespace == CUSTOMER_NS or name in ("RetailCustomer", "Customer"):
+            return self.retail_customer(element) if name in ("RetailCustomer", "Customer") else None
+        if namespace not in _ESPI_NAMESPACES:
+            return None
+        if name == "MeterReading":
+            return MeterReading()
+        parse = _OBJECT_PARSERS.get(name)
+        return parse(self, element) if parse is not None else None
+
+
+_OBJECT_PARSERS: dict[str, Callable[[_Reader, etree._Element], EspiObject]] = {
+    "UsagePoint": _Reader.usage_point,
+    "ReadingType": _Reader.reading_type,
+    "IntervalBlock": _Reader.interval_block,
+    "LocalTimeParameters": _Reader.local_time,
+    "UsageSummary": _Reader.usage_summary,
+    "ElectricPowerUsageSummary": _Reader.usage_summary,
+    "Authorization": _Reader.authorization,
+    "BatchList": _Reader.batch_list,
+    "ServiceStatus": _Reader.service_status,
+}
+
+
+# The fast path for IntervalBlocks: a handful of compiled XPath queries per block, evaluated in C,
+# instead of Python work per element. Any irregularity (a missing or repeated child, a reading
+# without namespace, a non-integer) falls back to the element-by-element reader, which also
+# produces the precise error.
+def _xpath(expression: str) -> etree.XPath:
+    return etree.XPath(expression, namespaces={"e": ESPI_NS}, smart_strings=False)
+
+
+_X_COUNT = _xpath("count(e:IntervalReading)")
+_X_CHILDREN = _xpath("count(e:IntervalReading/*)")
+_X_START = _xpath("e:IntervalReading/e:timePeriod/e:start/text()")
+_X_DURATION = _xpath("e:IntervalReading/e:timePeriod/e:duration/text()")
+_X_VALUE = _xpath("e:IntervalReading/e:value/text()")
+_X_COST = _xpath("e:IntervalReading/e:cost/text()")
+_X_QUALITY = _xpath("e:IntervalReading/e:ReadingQuality/e:quality/text()")
+_X_TOU = _xpath("e:IntervalReading/e:tou/text()")
+
+
+_QUALITY_TUPLES: dict[str, tuple[int, ...]] = {str(code): (code,) for code in range(32)}
+_new_reading = cast(
+    "Callable[[tuple[Any, ...]], IntervalReading]", partial(tuple.__new__, IntervalReading)
+)
+
+
+def _fast_block(element: etree._Element) -> IntervalBlock | None:
+    count = int(_X_COUNT(element))
+    # Only IntervalReadings, and at most one other child (the interval, checked below).
+    if count == 0 or len(element) - count not in (0, 1):
+        return None
+    starts, durations, values = _X_START(element), _X_DURATION(element), _X_VALUE(element)
+    if not len(starts) == len(durations) == len(values) == count:
+        return None
+    qualities = _X_QUALITY(element)
+    # Children beyond timePeriod, value and ReadingQuality: only then look for cost and tou.
+    extra = int(_X_CHILDREN(element)) - 2 * count - len(qualities)
+    costs = _X_COST(element) if extra else []
+    tous = _X_TOU(element) if extra else []
+    if (
+        len(costs) not in (0, count)
+        or len(qualities) not in (0, count)
+        or len(tous) not in (0, count)
+        or extra != len(costs) + len(tous)
+    ):
+        return None
+    try:
+        interval = None
+        if len(element) == count + 1:
+            first = element[0]
+            if _local(first) != "interval" or _namespace(first) not in _ESPI_NAMESPACES:
+                return None
+            # Document order of <start>/<duration> is not fixed: read them by name.
+            interval_kids = {
+                _local(c): c
+                for c in first
+                if isinstance(c.tag, str) and _namespace(c) in _ESPI_NAMESPACES
+            }
+            if len(first) != 2 or set(interval_kids) != {"start", "duration"}:
+                return None
+            interval = DateTimeInterval(
+                start=int(interval_kids["start"].text or ""),
+                duration=int(interval_kids["duration"].text or ""),
+            )
+        ints = int
+        nothing = repeat(None)
+        cost_values: Iterable[int | None] = map(ints, costs) if costs else nothing
+        tou_values: Iterable[int | None] = map(ints, tous) if tous else nothing
+        # Durations and qualities rarely change within a block: convert them once then.
+        same_duration = durations[0]
+        duration_values: Iterable[int] = (
+            repeat(ints(same_duration))
+            if durations.count(same_duration) == count
+            else map(ints, durations)
+        )
+        quality_values: Iterable[tuple[int, ...] | None]
+        if qualities and qualities.count(qualities[0]) == count:
+            quality_values = repeat(_QUALITY_TUPLES.get(qualities[0]) or (ints(qualities[0]),))
+        elif qualities:
+            quality_values = list(map(_QUALITY_TUPLES.get, qualities))
+            if None in quality_values:  # a code beyond the table, or padded with spaces
+                quality_values = [(ints(q),) for q in qualities]
+        else:
+            quality_values = repeat(())
+        # Straight to tuple.__new__ over C-built tuples: twice as fast as the named tuple's own
+        # constructor, and this line runs once per reading.
+        readings = list(
+            map(
+                _new_reading,
+                zip(
+                    map(ints, starts),
+                    duration_values,
+                    map(ints, values),
+                    cost_values,
+                    quality_values,
+                    tou_values,
+                    nothing,
+                    nothing,
+                    strict=False,  # the repeat()s are endless; the starts were counted above
+                ),
+            )
+        )
+    except (ValueError, TypeError):
+        return None
+    return IntervalBlock(interval=interval, readings=readings)
+
+
+# The entry loop ---------------------------------------------------------------------------------
+
+
+_X_TOO_DEEP = _xpath("(" + "/".join(["*"] * (MAX_NESTING + 1)) + ")[1]")
+
+
+def _check_depth(reader: _Reader, element: etree._Element) -> None:
+    deep = _X_TOO_DEEP(element)
+    if deep:
+        raise reader.error(
+            deep[0],
+            f"elements nested more than {MAX_NESTING} levels below <{_local(element)}>: "
+            "expected an ESPI entry (a depth bomb is refused)",
+        )
+
+
+def _epoch(text: str | None, reader: _Reader, element: etree._Element) -> int | None:
+    if not text or not text.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise reader.error(
+            element, f"<{_local(element)}> must be an ISO 8601 date-time, found {text.strip()!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise reader.error(element, f"<{_local(element)}> {text.strip()!r} has no UTC offset")
+    return int(moment.timestamp())
+
+
+def _entry(
+    reader: _Reader, element: etree._Element, readings: list[IntervalReading] | None = None
+) -> ParsedEntry | None:
+    """The entry's object and links; ``readings`` are those of its IntervalBlock when they were
+    read from the bytes already (the block is then known to be the entry's object)."""
+    links: dict[str, list[str]] = {}
+    content = None
+    fields: dict[str, etree._Element] = {}
+    for child in element:
+        if not isinstance(child.tag, str) or _namespace(child) not in (ATOM_NS, ""):
+            continue
+        name = _local(child)
+        if name == "link":
+            href = child.get("href")
+            if href:
+                links.setdefault(child.get("rel", "alternate"), []).append(href)
+        elif name == "content":
+            content = child
+        else:
+            fields.setdefault(name, child)
+    if content is None:
+        raise reader.error(element, "an Atom <entry> needs a <content> holding one ESPI object")
+    objects = [child for child in content if isinstance(child.tag, str)]
+    if not objects:
+        raise reader.error(content, "<content> is empty: expected one ESPI object")
+    if readings is not None:
+        obj: EspiObject | None = reader.interval_block(objects[0], readings)
+    else:
+        obj = reader.espi_object(objects[0])
+    if obj is None:
+        return None
+    nested: list[EspiObject] = []
+    if isinstance(obj, MeterReading):
+        for inner in objects[0].iter(f"{_ESPI}ReadingType", "ReadingType"):
+            nested.append(reader.reading_type(inner))
+
+    def text_of(name: str) -> str | None:
+        found = fields.get(name)
+        return None if found is None else (found.text or "").strip()
+
+    published, updated = fields.get("published"), fields.get("updated")
+    return ParsedEntry(
+        obj=obj,
+        self_href=next(iter(links.get("self", ())), None),
+        up_href=next(iter(links.get("up", ())), None),
+        related=tuple(links.get("related", ())),
+        id=text_of("id"),
+        title=text_of("title"),
+        published=None if published is None else _epoch(published.text, reader, published),
+        updated=None if updated is None else _epoch(updated.text, reader, updated),
+        line=reader.line_of(element),
+        nested=tuple(nested),
+    )
+
+
+def _syntax_message(message: str) -> str:
+    message = message.strip()
+    lowered = message.lower()
+    if "entity" in lowered:
+        return f"{message} (entities are not expanded: expected plain ESPI XML)"
+    if "document is empty" in lowered or "start tag expected" in lowered:
+        return f"{message}: expected an XML document (an Atom feed or an ESPI object)"
+    return f"malformed XML: {message}"
