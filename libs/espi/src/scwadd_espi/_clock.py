@@ -42,6 +42,10 @@ class Clock:
         delta = datetime.fromtimestamp(epoch, self.zone).utcoffset()
         return int(delta.total_seconds()) if delta is not None else 0
 
+    def date_text(self, day: int) -> str:
+        """The ISO date of a day counted from 1970-01-01 (cached)."""
+        return self._date(day)
+
     def _date(self, day: int) -> str:
         text = self._dates.get(day)
         if text is None:

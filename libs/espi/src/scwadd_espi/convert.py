@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import IO, Any
 
 from scwadd_espi._clock import Clock, local_interval_label, utc_text
+from scwadd_espi._direct import DirectPoint
 from scwadd_espi._spool import Spool
 from scwadd_espi.layouts import (
     DEFAULT_COLUMNS,
     LAYOUT_CLASSES,
     LAYOUTS,
     ZERO,
+    LayoutWriter,
     Row,
     quality_text,
     service_name,
@@ -368,7 +370,19 @@ def _write_rows(
 ) -> None:
     writer = LAYOUT_CLASSES[layout](text, resolver.customer_name())
     writer.begin(report.usage_points)
-    db = spool.db
+    clocks: dict[int, Clock] = {}
+    received_points: set[int] = set()
+    for info in channels.values():
+        if info.role == ROLE_RECEIVED:
+            received_points.add(info.point_index)
+        if info.point_index not in clocks:
+            clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
+    if tz:
+        for point in report.usage_points:
+            point.time_zone = tz
+    if layout == "default" and _write_direct(spool, channels, clocks, report, writer, text):
+        return
+    db = spool.database()
     db.execute(
         "CREATE TABLE channels (block_key INTEGER PRIMARY KEY, point INTEGER, role INTEGER,"
         " exponent INTEGER)"
@@ -398,16 +412,6 @@ def _write_rows(
         ORDER BY point, start, duration, role, updated DESC, seq DESC
         """
     )
-    clocks: dict[int, Clock] = {}
-    received_points: set[int] = set()
-    for info in channels.values():
-        if info.role == ROLE_RECEIVED:
-            received_points.add(info.point_index)
-        if info.point_index not in clocks:
-            clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
-    if tz:
-        for point in report.usage_points:
-            point.time_zone = tz
     current_point = -1
     series_end: dict[int, int] = {}
     group_key: tuple[int, int, int] | None = None
@@ -491,6 +495,50 @@ def _write_rows(
         values[role] = (scaled, cost, quality, tou)
     flush()
     close_point()
+
+
+def _exponent(info: _ChannelInfo) -> int:
+    """The power of ten that scales the collection's raw values to the unit written."""
+    rt = info.channel.reading_type
+    return (rt.power_of_ten_multiplier or 0) + display_unit(rt.uom)[1]
+
+
+def _write_direct(
+    spool: Spool,
+    channels: dict[int, _ChannelInfo],
+    clocks: dict[int, Clock],
+    report: ConversionReport,
+    writer: LayoutWriter,
+    text: IO[str],
+) -> bool:
+    """The default layout through the direct path (:mod:`._direct`) when every usage point's
+    energy readings come from one collection, in order; False, nothing written, otherwise."""
+    energy: dict[int, int] = {}
+    for key_id, info in channels.items():
+        if info.role is None:
+            continue
+        if info.point_index in energy or not spool.in_order(key_id):
+            return False
+        energy[info.point_index] = key_id
+    report.ignored_readings = sum(
+        spool.counts.get(key_id, 0) for key_id, info in channels.items() if info.role is None
+    )
+    for point_index in sorted(energy):
+        key_id = energy[point_index]
+        info = channels[key_id]
+        assert info.role is not None
+        writer.begin_point(report.usage_points[point_index])
+        direct = DirectPoint(
+            report.usage_points[point_index],
+            key_id,
+            info.role,
+            _exponent(info),
+            clocks[point_index],
+            writer,
+            text,
+        )
+        report.rows += direct.write(spool)
+    return True
 
 
 def _same_value(a: int | None, a_exp: int, b: int | None, b_exp: int) -> bool:
