@@ -55,7 +55,8 @@ def _day_blocks(first: int, days: int, step: int, value: Any) -> list[IntervalBl
 
 def test_a_plain_feed_never_opens_the_database(monkeypatch: pytest.MonkeyPatch) -> None:
     """The common shape (one channel per usage point, blocks in order) takes the direct path."""
-    blocks = _day_blocks(_epoch(2024, 3, 8), 5, 900, lambda s: s % 5000)  # across the spring DST change
+    # Five days across the spring DST change.
+    blocks = _day_blocks(_epoch(2024, 3, 8), 5, 900, lambda s: s % 5000)
     data = feed_bytes(
         [usage_point("UP1", [("MR1", ELECTRIC, blocks)], local_time=pacific_time(2024))]
     )
