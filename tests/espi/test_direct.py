@@ -8,6 +8,7 @@ and the same report.
 
 from __future__ import annotations
 
+import importlib
 import io
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -18,12 +19,14 @@ import pytest
 from espi_support import ELECTRIC, PACIFIC, feed_bytes, pacific_time, usage_point
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scwadd_espi import convert as convert_module
 from scwadd_espi._direct import value_texts
 from scwadd_espi._spool import Spool
 from scwadd_espi.convert import convert
 from scwadd_espi.layouts import decimal_text
 from scwadd_espi.model import IntervalBlock, IntervalReading, ReadingType
+
+# The module, not the function scwadd_espi exports under the same name.
+convert_module = importlib.import_module("scwadd_espi.convert")
 
 
 def _both_ways(data: bytes, layout: str = "default") -> None:
@@ -72,6 +75,7 @@ def test_a_plain_feed_never_opens_the_database(monkeypatch: pytest.MonkeyPatch) 
 RECEIVED = replace(ELECTRIC, flow_direction=19)
 NET = replace(ELECTRIC, flow_direction=4)
 POWER = replace(ELECTRIC, uom=38)  # watts: not interval energy, counted as ignored
+TIER_2 = replace(ELECTRIC, tou=2, consumption_tier=1)  # a time-of-use tier's own MeterReading
 
 
 @st.composite
@@ -93,7 +97,10 @@ def _blocks(draw: st.DrawFn, first: int) -> list[IntervalBlock]:
                 )
             )
             if regular:
-                readings.append(IntervalReading(start, step, value, qualities=(0,)))
+                tier = draw(st.sampled_from([None, 3]))
+                readings.append(
+                    IntervalReading(start, step, value, qualities=(0,), consumption_tier=tier)
+                )
                 start += step
             else:
                 readings.append(
@@ -128,7 +135,9 @@ def test_direct_and_general_paths_write_the_same(data: st.DataObject) -> None:
         )
         meters = []
         kinds: list[ReadingType] = data.draw(
-            st.lists(st.sampled_from([ELECTRIC, RECEIVED, NET, POWER]), min_size=1, max_size=2)
+            st.lists(
+                st.sampled_from([ELECTRIC, RECEIVED, NET, POWER, TIER_2]), min_size=1, max_size=2
+            )
         )
         for index, kind in enumerate(kinds):
             multiplier = data.draw(st.sampled_from([-6, -3, 0, 3, None]))

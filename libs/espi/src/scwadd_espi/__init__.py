@@ -1,5 +1,10 @@
 """The ESPI (Green Button) engine: a streaming, safe parser, a writer, and CSV layouts.
 
+The public API (see ``libs/espi/README.md``): :func:`iter_readings` (a file's readings, typed and
+exactly scaled, each with its channel), :func:`convert` (documents to one CSV in one of
+:data:`LAYOUTS`, returning a :class:`ConversionReport`), :func:`iter_entries` (the ESPI objects
+themselves), and the errors :class:`EspiParseError` and :class:`ConversionError`.
+
 - :mod:`.model` — the data model (frozen dataclasses; raw integers, epoch seconds).
 - :mod:`.writer` — streaming, schema-valid ESPI XML in PG&E's or the generic style.
 - :mod:`.parser` — ``iter_entries(source)``: streaming, hostile-input-safe reading; the element
@@ -13,5 +18,38 @@
   :mod:`.report` (the report), :mod:`._spool` (readings on disk) and :mod:`._clock` (local time).
 - :mod:`.localtime` — DST rule bitfields and a ``tzinfo`` from LocalTimeParameters.
 - :mod:`.sample` — a generated PG&E-shaped sample feed.
+- :mod:`.readings` — ``iter_readings(source)``: typed, exactly scaled readings per channel.
 - :mod:`.convert_cli` — ``scwadd convert``.
 """
+
+from scwadd_espi.convert import convert
+from scwadd_espi.layouts import DEFAULT_COLUMNS, LAYOUTS, Layout
+from scwadd_espi.parser import EspiParseError, ParsedEntry, iter_entries
+from scwadd_espi.readings import ChannelInfo, Reading, iter_readings
+from scwadd_espi.report import (
+    ConversionError,
+    ConversionReport,
+    Gap,
+    InputReport,
+    ReadingTypeReport,
+    UsagePointReport,
+)
+
+__all__ = [
+    "DEFAULT_COLUMNS",
+    "LAYOUTS",
+    "ChannelInfo",
+    "ConversionError",
+    "ConversionReport",
+    "EspiParseError",
+    "Gap",
+    "InputReport",
+    "Layout",
+    "ParsedEntry",
+    "Reading",
+    "ReadingTypeReport",
+    "UsagePointReport",
+    "convert",
+    "iter_entries",
+    "iter_readings",
+]

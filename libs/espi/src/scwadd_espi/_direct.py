@@ -103,6 +103,7 @@ class DirectPoint:
         key_id: int,
         role: int,
         exponent: int,
+        channel: tuple[int | None, int | None, int],
         clock: Clock,
         writer: LayoutWriter,
         text: Any,
@@ -111,6 +112,8 @@ class DirectPoint:
         self.key_id = key_id
         self.role = role
         self.exponent = exponent
+        # The channel's ReadingType tou and consumptionTier (a reading's own win) and row group.
+        self.tou, self.tier, self.group = channel
         self.clock = clock
         self.writer = writer
         self.text = text
@@ -120,12 +123,11 @@ class DirectPoint:
         self._unit = _quoted(point.unit)
 
     def write(self, spool: Spool) -> int:
-        """Write every row; the number of rows."""
+        """Write every row; the number of rows written."""
         rows = 0
         for columns in spool.blocks_of(self.key_id):
-            if not self._regular_block(columns):
-                self._rows(columns)
-            rows += len(columns[0])
+            written = self._regular_block(columns)
+            rows += written if written else self._rows(columns)
         if self.series_end:
             self.point.last_interval_end_utc = utc_text(max(self.series_end.values()))
         return rows
@@ -140,38 +142,43 @@ class DirectPoint:
                 return None
         return offset
 
-    def _regular_block(self, columns: tuple[tuple[Any, ...], ...]) -> bool:
-        starts, durations, values, _costs, qualities, tous = columns[:6]
+    def _regular_block(self, columns: tuple[tuple[Any, ...], ...]) -> int:
+        """Write a regular block (see the module docstring) in one operation; the rows written,
+        0 when the block is not regular and nothing was written."""
+        starts, durations, values, _costs, qualities, tous, tiers = columns[:7]
         count = len(starts)
         first, duration = starts[0], durations[0]
         if (
             durations.count(duration) != count
             or qualities.count(qualities[0]) != count
             or tous.count(tous[0]) != count
+            or tiers.count(tiers[0]) != count
             or None in values
             or starts != tuple(range(first, first + count * duration, duration))
         ):
-            return False
+            return 0
         offset = self._steady_offset(first, starts[-1])
         if offset is None:
-            return False
+            return 0
         texts = value_texts(values, self.exponent)
         if texts is None:
-            return False
+            return 0
         slots: tuple[list[str], ...]
         if self.role == ROLE_DELIVERED:
             slots = (texts, texts)
         elif self.role == ROLE_RECEIVED:
             negated = value_texts(list(map(neg, values)), self.exponent)
             if negated is None:
-                return False
+                return 0
             slots = (texts, negated)
         else:
             slots = (texts,)
-        shape = (first % _DAY, offset, duration, count, qualities[0], tous[0])
+        tou = self.tou if tous[0] is None else tous[0]
+        tier = self.tier if tiers[0] is None else tiers[0]
+        shape = (first % _DAY, offset, duration, count, qualities[0], tou, tier)
         template = self._templates.get(shape)
         if template is None:
-            template = self._template(first, offset, duration, count, qualities[0], tous[0])
+            template = self._template(shape)
         local = _dates(self.clock, first + offset, duration, count)
         utc = _dates(self.clock, first, duration, count)
         rows = zip(local, utc, *slots, strict=True)
@@ -180,15 +187,19 @@ class DirectPoint:
         account(self.point, self.series_end, first, duration)
         self.point.rows += count - 1
         self.series_end[duration] = max(self.series_end[duration], first + count * duration)
-        return True
+        return count
 
-    def _template(
-        self, first: int, offset: int, duration: int, count: int, qualities: Any, tou: Any
-    ) -> str:
+    def _template(self, shape: tuple[Any, ...]) -> str:
+        """The ``%`` template of a regular block's rows: a local date, a UTC date and the value
+        texts to fill in per row."""
+        first, offset, duration, count, qualities, tou, tier = shape
         offset_text = self.clock.offset_text(offset)
         values = {ROLE_DELIVERED: "%s,,%s", ROLE_RECEIVED: ",%s,%s", ROLE_NET: ",,%s"}[self.role]
         code_text = quality_text(",".join(map(str, qualities)) if qualities else "")
-        suffix = f",{self._unit},{_quoted(code_text)},{'' if tou is None else tou}\r\n"
+        suffix = (
+            f",{self._unit},{_quoted(code_text)},{'' if tou is None else tou},"
+            f"{'' if tier is None else tier},{self.group}\r\n"
+        )
         rows = []
         for index in range(count):
             start = first + index * duration
@@ -201,15 +212,15 @@ class DirectPoint:
         template = "".join(rows)
         if len(self._templates) >= _TEMPLATES_KEPT:  # shapes come from the input: bounded
             self._templates.clear()
-        self._templates[(first % _DAY, offset, duration, count, qualities, tou)] = template
+        self._templates[shape] = template
         return template
 
-    def _rows(self, columns: tuple[tuple[Any, ...], ...]) -> None:
-        """The general path's rows for one block, through the layout."""
-        starts, durations, values, costs, qualities, tous = columns[:6]
+    def _rows(self, columns: tuple[tuple[Any, ...], ...]) -> int:
+        """The general path's rows for one block, through the layout; the rows written."""
+        starts, durations, values, costs, qualities, tous, tiers = columns[:7]
         role, exponent, point = self.role, self.exponent, self.point
-        for start, duration, value, cost, codes, tou in zip(
-            starts, durations, values, costs, qualities, tous, strict=True
+        for start, duration, value, cost, codes, tou, tier in zip(
+            starts, durations, values, costs, qualities, tous, tiers, strict=True
         ):
             scaled = None if value is None else Decimal(value).scaleb(exponent)
             delivered = scaled if role == ROLE_DELIVERED else None
@@ -232,10 +243,13 @@ class DirectPoint:
                     has_received_channel=role == ROLE_RECEIVED,
                     cost=cost,
                     quality=quality_text(",".join(map(str, codes)) if codes else ""),
-                    tou=tou,
+                    tou=self.tou if tou is None else tou,
+                    consumption_tier=self.tier if tier is None else tier,
+                    channel=self.group,
                 )
             )
             account(point, self.series_end, start, duration)
+        return len(starts)
 
 
 def _hms(second_of_day: int) -> str:

@@ -13,7 +13,7 @@ import codecs
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 from itertools import repeat
 from pathlib import Path
@@ -53,6 +53,7 @@ Source = str | Path | IO[bytes]
 _ESPI_NAMESPACES = (ESPI_NS, CUSTOMER_NS, "")
 _ATOM = f"{{{ATOM_NS}}}"
 _ESPI = f"{{{ESPI_NS}}}"
+_DST_RULE = re.compile(r"[0-9A-Fa-f]{8}")
 # Times beyond this are milliseconds (10**11 seconds is the year 5138).
 _MILLISECONDS_THRESHOLD = 10**11
 
@@ -78,7 +79,9 @@ class ParsedEntry:
     """One ESPI object and its place in the resource tree.
 
     ``published`` / ``updated`` are epoch seconds (None for a bare document). ``nested`` holds
-    ESPI objects found inside this one's content (a ReadingType inside a MeterReading).
+    ESPI objects found inside this one's content (a ReadingType inside a MeterReading). An
+    entry whose content holds several IntervalBlocks gives one ParsedEntry per block, with the
+    same links and line.
     """
 
     obj: EspiObject
@@ -91,6 +94,8 @@ class ParsedEntry:
     updated: int | None = None
     line: int | None = None
     nested: tuple[EspiObject, ...] = field(default=())
+    #: What was read leniently (an Atom date without a UTC offset), for the conversion report.
+    notes: tuple[str, ...] = ()
 
 
 def source_name(source: Source) -> str:
@@ -327,23 +332,34 @@ class _Reader:
         )
 
     def local_time(self, element: etree._Element) -> LocalTimeParameters:
+        """LocalTimeParameters; ones that cannot be read (an empty element, a DST rule that is
+        not ESPI's 8 hex digits, a non-integer offset) come back with ``unusable`` saying where
+        and why, so a conversion fails on them only when it needs them and no ``--tz`` is given.
+        """
         kids = self.children(element)
         what = "LocalTimeParameters"
-        rules = []
-        for name in ("dstStartRule", "dstEndRule"):
-            text = self.opt_text(kids, name)
-            try:
-                rules.append(int(text, 16) if text else 0)
-            except ValueError:
-                raise self.error(
-                    kids[name], f"<{name}> must be 8 hexadecimal digits, found {text!r}"
-                ) from None
-        return LocalTimeParameters(
-            tz_offset=self.req_int(element, kids, "tzOffset", what),
-            dst_offset=self.opt_int(kids, "dstOffset", what) or 0,
-            dst_start_rule=rules[0],
-            dst_end_rule=rules[1],
-        )
+        try:
+            rules = []
+            for name in ("dstStartRule", "dstEndRule"):
+                text = self.opt_text(kids, name)
+                if text is None:
+                    rules.append(0)
+                    continue
+                if not _DST_RULE.fullmatch(text):
+                    raise self.error(
+                        kids[name],
+                        f"<{name}> must be 8 hexadecimal digits (ESPI's 32-bit DstRuleType), "
+                        f"found {text!r}",
+                    )
+                rules.append(int(text, 16))
+            return LocalTimeParameters(
+                tz_offset=self.req_int(element, kids, "tzOffset", what),
+                dst_offset=self.opt_int(kids, "dstOffset", what) or 0,
+                dst_start_rule=rules[0],
+                dst_end_rule=rules[1],
+            )
+        except EspiParseError as error:
+            return LocalTimeParameters(tz_offset=0, unusable=str(error))
 
     def usage_summary(self, element: etree._Element) -> UsageSummary:
         kids = self.children(element)
@@ -572,27 +588,48 @@ def _check_depth(reader: _Reader, element: etree._Element) -> None:
         )
 
 
-def _epoch(text: str | None, reader: _Reader, element: etree._Element) -> int | None:
+def _epoch(
+    text: str | None, reader: _Reader, element: etree._Element
+) -> tuple[int | None, str | None]:
+    """Epoch seconds of an Atom date, and a note when it had to be read leniently.
+
+    Atom's schema (as Green Button ships it) types ``published`` / ``updated`` ``xs:dateTime``,
+    which allows a time without a UTC offset; utilities also send a bare date (``2024-06-21``).
+    Both are read as UTC, with a note: the engine only uses them to order repeated readings."""
     if not text or not text.strip():
-        return None
+        return None, None
+    stripped = text.strip()
     try:
-        moment = datetime.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(stripped)
     except ValueError:
         raise reader.error(
-            element, f"<{_local(element)}> must be an ISO 8601 date-time, found {text.strip()!r}"
+            element,
+            f"<{_local(element)}> must be an ISO 8601 date-time (xs:dateTime), found {stripped!r}",
         ) from None
-    if moment.tzinfo is None:
-        raise reader.error(element, f"<{_local(element)}> {text.strip()!r} has no UTC offset")
-    return int(moment.timestamp())
+    if moment.tzinfo is not None:
+        return int(moment.timestamp()), None
+    line = reader.line_of(element)
+    where = f"{reader.name}:{line}" if line is not None else reader.name
+    note = (
+        f"{where}: Atom <{_local(element)}> {stripped!r} has no UTC offset: read as UTC "
+        "(used only to order repeated readings)"
+    )
+    return int(moment.replace(tzinfo=UTC).timestamp()), note
 
 
 def _entry(
     reader: _Reader, element: etree._Element, readings: list[IntervalReading] | None = None
-) -> ParsedEntry | None:
-    """The entry's object and links; ``readings`` are those of its IntervalBlock when they were
-    read from the bytes already (the block is then known to be the entry's object)."""
+) -> list[ParsedEntry]:
+    """The entry's objects and links: one :class:`ParsedEntry` per ESPI object of its content
+    (several only for IntervalBlocks: real exports hold hundreds in one entry, each read in
+    full); none for ESPI resources this engine ignores. ``readings`` are those of the first
+    IntervalBlock when they were read from the bytes already (see :mod:`._reading_scan`).
+
+    Raises :class:`EspiParseError` for an entry without exactly one ``<content>``, an empty
+    content, or a content holding several objects that are not all IntervalBlocks (which
+    could not be told apart: they share the entry's links)."""
     links: dict[str, list[str]] = {}
-    content = None
+    contents: list[etree._Element] = []
     fields: dict[str, etree._Element] = {}
     for child in element:
         if not isinstance(child.tag, str) or _namespace(child) not in (ATOM_NS, ""):
@@ -603,42 +640,82 @@ def _entry(
             if href:
                 links.setdefault(child.get("rel", "alternate"), []).append(href)
         elif name == "content":
-            content = child
+            contents.append(child)
         else:
             fields.setdefault(name, child)
-    if content is None:
+    if not contents:
         raise reader.error(element, "an Atom <entry> needs a <content> holding one ESPI object")
+    if len(contents) > 1:
+        raise reader.error(
+            contents[1],
+            f"an Atom <entry> holds {len(contents)} <content> elements: expected one "
+            "(RFC 4287 4.1.2)",
+        )
+    content = contents[0]
     objects = [child for child in content if isinstance(child.tag, str)]
     if not objects:
         raise reader.error(content, "<content> is empty: expected one ESPI object")
-    if readings is not None:
-        obj: EspiObject | None = reader.interval_block(objects[0], readings)
-    else:
-        obj = reader.espi_object(objects[0])
-    if obj is None:
-        return None
+    names = [_local(o) for o in objects]
+    if len(objects) > 1 and set(names) != {"IntervalBlock"}:
+        counted = ", ".join(f"{names.count(n)} <{n}>" for n in dict.fromkeys(names))
+        raise reader.error(
+            objects[1],
+            f"<content> holds {counted}: expected one ESPI object (only IntervalBlocks may "
+            "repeat in one entry's content, as they carry no links of their own)",
+        )
+    parsed: list[EspiObject] = []
+    for index, found in enumerate(objects):
+        if index == 0 and readings is not None:
+            obj: EspiObject | None = reader.interval_block(found, readings)
+        else:
+            obj = reader.espi_object(found)
+        if obj is not None:
+            parsed.append(obj)
+    if not parsed:
+        return []
     nested: list[EspiObject] = []
-    if isinstance(obj, MeterReading):
-        for inner in objects[0].iter(f"{_ESPI}ReadingType", "ReadingType"):
-            nested.append(reader.reading_type(inner))
+    if isinstance(parsed[0], MeterReading):
+        inner_types = list(objects[0].iter(f"{_ESPI}ReadingType", "ReadingType"))
+        if len(inner_types) > 1:
+            raise reader.error(
+                inner_types[1],
+                f"a MeterReading holds {len(inner_types)} <ReadingType>s: expected one (a "
+                "channel is one MeterReading with one ReadingType)",
+            )
+        nested.extend(reader.reading_type(inner) for inner in inner_types)
 
     def text_of(name: str) -> str | None:
         found = fields.get(name)
         return None if found is None else (found.text or "").strip()
 
-    published, updated = fields.get("published"), fields.get("updated")
-    return ParsedEntry(
-        obj=obj,
-        self_href=next(iter(links.get("self", ())), None),
-        up_href=next(iter(links.get("up", ())), None),
-        related=tuple(links.get("related", ())),
-        id=text_of("id"),
-        title=text_of("title"),
-        published=None if published is None else _epoch(published.text, reader, published),
-        updated=None if updated is None else _epoch(updated.text, reader, updated),
-        line=reader.line_of(element),
-        nested=tuple(nested),
-    )
+    notes: list[str] = []
+    times: list[int | None] = []
+    for name in ("published", "updated"):
+        field_element = fields.get(name)
+        stamp, note = (
+            (None, None)
+            if field_element is None
+            else _epoch(field_element.text, reader, field_element)
+        )
+        times.append(stamp)
+        if note is not None:
+            notes.append(note)
+    return [
+        ParsedEntry(
+            obj=obj,
+            self_href=next(iter(links.get("self", ())), None),
+            up_href=next(iter(links.get("up", ())), None),
+            related=tuple(links.get("related", ())),
+            id=text_of("id"),
+            title=text_of("title"),
+            published=times[0],
+            updated=times[1],
+            line=reader.line_of(element),
+            nested=tuple(nested),
+            notes=tuple(notes),
+        )
+        for obj in parsed
+    ]
 
 
 def _syntax_message(message: str) -> str:

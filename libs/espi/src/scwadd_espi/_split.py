@@ -50,6 +50,7 @@ _START_TAG = re.compile(
 _HIDING_MARKUP = re.compile(rb"<[!?]")
 _WRAPPER_NAME = b"scwadd-split"
 _SEGMENT_LINE = re.compile(r"\bline (\d+)\b")
+_ONE_LINE = re.compile(rb"[\r\n]")
 
 
 def _safe_parser() -> etree.XMLParser:
@@ -131,7 +132,9 @@ def plan(open_stream: Opener) -> _Plan | None:
         if body_end - last_entry > _MAX_SEGMENT or body_end < body_start:
             return None
         return _Plan(
-            wrapper_open=b"<" + _WRAPPER_NAME + attributes + b">",
+            # On one line: the wrapper sits on each segment's first line, so a root tag that spans
+            # lines must not move the lines lxml reports (XML normalises the spaces anyway).
+            wrapper_open=b"<" + _WRAPPER_NAME + _ONE_LINE.sub(b" ", attributes) + b">",
             wrapper_close=b"</" + _WRAPPER_NAME + b">",
             entry_tag=entry_tag,
             body_start=body_start,
@@ -268,9 +271,7 @@ def _entries(
             continue
         _check_depth(reader, child)
         if _local(child) == "entry" and _namespace(child) in (ATOM_NS, ""):
-            parsed = _entry(reader, child, readings if child is owner else None)
-            if parsed is not None:
-                yield parsed
+            yield from _entry(reader, child, readings if child is owner else None)
     reader.line_offset = 0
 
 

@@ -111,12 +111,13 @@ class Spool:
                 PRAGMA cache_size = -8000;
                 CREATE TABLE readings (
                     block_key INTEGER, start INTEGER, duration INTEGER, value INTEGER,
-                    cost INTEGER, quality TEXT, tou INTEGER, updated INTEGER, seq INTEGER
+                    cost INTEGER, quality TEXT, tou INTEGER, tier INTEGER, updated INTEGER,
+                    seq INTEGER
                 );
                 """
             )
             for ref in self._blocks:
-                starts, durations, values, costs, qualities, tous, *_ = self._load(ref)
+                starts, durations, values, costs, qualities, tous, tiers, _cpps = self._load(ref)
                 rows = [
                     (
                         ref.key_id,
@@ -126,14 +127,15 @@ class Spool:
                         cost,
                         ",".join(map(str, quality)) if quality else "",
                         tou,
+                        tier,
                         ref.updated,
                         ref.seq,
                     )
-                    for start, duration, value, cost, quality, tou in zip(
-                        starts, durations, values, costs, qualities, tous, strict=True
+                    for start, duration, value, cost, quality, tou, tier in zip(
+                        starts, durations, values, costs, qualities, tous, tiers, strict=True
                     )
                 ]
-                db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                db.executemany("INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             self._db = db
         return self._db
 

@@ -16,6 +16,8 @@ from scwadd_espi._clock import UTC_CLOCK, Clock
 from scwadd_espi.model import Quality, ServiceKind
 from scwadd_espi.report import UsagePointReport
 
+ZERO = Decimal(0)
+
 Layout = Literal["default", "pge", "scwadd"]
 LAYOUTS: tuple[str, ...] = ("default", "pge", "scwadd")
 
@@ -31,6 +33,8 @@ DEFAULT_COLUMNS = (
     "unit",
     "quality",
     "tou",
+    "consumption_tier",
+    "channel",
 )
 PGE_COLUMNS_TEMPLATE = ("TYPE", "DATE", "START TIME", "END TIME", "USAGE ({unit})", "COST", "NOTES")
 
@@ -77,6 +81,34 @@ class Row(NamedTuple):
     cost: int | None
     quality: str
     tou: int | None
+    consumption_tier: int | None = None
+    #: The row group within the usage point (1-based): one tier, at most one channel per column.
+    channel: int = 1
+
+
+def _sum(values: Sequence[Decimal | None]) -> Decimal | None:
+    present = [v for v in values if v is not None]
+    return sum(present, ZERO) if present else None
+
+
+def combined(rows: Sequence[Row]) -> Row:
+    """One row for an interval that several channel groups of a usage point cover (time-of-use
+    tiers in separate MeterReadings, two meters): the exact sums, for layouts that have one
+    row per interval. Cost is summed too; quality is kept when all agree, else listed."""
+    if len(rows) == 1:
+        return rows[0]
+    first = rows[0]
+    costs = [r.cost for r in rows if r.cost is not None]
+    qualities = list(dict.fromkeys(q for r in rows for q in r.quality.split(";") if q))
+    return first._replace(
+        delivered=_sum([r.delivered for r in rows]),
+        received=_sum([r.received for r in rows]),
+        net=_sum([r.net for r in rows]),
+        cost=sum(costs) if costs else None,
+        quality=";".join(qualities),
+        tou=None,
+        consumption_tier=None,
+    )
 
 
 class LayoutWriter:
@@ -90,16 +122,27 @@ class LayoutWriter:
     def begin_point(self, point: UsagePointReport) -> None:
         pass
 
+    def rows(self, rows: Sequence[Row]) -> int:
+        """Write the rows of one interval of one usage point (one per channel group, in group
+        order); returns how many CSV rows that made. Layouts with one row per interval sum the
+        groups (see :func:`combined`)."""
+        self.row(combined(rows))
+        return 1
+
     def row(self, row: Row) -> None:
         raise NotImplementedError
 
 
-ZERO = Decimal(0)
-
-
 class _DefaultLayout(LayoutWriter):
+    """One row per interval and channel group: tiers and parallel meters each keep their row."""
+
     def begin(self, points: Sequence[UsagePointReport]) -> None:
         self.csv.writerow(DEFAULT_COLUMNS)
+
+    def rows(self, rows: Sequence[Row]) -> int:
+        for row in rows:
+            self.row(row)
+        return len(rows)
 
     def row(self, row: Row) -> None:
         received = row.received
@@ -118,6 +161,8 @@ class _DefaultLayout(LayoutWriter):
                 row.point.unit,
                 row.quality,
                 "" if row.tou is None else row.tou,
+                "" if row.consumption_tier is None else row.consumption_tier,
+                row.channel,
             )
         )
 

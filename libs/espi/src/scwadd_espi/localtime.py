@@ -217,6 +217,8 @@ def tzinfo_for(params: LocalTimeParameters | None, override: str | None = None) 
     if override:
         return iana_zone(override)
     if params is not None:
+        if params.unusable is not None:
+            raise ValueError(params.unusable)
         return espi_tzinfo(params)
     return UTC
 

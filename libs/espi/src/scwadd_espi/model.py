@@ -193,6 +193,9 @@ class LocalTimeParameters:
     dst_offset: int = 0
     dst_start_rule: int = 0
     dst_end_rule: int = 0
+    #: Why these parameters cannot be used (where and what), when the document's could not be
+    #: read; :func:`~scwadd_espi.localtime.tzinfo_for` then refuses them unless given a zone.
+    unusable: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,9 +230,7 @@ def iter_entries(
                 if _namespace(element) in (ATOM_NS, ""):
                     seen_entry = True
                     _check_depth(reader, element)
-                    parsed = _entry(reader, element)
-                    if parsed is not None:
-                        yield parsed
+                    yield from _entry(reader, element)
                 # Drop the finished entry and its earlier siblings: memory stays flat.
                 element.clear(keep_tail=False)
                 parent = element.getparent()

@@ -42,6 +42,16 @@ class ReadingTypeReport:
     interval_length: int | None
     commodity: int | None
     accumulation_behaviour: int | None
+    #: The ReadingType's tier, written on its rows when the readings carry none.
+    tou: int | None = None
+    consumption_tier: int | None = None
+    #: The row group (the default layout's ``channel`` column); None for ignored channels.
+    channel: int | None = None
+    #: Conservation, checked on every conversion: read = written + repeats + ignored.
+    readings_read: int = 0
+    readings_written: int = 0
+    repeats: int = 0
+    ignored: int = 0
 
 
 @dataclass
