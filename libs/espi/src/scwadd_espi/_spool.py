@@ -59,16 +59,22 @@ class Spool:
     def add_block(
         self, key: str | None, block: IntervalBlock, updated: int | None, origin: str
     ) -> int:
+        """Spool a block's readings; how many."""
+        return self.add_columns(key, tuple(zip(*block.readings, strict=True)), updated, origin)
+
+    def add_columns(
+        self, key: str | None, columns: Columns, updated: int | None, origin: str
+    ) -> int:
+        """Spool a block's readings given as columns (IntervalReading's fields in its order;
+        empty for no reading); how many."""
         key_id = self.block_keys.setdefault(key, len(self.block_keys))
         self.origins.setdefault(key, origin)
         self.seq += 1
-        readings = block.readings
-        count = len(readings)
+        count = len(columns[0]) if columns else 0
         self.counts[key_id] = self.counts.get(key_id, 0) + count
         if not count:
             self._last_start.setdefault(key_id, -(2**63))
             return 0
-        columns: Columns = tuple(zip(*readings, strict=True))
         starts = columns[0]
         last = self._last_start.get(key_id, -(2**63))
         if last is not None:

@@ -26,12 +26,13 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import add
 from pathlib import Path
 from typing import IO, Any
 
 from scwadd_espi._clock import Clock, local_interval_label, utc_text
 from scwadd_espi._direct import DirectPoint
-from scwadd_espi._spool import Spool
+from scwadd_espi._spool import Columns, Spool
 from scwadd_espi.layouts import (
     DEFAULT_COLUMNS,
     LAYOUT_CLASSES,
@@ -235,10 +236,12 @@ def _read_input(
             lenient.add(entry.notes)
         if isinstance(entry.obj, IntervalBlock):
             facts.interval_blocks += 1
-            _check_block(entry.obj, name, entry.line)
+            # Columns (starts, durations, values, ...), built once for the check and the spool.
+            columns = tuple(zip(*entry.obj.readings, strict=True))
+            _check_block(columns, name, entry.line)
             origin = f"{name}:{entry.line}" if entry.line else name
-            facts.readings += spool.add_block(
-                Resolver.block_key(entry), entry.obj, entry.updated, origin
+            facts.readings += spool.add_columns(
+                Resolver.block_key(entry), columns, entry.updated, origin
             )
         else:
             resolver.add(entry)
@@ -277,18 +280,22 @@ _LATEST = 253402300799  # 9999-12-31T23:59:59Z
 _LARGEST = 2**63 - 1
 
 
-def _check_block(block: IntervalBlock, name: str, line: int | None) -> None:
-    readings = block.readings
-    if not readings:
+def _check_block(columns: Columns, name: str, line: int | None) -> None:
+    """Refuse a block whose readings a CSV row cannot say (see above); ``columns`` are its
+    readings' fields as columns (IntervalReading's order), empty for a block without readings."""
+    if not columns:
         return
+    starts, durations, values, costs = columns[:4]
     problem = None
-    if min(r.start for r in readings) < _EARLIEST or max(r.end for r in readings) > _LATEST:
+    if min(starts) < _EARLIEST or max(map(add, starts, durations)) > _LATEST:
         problem = "an IntervalReading's timePeriod lies outside the years 1900-9999"
-    elif min(r.duration for r in readings) <= 0:
+    elif min(durations) <= 0:
         problem = "an IntervalReading's timePeriod duration is not a positive number of seconds"
     else:
-        numbers = [abs(n) for r in readings for n in (r.value, r.cost) if n is not None]
-        if numbers and max(numbers) > _LARGEST:
+        numbers = values if None not in values else [v for v in values if v is not None]
+        if costs.count(None) != len(costs):
+            numbers = [*numbers, *(c for c in costs if c is not None)]
+        if numbers and max(max(numbers), -min(numbers)) > _LARGEST:
             problem = "an IntervalReading's value or cost is beyond 64-bit integers"
     if problem is not None:
         raise EspiParseError(name, line, None, f"in the IntervalBlock entry here, {problem}")
