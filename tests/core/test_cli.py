@@ -53,3 +53,17 @@ def test_unknown_command_is_a_usage_error_listing_the_commands() -> None:
     )
     assert done.returncode == 2
     assert "'convert'" in done.stderr and "'run'" in done.stderr
+
+
+def test_the_quick_lookup_finds_what_importlib_metadata_finds() -> None:
+    """The named subcommand's entry point is read from entry_points.txt directly (importing
+    importlib.metadata costs more than a short conversion); it must be the same function."""
+    from importlib.metadata import entry_points
+
+    from scwadd_core.cli import GROUP, _quick_register
+
+    entries = list(entry_points(group=GROUP))
+    assert {e.name for e in entries} >= {"convert", "run", "dlq"}
+    for entry in entries:
+        assert _quick_register(entry.name) is entry.load(), entry.name
+    assert _quick_register("no-such-command") is None
