@@ -46,6 +46,8 @@ class Spool:
         self.directory = directory
         self._file = open(os.path.join(directory, "blocks.marshal"), "w+b")  # noqa: SIM115
         self._blocks: list[_BlockRef] = []
+        self._end = 0  # the file's size: blocks are appended without a seek
+        self._reading = False
         self._db: sqlite3.Connection | None = None
         self.block_keys: dict[str | None, int] = {}
         # Where each collection's first block was read, for errors about it.
@@ -81,9 +83,12 @@ class Spool:
             ordered = starts[0] > last and all(map(lt, starts, islice(starts, 1, None)))
             self._last_start[key_id] = starts[-1] if ordered else None
         data = marshal.dumps(columns)
-        offset = self._file.seek(0, os.SEEK_END)
+        if self._reading:  # a read moved the position: back to the end
+            self._file.seek(0, os.SEEK_END)
+            self._reading = False
+        self._blocks.append(_BlockRef(key_id, self._end, len(data), count, updated or 0, self.seq))
         self._file.write(data)
-        self._blocks.append(_BlockRef(key_id, offset, len(data), count, updated or 0, self.seq))
+        self._end += len(data)
         return count
 
     def in_order(self, key_id: int) -> bool:
@@ -91,6 +96,7 @@ class Spool:
         return self._last_start.get(key_id) is not None
 
     def _load(self, ref: _BlockRef) -> Columns:
+        self._reading = True
         self._file.seek(ref.offset)
         # Our own file, written by this spool in this process: nothing untrusted is unmarshalled.
         columns: Columns = marshal.loads(self._file.read(ref.size))  # noqa: S302
