@@ -107,3 +107,19 @@ def test_unwritable_output_is_reported_without_a_traceback(tmp_path) -> None:
     assert result.returncode == 1
     assert b"Traceback" not in result.stderr
     assert b"missing-dir" in result.stderr
+
+
+def test_unusable_local_time_parameters_point_to_tz(tmp_path) -> None:
+    from pathlib import Path
+
+    case = Path(__file__).parent / "data" / "short-dst-rule.xml"
+    out = tmp_path / "out.csv"
+    refused = scwadd(str(case), "-o", str(out))
+    assert refused.returncode != 0
+    assert b"--tz" in refused.stderr and b"short-dst-rule.xml:12:" in refused.stderr
+    assert not out.exists()
+    report = tmp_path / "report.json"
+    done = scwadd(str(case), "--tz", "America/Los_Angeles", "-o", str(out), "--report", str(report))
+    assert done.returncode == 0, done.stderr
+    assert out.read_text(encoding="utf-8").count("\n") == 5
+    assert any("--tz" in note for note in json.loads(report.read_text())["notes"])

@@ -184,3 +184,19 @@ def test_a_meter_reading_with_two_reading_types_is_refused() -> None:
     for source in both_readers(doubled):
         with pytest.raises(EspiParseError, match=r"2 <ReadingType>s: expected one"):
             convert([source], io.BytesIO())
+
+
+def test_a_conservation_mismatch_is_an_error() -> None:
+    from scwadd_espi.convert import _check_conservation
+    from scwadd_espi.report import ConversionReport, ReadingTypeReport
+
+    line = ReadingTypeReport("/MR/1", 1, "delivered", 72, "kWh", -3, 900, 1, 4)
+    line.readings_read, line.readings_written, line.repeats = 5, 3, 1
+    report = ConversionReport(layout="default", readings_read=5)
+    with pytest.raises(ConversionError, match=r"/MR/1: 5 readings read but 3 written \+ 1"):
+        _check_conservation([line], report)
+    line.repeats = 2
+    _check_conservation([line], report)
+    report.readings_read = 6  # a reading that reached no channel
+    with pytest.raises(ConversionError, match=r"6 readings read from the inputs but 5"):
+        _check_conservation([line], report)

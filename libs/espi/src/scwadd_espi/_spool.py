@@ -53,9 +53,11 @@ class Spool:
         # Where each collection's first block was read, for errors about it.
         self.origins: dict[str | None, str] = {}
         self.seq = 0
-        # Per collection: readings so far, and the last start while they are strictly increasing
-        # (None once they are not).
-        self.counts: dict[int, int] = {}
+        #: Readings added per collection, counted as they arrive: the conservation check's
+        #: "read" side, independent of what the read-back returns.
+        self.read_counts: dict[int, int] = {}
+        # Per collection, the last start while its readings are strictly increasing (None once
+        # they are not).
         self._last_start: dict[int, int | None] = {}
 
     def add_block(
@@ -73,7 +75,7 @@ class Spool:
         self.origins.setdefault(key, origin)
         self.seq += 1
         count = len(columns[0]) if columns else 0
-        self.counts[key_id] = self.counts.get(key_id, 0) + count
+        self.read_counts[key_id] = self.read_counts.get(key_id, 0) + count
         if not count:
             self._last_start.setdefault(key_id, -(2**63))
             return 0

@@ -500,8 +500,8 @@ def _write_rows(
             for key_id, info in channels.items()
         ],
     )
-    # Readings per channel as spooled: the "read" side of the conservation check.
-    for key_id, count in db.execute("SELECT block_key, count(*) FROM readings GROUP BY block_key"):
+    # Readings per channel as they were spooled: the "read" side of the conservation check.
+    for key_id, count in spool.read_counts.items():
         info = channels[key_id]
         lines[info.number].readings_read += count
         if info.role is None:
@@ -663,7 +663,7 @@ def _write_direct(
         energy[info.point_index] = key_id
     # Readings per channel as spooled: the "read" side of the conservation check.
     for key_id, info in channels.items():
-        count = spool.counts.get(key_id, 0)
+        count = spool.read_counts.get(key_id, 0)
         lines[info.number].readings_read += count
         if info.role is None:
             lines[info.number].ignored += count
