@@ -163,3 +163,20 @@ def test_value_texts_refuse_what_a_float_cannot_say_exactly() -> None:
     assert value_texts([10**15], -3) is None
     assert value_texts([1], -5) is None  # 1e-05: repr would use an exponent
     assert value_texts([1, 10**16], 0) == ["1", str(10**16)]  # integers are always exact
+
+
+def test_reading_columns_behave_as_the_list_of_readings() -> None:
+    """The reading scan hands a block's readings as columns; they read as a list would."""
+    from scwadd_espi._reading_scan import ReadingColumns
+
+    readings = [
+        IntervalReading(0, 900, 5, qualities=(0,)),
+        IntervalReading(900, 900, None, cost=7, tou=1, consumption_tier=2, cpp=0),
+    ]
+    columns = ReadingColumns(tuple(zip(*readings, strict=True)))
+    assert columns == readings and readings == columns
+    assert list(columns) == readings and len(columns) == 2
+    assert columns[1] == readings[1] and columns[-1] == readings[-1]
+    assert columns[:1] == readings[:1]
+    assert columns != readings[:1]
+    assert IntervalBlock(None, columns) == IntervalBlock(None, readings)

@@ -24,9 +24,10 @@ allows and gives the precise error for a bad one.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Any, overload
 
 from lxml import etree
 
@@ -128,7 +129,50 @@ def _columns(run: bytes, prefix: bytes) -> list[tuple[bytes, ...]] | None:
     return None
 
 
-def _read(run: bytes, prefix: bytes) -> list[IntervalReading] | None:
+class ReadingColumns(Sequence[IntervalReading]):
+    """A block's readings kept as the columns the scan read (IntervalReading's fields, in its
+    order, a tuple each); the records are made only when asked for. The conversion spools the
+    columns as they are (:attr:`columns`), so a two-year feed's 70,000 readings are never built
+    as records only to be taken apart again. Equal to any sequence of the same readings."""
+
+    __slots__ = ("columns",)
+
+    def __init__(self, columns: tuple[tuple[Any, ...], ...]) -> None:
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns[0])
+
+    @overload
+    def __getitem__(self, index: int) -> IntervalReading: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[IntervalReading]: ...
+    def __getitem__(self, index: int | slice) -> IntervalReading | list[IntervalReading]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        return _new_reading(tuple(column[index] for column in self.columns))
+
+    def __iter__(self) -> Iterator[IntervalReading]:
+        return map(_new_reading, zip(*self.columns, strict=True))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ReadingColumns):
+            return self.columns == other.columns
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like the list it stands for
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+
+def _column(values: Iterable[int | None], count: int) -> tuple[int | None, ...]:
+    return (None,) * count if isinstance(values, repeat) else tuple(values)
+
+
+def _read(run: bytes, prefix: bytes) -> ReadingColumns | None:
     columns = _columns(run, prefix)
     if columns is None:
         return None
@@ -142,24 +186,22 @@ def _read(run: bytes, prefix: bytes) -> list[IntervalReading] | None:
         starts = tuple(a or b for a, b in zip(start1, start2, strict=True))
         durations = tuple(a or b for a, b in zip(duration1, duration2, strict=True))
     # Durations and quality codes rarely change within a block: convert each distinct one once.
-    duration_values: Iterable[int] = (
-        repeat(int(durations[0])) if durations.count(durations[0]) == count else map(int, durations)
+    duration_values = (
+        (int(durations[0]),) * count
+        if durations.count(durations[0]) == count
+        else tuple(map(int, durations))
     )
     codes = {text: tuple(map(int, _QUALITY_CODE.findall(text))) for text in set(quality)}
-    return list(
-        map(
-            _new_reading,
-            zip(
-                map(int, starts),
-                duration_values,
-                _integers(value),
-                _integers(cost),
-                map(codes.__getitem__, quality),
-                _integers(tou),
-                _integers(tier),
-                _integers(cpp),
-                strict=False,  # the repeat()s are endless; the starts were counted
-            ),
+    return ReadingColumns(
+        (
+            tuple(map(int, starts)),
+            duration_values,
+            _column(_integers(value), count),
+            _column(_integers(cost), count),
+            tuple(map(codes.__getitem__, quality)),
+            _column(_integers(tou), count),
+            _column(_integers(tier), count),
+            _column(_integers(cpp), count),
         )
     )
 
@@ -169,7 +211,7 @@ class ReadingRun:
     """An entry's readings, read from its bytes, and the entry with the run replaced by a marker."""
 
     stub: bytes
-    readings: list[IntervalReading]
+    readings: ReadingColumns
 
     def claim(self, wrapped: etree._Element) -> etree._Element | None:
         """The entry element whose IntervalBlock the readings belong to, with the marker removed;

@@ -32,6 +32,7 @@ from typing import IO, Any
 
 from scwadd_espi._clock import Clock, local_interval_label, utc_text
 from scwadd_espi._direct import DirectPoint
+from scwadd_espi._reading_scan import ReadingColumns
 from scwadd_espi._spool import Columns, Spool
 from scwadd_espi.layouts import (
     DEFAULT_COLUMNS,
@@ -237,7 +238,11 @@ def _read_input(
         if isinstance(entry.obj, IntervalBlock):
             facts.interval_blocks += 1
             # Columns (starts, durations, values, ...), built once for the check and the spool.
-            columns = tuple(zip(*entry.obj.readings, strict=True))
+            readings = entry.obj.readings
+            if isinstance(readings, ReadingColumns):
+                columns = readings.columns  # as the reading scan read them
+            else:
+                columns = tuple(zip(*readings, strict=True))
             _check_block(columns, name, entry.line)
             origin = f"{name}:{entry.line}" if entry.line else name
             facts.readings += spool.add_columns(
