@@ -60,13 +60,14 @@ def value_texts(values: Sequence[int], exponent: int) -> list[str] | None:
     digits = -exponent
     if digits > _FLOAT_EXACT_DIGITS or not values:
         return None
-    if max(values) >= _FLOAT_EXACT_BELOW or min(values) <= -_FLOAT_EXACT_BELOW:
-        return None
-    smallest = min(filter(None, map(abs, values)), default=0)
-    if smallest and smallest * 10**4 < 10**digits:  # below 1e-4: repr would use an exponent
+    if max(map(abs, values)) >= _FLOAT_EXACT_BELOW:
         return None
     scaled = map(truediv, values, repeat(10**digits))
-    return list(map(str.removesuffix, map(float.__repr__, scaled), repeat(".0")))
+    texts = list(map(str.removesuffix, map(float.__repr__, scaled), repeat(".0")))
+    # Below 1e-4 repr uses an exponent ("5e-05"); it cannot when no value has so many decimals.
+    if digits > 4 and "e" in "".join(texts):
+        return None
+    return texts
 
 
 def _quoted(text: str) -> str:
