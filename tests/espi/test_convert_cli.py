@@ -123,3 +123,4 @@ def test_unusable_local_time_parameters_point_to_tz(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert out.read_text(encoding="utf-8").count("\n") == 5
     assert any("--tz" in note for note in json.loads(report.read_text())["notes"])
+    assert b"note: the LocalTimeParameters of usage point UP0001 cannot be used" in done.stderr

@@ -119,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         Path(args.report).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     print(_summary(report, args.output), file=sys.stderr)
+    for note in report.notes:  # what was read leniently or left out, and why
+        print(f"scwadd convert: note: {note}", file=sys.stderr)
     return EXIT_OK
 
 
