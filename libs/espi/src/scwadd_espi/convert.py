@@ -5,8 +5,10 @@ documents (paths, binary streams or bytes; ``names=`` labels them in errors), me
 readings, writes one CSV and reports what it did: usage points, reading types, units, period
 covered, rows, gaps, duplicates, conflicts and the CSV's sha256.
 
-Memory stays flat however big the inputs: readings are spooled, block by block, into a SQLite
-file in a temporary directory, and read back sorted by usage point, interval start and duration.
+Memory stays flat however big the inputs: readings are spooled, block by block, to a file in a
+temporary directory (:mod:`._spool`). The default layout writes a usage point whose one energy
+channel came in order straight from it (:mod:`._direct`, the same bytes); anything else is read
+back through SQLite, sorted by usage point, interval start and duration.
 A channel is a MeterReading with its ReadingType; readings repeated within one channel across
 overlapping documents are written once: the one from the most recently ``updated`` entry wins
 (on a tie, the later input); a repeat with a different value counts as a conflict. Parallel
