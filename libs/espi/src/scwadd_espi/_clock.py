@@ -17,6 +17,7 @@ class Clock:
     def __init__(self, zone: tzinfo) -> None:
         self.zone = zone
         self._days: dict[int, int] = {}
+        self._midnights: dict[int, int] = {}
         self._offsets: dict[int, int] = {}
         self._dates: dict[int, str] = {}
         self._offset_texts: dict[int, str] = {}
@@ -25,9 +26,10 @@ class Clock:
         day = epoch // 86400
         steady = self._days.get(day)
         if steady is None:
-            at_start, at_end = self._exact(day * 86400), self._exact(day * 86400 + 86399)
-            # A zone changes offset at most once a day: equal ends mean one offset all day.
-            steady = at_start if at_start == at_end else _CHANGES_TODAY
+            at_start, at_next = self._midnight(day), self._midnight(day + 1)
+            # A zone changes offset at most once a day: the same offset at this UTC midnight and
+            # the next means one offset all day (each midnight is looked up once, for two days).
+            steady = at_start if at_start == at_next else _CHANGES_TODAY
             self._days[day] = steady
         if steady != _CHANGES_TODAY:
             return steady
@@ -38,9 +40,19 @@ class Clock:
             self._offsets[slot] = found
         return found
 
+    def _midnight(self, day: int) -> int:
+        offset = self._midnights.get(day)
+        if offset is None:
+            offset = self._midnights[day] = self._exact(day * 86400)
+        return offset
+
     def _exact(self, epoch: int) -> int:
         delta = datetime.fromtimestamp(epoch, self.zone).utcoffset()
         return int(delta.total_seconds()) if delta is not None else 0
+
+    def date_text(self, day: int) -> str:
+        """The ISO date of a day counted from 1970-01-01 (cached)."""
+        return self._date(day)
 
     def _date(self, day: int) -> str:
         text = self._dates.get(day)

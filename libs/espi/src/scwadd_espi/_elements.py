@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -311,7 +311,7 @@ class _Reader:
         )
 
     def interval_block(
-        self, element: etree._Element, readings: list[IntervalReading] | None = None
+        self, element: etree._Element, readings: Sequence[IntervalReading] | None = None
     ) -> IntervalBlock:
         """``readings``: the block's readings when they were read from the bytes already (the
         element then holds the rest of the block; see :mod:`._reading_scan`)."""
@@ -618,7 +618,7 @@ def _epoch(
 
 
 def _entry(
-    reader: _Reader, element: etree._Element, readings: list[IntervalReading] | None = None
+    reader: _Reader, element: etree._Element, readings: Sequence[IntervalReading] | None = None
 ) -> list[ParsedEntry]:
     """The entry's objects and links: one :class:`ParsedEntry` per ESPI object of its content
     (several only for IntervalBlocks: real exports hold hundreds in one entry, each read in

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -262,7 +262,7 @@ def _entries(
     wrapped: etree._Element,
     reader: _Reader,
     owner: etree._Element | None = None,
-    readings: list[IntervalReading] | None = None,
+    readings: Sequence[IntervalReading] | None = None,
 ) -> Iterator[ParsedEntry]:
     """The entries of a parsed segment; ``owner``'s IntervalBlock gets ``readings``, which were
     read from the bytes before lxml parsed the entry without them."""

@@ -5,8 +5,10 @@ documents (paths, binary streams or bytes; ``names=`` labels them in errors), me
 readings, writes one CSV and reports what it did: usage points, reading types, units, period
 covered, rows, gaps, duplicates, conflicts and the CSV's sha256.
 
-Memory stays flat however big the inputs: readings are spooled, block by block, into a SQLite
-file in a temporary directory, and read back sorted by usage point, interval start and duration.
+Memory stays flat however big the inputs: readings are spooled, block by block, to a file in a
+temporary directory (:mod:`._spool`). The default layout writes a usage point whose one energy
+channel came in order straight from it (:mod:`._direct`, the same bytes); anything else is read
+back through SQLite, sorted by usage point, interval start and duration.
 A channel is a MeterReading with its ReadingType; readings repeated within one channel across
 overlapping documents are written once: the one from the most recently ``updated`` entry wins
 (on a tie, the later input); a repeat with a different value counts as a conflict. Parallel
@@ -26,16 +28,20 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import add
 from pathlib import Path
 from typing import IO, Any
 
 from scwadd_espi._clock import Clock, local_interval_label, utc_text
-from scwadd_espi._spool import Spool
+from scwadd_espi._direct import DirectPoint
+from scwadd_espi._reading_scan import ReadingColumns
+from scwadd_espi._spool import Columns, Spool
 from scwadd_espi.layouts import (
     DEFAULT_COLUMNS,
     LAYOUT_CLASSES,
     LAYOUTS,
     ZERO,
+    LayoutWriter,
     Row,
     quality_text,
     service_name,
@@ -243,10 +249,16 @@ def _read_input(
             lenient.add(entry.notes)
         if isinstance(entry.obj, IntervalBlock):
             facts.interval_blocks += 1
-            _check_block(entry.obj, name, entry.line)
+            # Columns (starts, durations, values, ...), built once for the check and the spool.
+            readings = entry.obj.readings
+            if isinstance(readings, ReadingColumns):
+                columns = readings.columns  # as the reading scan read them
+            else:
+                columns = tuple(zip(*readings, strict=True))
+            _check_block(columns, name, entry.line)
             origin = f"{name}:{entry.line}" if entry.line else name
-            facts.readings += spool.add_block(
-                Resolver.block_key(entry), entry.obj, entry.updated, origin
+            facts.readings += spool.add_columns(
+                Resolver.block_key(entry), columns, entry.updated, origin
             )
         else:
             resolver.add(entry)
@@ -285,18 +297,22 @@ _LATEST = 253402300799  # 9999-12-31T23:59:59Z
 _LARGEST = 2**63 - 1
 
 
-def _check_block(block: IntervalBlock, name: str, line: int | None) -> None:
-    readings = block.readings
-    if not readings:
+def _check_block(columns: Columns, name: str, line: int | None) -> None:
+    """Refuse a block whose readings a CSV row cannot say (see above); ``columns`` are its
+    readings' fields as columns (IntervalReading's order), empty for a block without readings."""
+    if not columns:
         return
+    starts, durations, values, costs = columns[:4]
     problem = None
-    if min(r.start for r in readings) < _EARLIEST or max(r.end for r in readings) > _LATEST:
+    if min(starts) < _EARLIEST or max(map(add, starts, durations)) > _LATEST:
         problem = "an IntervalReading's timePeriod lies outside the years 1900-9999"
-    elif min(r.duration for r in readings) <= 0:
+    elif min(durations) <= 0:
         problem = "an IntervalReading's timePeriod duration is not a positive number of seconds"
     else:
-        numbers = [abs(n) for r in readings for n in (r.value, r.cost) if n is not None]
-        if numbers and max(numbers) > _LARGEST:
+        numbers = values if None not in values else [v for v in values if v is not None]
+        if costs.count(None) != len(costs):
+            numbers = [*numbers, *(c for c in costs if c is not None)]
+        if numbers and max(max(numbers), -min(numbers)) > _LARGEST:
             problem = "an IntervalReading's value or cost is beyond 64-bit integers"
     if problem is not None:
         raise EspiParseError(name, line, None, f"in the IntervalBlock entry here, {problem}")
@@ -465,7 +481,23 @@ def _write_rows(
 ) -> None:
     writer = LAYOUT_CLASSES[layout](text, resolver.customer_name())
     writer.begin(report.usage_points)
-    db = spool.db
+    clocks: dict[int, Clock] = {}
+    received_groups: set[tuple[int, int]] = set()  # (usage point, channel group)
+    group_tiers: dict[tuple[int, int], tuple[int | None, int | None]] = {}
+    for info in channels.values():
+        if info.role == ROLE_RECEIVED:
+            received_groups.add((info.point_index, info.group))
+        if info.point_index not in clocks:
+            clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
+        rt = info.channel.reading_type
+        group_tiers[(info.point_index, info.group)] = (rt.tou, rt.consumption_tier)
+    if tz:
+        for point in report.usage_points:
+            point.time_zone = tz
+    if layout == "default" and _write_direct(spool, channels, lines, clocks, report, writer, text):
+        _check_conservation(lines, report)
+        return
+    db = spool.database()
     db.execute(
         "CREATE TABLE channels (block_key INTEGER PRIMARY KEY, point INTEGER, grp INTEGER,"
         " role INTEGER, exponent INTEGER, channel INTEGER)"
@@ -501,19 +533,6 @@ def _write_rows(
         ORDER BY point, start, duration, grp, role, updated DESC, seq DESC
         """
     )
-    clocks: dict[int, Clock] = {}
-    received_groups: set[tuple[int, int]] = set()  # (usage point, channel group)
-    group_tiers: dict[tuple[int, int], tuple[int | None, int | None]] = {}
-    for info in channels.values():
-        if info.role == ROLE_RECEIVED:
-            received_groups.add((info.point_index, info.group))
-        if info.point_index not in clocks:
-            clocks[info.point_index] = Clock(tzinfo_for(info.channel.local_time, tz))
-        rt = info.channel.reading_type
-        group_tiers[(info.point_index, info.group)] = (rt.tou, rt.consumption_tier)
-    if tz:
-        for point in report.usage_points:
-            point.time_zone = tz
     current_point = -1
     series_end: dict[int, int] = {}
     interval_key: tuple[int, int, int] | None = None
@@ -633,6 +652,60 @@ def _write_rows(
     close_interval()
     close_point()
     _check_conservation(lines, report)
+
+
+def _exponent(info: _ChannelInfo) -> int:
+    """The power of ten that scales the channel's raw values to the unit written."""
+    rt = info.channel.reading_type
+    return (rt.power_of_ten_multiplier or 0) + display_unit(rt.uom)[1]
+
+
+def _write_direct(
+    spool: Spool,
+    channels: dict[int, _ChannelInfo],
+    lines: list[ReadingTypeReport],
+    clocks: dict[int, Clock],
+    report: ConversionReport,
+    writer: LayoutWriter,
+    text: IO[str],
+) -> bool:
+    """The default layout through the direct path (:mod:`._direct`) when every usage point's
+    energy readings come from one collection of one channel, in order; False, with nothing
+    written or counted, otherwise."""
+    energy: dict[int, int] = {}
+    for key_id, info in channels.items():
+        if info.role is None:
+            continue
+        if info.point_index in energy or not spool.in_order(key_id):
+            return False
+        energy[info.point_index] = key_id
+    # Readings per channel as spooled: the "read" side of the conservation check.
+    for key_id, info in channels.items():
+        count = spool.read_counts.get(key_id, 0)
+        lines[info.number].readings_read += count
+        if info.role is None:
+            lines[info.number].ignored += count
+    report.ignored_readings = sum(line.ignored for line in lines)
+    for point_index in sorted(energy):
+        key_id = energy[point_index]
+        info = channels[key_id]
+        assert info.role is not None
+        rt = info.channel.reading_type
+        writer.begin_point(report.usage_points[point_index])
+        direct = DirectPoint(
+            report.usage_points[point_index],
+            key_id,
+            info.role,
+            _exponent(info),
+            (rt.tou, rt.consumption_tier, info.group),
+            clocks[point_index],
+            writer,
+            text,
+        )
+        written = direct.write(spool)
+        lines[info.number].readings_written += written
+        report.rows += written
+    return True
 
 
 def _check_conservation(lines: list[ReadingTypeReport], report: ConversionReport) -> None:

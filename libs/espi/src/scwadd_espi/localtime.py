@@ -25,9 +25,14 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING
 
 from scwadd_espi.model import LocalTimeParameters
+
+if TYPE_CHECKING:
+    # zoneinfo imports sysconfig (a tenth of a short conversion): imported only when a zone is
+    # named, which most conversions (the document's LocalTimeParameters) never do.
+    from zoneinfo import ZoneInfo
 
 OP_DAY_OF_MONTH = 0
 OP_WEEKDAY_ON_OR_AFTER = 1
@@ -224,6 +229,8 @@ def tzinfo_for(params: LocalTimeParameters | None, override: str | None = None) 
 
 
 def iana_zone(name: str) -> ZoneInfo:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as error:
