@@ -100,7 +100,7 @@ async def console_server(nats_server: str, sqlite_url: str) -> AsyncIterator[Con
 
     stop = asyncio.Event()
     runner = asyncio.create_task(
-        serve(build_app(service), settings, bus=None, background=[consume], stop=stop)
+        serve(build_app(service), settings, bus=bus, background=[consume], stop=stop)
     )
     url = f"http://127.0.0.1:{settings.HTTP_PORT}"
     import httpx
@@ -115,8 +115,6 @@ async def console_server(nats_server: str, sqlite_url: str) -> AsyncIterator[Con
     try:
         yield ConsoleServer(url, bus, service, sqlite_url)
     finally:
-        bus.request_stop()
         stop.set()
         await asyncio.wait_for(runner, 30)
-        await bus.close()
         engine.dispose()

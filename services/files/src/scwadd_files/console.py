@@ -47,6 +47,7 @@ CONSOLE_CSP = (
 )
 STATIC_FILES = {
     "console.css": "text/css; charset=utf-8",
+    "plotly.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "plotly.min.js": "text/javascript; charset=utf-8",
 }

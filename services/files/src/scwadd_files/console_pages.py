@@ -21,6 +21,15 @@ GRANT_WORDS = {
 }
 
 
+# plotly.js injects a <style> unless an element with these ids exists: its global rules come as
+# a file instead (class no-inline-styles tells plotly.js they are there), and the map styles it
+# would add for maplibre are not needed (no map is drawn). Strict CSP: no inline style at all.
+PLOTLY_MAP_STYLE_ID = "9f215cf04c5486422605d13261cb87401f4e7763b6296af81e98efbc0130da53"
+PLOTLY_STYLES = (
+    '<link id="plotly.js-style-global" class="no-inline-styles" rel="stylesheet" '
+    'href="/console/static/plotly.css">'
+    f'<meta id="{PLOTLY_MAP_STYLE_ID}" name="plotly-map-styles" content="none">'
+)
 STILL_ON_IT = "the exporter is still on it"
 CHARTS = (
     ("daily", "Daily energy delivered and received, gas on its own axis"),
@@ -79,6 +88,12 @@ def _share(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
+def estimated_suffix(job: ConsoleJob) -> str:
+    if job.estimated_share is None:
+        return ""
+    return f"<br>{_share(job.estimated_share)} estimated"
+
+
 def _badge(kind: str, word: str | None = None) -> str:
     return f'<span class="badge {escape(kind)}">{escape(word or kind)}</span>'
 
@@ -124,7 +139,8 @@ def _page(title: str, user: str, body: str) -> str:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)} — SCWADD console</title>"
-        '<link rel="stylesheet" href="/console/static/console.css"></head><body>'
+        '<link rel="stylesheet" href="/console/static/console.css">'
+        f"{PLOTLY_STYLES}</head><body>"
         '<header><strong>SCWADD console</strong><nav aria-label="main">'
         '<a href="/console/">Customers and exports</a> · <a href="/output/">Files</a> · '
         '<a href="/api/openapi.json">API (OpenAPI)</a></nav>'
@@ -219,7 +235,7 @@ def list_page(
             f'<td class="num">{_or_dash(j.received_kwh)}</td>'
             f'<td class="num">{_or_dash(j.therms)}</td>'
             f"<td>{peak_text(j)}</td>"
-            f"<td>{gaps_text(j)}<br>{_share(j.estimated_share)} estimated</td>"
+            f"<td>{gaps_text(j)}{estimated_suffix(j)}</td>"
             f"<td>{state_cell(j)}</td><td>{grant_cell(j)}</td>"
             f"<td>{_utc(j.received_at)}</td>"
             "</tr>"
@@ -325,7 +341,8 @@ def job_page(
             f'<h2>Charts</h2><div id="charts" data-series="{base}/series" data-state="loading">'
             '<p id="charts-error" class="short" role="alert" hidden></p>'
             + "".join(
-                f'<div id="chart-{name}" class="chart" role="img" aria-label="{label}"></div>'
+                f'<figure><figcaption class="muted">{label}</figcaption>'
+                f'<div id="chart-{name}" class="chart"></div></figure>'
                 for name, label in CHARTS
             )
             + "</div>"
