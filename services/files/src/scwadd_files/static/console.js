@@ -17,16 +17,17 @@
     const days = series.daily.map((d) => d.date);
     const traces = [];
     if (series.daily.some((d) => d.delivered_kwh !== null)) {
-      traces.push({ x: days, y: series.daily.map((d) => num(d.delivered_kwh)), name: "delivered (kWh)", type: "bar", marker: { color: "#1f5fa8" } });
+      traces.push({ x: days, y: series.daily.map((d) => num(d.delivered_kwh)), name: "delivered (kWh)", type: "scatter", mode: "lines", line: { color: "#1f5fa8", shape: "hv" }, fill: "tozeroy" });
     }
     if (series.daily.some((d) => d.received_kwh !== null)) {
-      traces.push({ x: days, y: series.daily.map((d) => num(d.received_kwh)), name: "received (kWh)", type: "bar", marker: { color: "#f2a900" } });
+      traces.push({ x: days, y: series.daily.map((d) => num(d.received_kwh)), name: "received (kWh)", type: "scatter", mode: "lines", line: { color: "#b07a00", shape: "hv" } });
     }
     if (series.daily.some((d) => d.therms !== null)) {
       traces.push({ x: days, y: series.daily.map((d) => num(d.therms)), name: "gas (therms)", type: "scatter", mode: "lines", yaxis: "y2", line: { color: "#b3261e" } });
     }
     return Plotly.newPlot("chart-daily", traces, {
-      title: { text: "Daily energy" }, barmode: "group", margin: margin,
+      // Lines, not 730 bars: one SVG path per series keeps a year cheap to draw.
+      title: { text: "Daily energy" }, margin: margin, hovermode: "x unified",
       yaxis: { title: { text: "kWh per day" } },
       yaxis2: { title: { text: "therms per day" }, overlaying: "y", side: "right", showgrid: false },
       legend: { orientation: "h", y: -0.2 },
