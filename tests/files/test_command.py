@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import signal
 import subprocess
 import sys
@@ -24,6 +25,8 @@ def base_env(nats_url: str, port: int) -> dict[str, str]:
         "NATS_URL": nats_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
+        # The console's read model: never a files.db in the working directory.
+        "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='scwadd-files-')}/files.db",
     }
 
 
