@@ -237,8 +237,10 @@ readinessProbe:
 {{- $values := $root.Values -}}
 {{- $svc := index $values .component -}}
 {{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port) }}
-{{- if has .component (list "auth" "fetcher" "exporter") }}
+{{- if has .component (list "auth" "fetcher" "exporter" "files") }}
 {{- include "scwadd.databaseEnv" . }}
+{{- end }}
+{{- if has .component (list "auth" "fetcher" "exporter") }}
 {{ include "scwadd.custodianEnv" $root }}
 {{- end }}
 {{- if has .component (list "auth" "fetcher") }}
