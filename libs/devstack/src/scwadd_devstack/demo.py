@@ -107,7 +107,7 @@ def console_page(stack: Stack, client: httpx.Client, csv_name: str, timeout: flo
         answer.raise_for_status()
         for job in answer.json()["jobs"]:
             if job["links"].get("csv_as_exported") == f"/output/{csv_name}":
-                return urljoin(stack.console_url, job["links"]["page"])
+                return urljoin(stack.console_url, str(job["links"]["page"]))
         time.sleep(1.0)
     raise TimeoutError(f"the console does not list {csv_name} after {timeout:.0f} s")
 
