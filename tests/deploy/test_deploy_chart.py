@@ -188,11 +188,9 @@ def test_services_probe_their_health_endpoints_and_migrate_first(
         port = {p["name"]: p["containerPort"] for p in main["ports"]}["http"]
         assert env_of(main)["HTTP_PORT"] == str(port)
         init = pod_spec(deployment).get("initContainers", [])
-        if service == "files":
-            assert init == []
-        else:
-            assert [c["args"] for c in init] == [[service, "migrate"]]
-            assert env_of(init[0])["DATABASE_URL"] == env_of(main)["DATABASE_URL"]
+        # Every service has a database now (files: the console's read model).
+        assert [c["args"] for c in init] == [[service, "migrate"]]
+        assert env_of(init[0])["DATABASE_URL"] == env_of(main)["DATABASE_URL"]
     ports = {
         s: pod_spec(r.get("Deployment", f"scwadd-{s}"))["containers"][0]["ports"][0]
         for s in SERVICES
@@ -314,12 +312,15 @@ def test_in_chart_postgresql_has_one_database_per_service(rendered: dict[str, Re
         "exporter;",
         "CREATE",
         "DATABASE",
+        "files;",
+        "CREATE",
+        "DATABASE",
         "webhooks;",
     ]
     import base64
 
     urls = r.get("Secret", "scwadd-database")["data"]
-    for service in ("auth", "fetcher", "exporter"):
+    for service in ("auth", "fetcher", "exporter", "files"):
         url = base64.b64decode(urls[f"{service}-url"]).decode()
         assert url.startswith("postgresql+psycopg://scwadd:")
         assert url.endswith(f"@scwadd-postgresql:5432/{service}")
@@ -401,7 +402,7 @@ def test_network_policies_isolate_the_release(rendered: dict[str, Rendered], nam
             for rule in network_policy(r, "postgresql")["ingress"]
             for peer in rule["from"]
         ]
-        assert sorted(sources) == ["auth", "exporter", "fetcher", *webhooks]
+        assert sorted(sources) == ["auth", "exporter", "fetcher", "files", *webhooks]
         assert network_policy(r, "postgresql")["egress"] == []
     if r.has("StatefulSet", "scwadd-nats"):
         client_rule = network_policy(r, "nats")["ingress"][0]

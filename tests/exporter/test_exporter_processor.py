@@ -22,6 +22,7 @@ from scwadd_core.events import (
     FetchFailed,
     GrantReceived,
     GrantRevoked,
+    GrantRevokeRequested,
     JobProgress,
     SealedSecret,
 )
@@ -250,6 +251,24 @@ async def test_permanent_refusal_is_flagged_not_retried(sessions):
     # The gauge counts it once the grant is old enough.
     counts = await exporter.refresh_gauge(datetime.now(UTC) + timedelta(days=1))
     assert counts == {"revocation_refused": 1}
+
+
+async def test_operator_revoke_again_retries_a_flagged_grant_once(sessions):
+    """The console's "revoke again" (grant.revoke_requested): one DELETE for a flagged grant,
+    none for the same request repeated after it succeeded."""
+    refused = CustodianError("revocation failed with HTTP 400", status_code=400)
+    custodian = ScriptedCustodian(refused, RevokeOutcome.REVOKED)
+    exporter, _, published = make(sessions, custodian)
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    assert state_of(sessions) == GrantState.FLAGGED
+    request = GrantRevokeRequested(job_id="job-1", requested_by="operator")
+    await exporter.on_revoke_requested(request)
+    assert state_of(sessions) == GrantState.REVOKED
+    assert len(custodian.deletes) == 2
+    await exporter.on_revoke_requested(request)
+    assert len(custodian.deletes) == 2
+    assert of_type(published, GrantRevoked)[-1].outcome == "revoked"
 
 
 async def test_exhausted_retries_are_flagged_then_retried_by_the_watchdog(sessions):

@@ -22,3 +22,11 @@ class FilesServer:
     bus: Bus
     store: ObjectStore
     service: FilesService
+
+
+@dataclass
+class ConsoleServer:
+    url: str
+    bus: Bus
+    service: FilesService
+    database_url: str

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +25,8 @@ def base_env(nats_url: str, port: int) -> dict[str, str]:
         "NATS_URL": nats_url,
         "HTTP_HOST": "127.0.0.1",
         "HTTP_PORT": str(port),
+        # The console's read model: never a files.db in the working directory.
+        "DATABASE_URL": f"sqlite:///{tempfile.mkdtemp(prefix='scwadd-files-')}/files.db",
     }
 
 

@@ -250,7 +250,7 @@ readinessProbe:
 {{- $values := $root.Values -}}
 {{- $svc := index $values .component -}}
 {{- include "scwadd.commonEnv" (dict "root" $root "port" $svc.port "metrics" true) }}
-{{- if has .component (list "auth" "fetcher" "exporter" "webhooks") }}
+{{- if has .component (list "auth" "fetcher" "exporter" "files" "webhooks") }}
 {{- include "scwadd.databaseEnv" . }}
 {{- end }}
 {{- if has .component (list "auth" "fetcher" "exporter") }}

@@ -30,6 +30,7 @@ FETCH_FAILED = "scwadd.events.fetch.failed"
 EXPORT_COMPLETED = "scwadd.events.export.completed"
 GRANT_REVOKED = "scwadd.events.grant.revoked"
 JOB_PROGRESS = "scwadd.events.job.progress"
+GRANT_REVOKE_REQUESTED = "scwadd.events.grant.revoke_requested"
 
 RAW_BUCKET = "scwadd-raw"
 EXPORTS_BUCKET = "scwadd-exports"
@@ -182,6 +183,20 @@ class JobProgress(JobEvent):
     message: str
 
 
+class GrantRevokeRequested(JobEvent):
+    """files (the operator's console) → exporter: try the revocation of a flagged grant again now.
+
+    A command, not a fact: the exporter alone talks to the custodian's revocation endpoint. It
+    acts only on a grant still ``flagged`` (compare-and-set), so a repeated or late request sends
+    no second DELETE; the outcome comes back as ``grant.revoked`` as usual. ``requested_by`` is
+    the operator's user name, for the exporter's log.
+    """
+
+    subject: ClassVar[str] = GRANT_REVOKE_REQUESTED
+
+    requested_by: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.subject: cls
     for cls in (
@@ -192,6 +207,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ExportCompleted,
         GrantRevoked,
         JobProgress,
+        GrantRevokeRequested,
     )
 }
 

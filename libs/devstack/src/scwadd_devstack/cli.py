@@ -79,7 +79,7 @@ def _print_banner(stack: Stack) -> None:
         "",
         "SCWADD is running against the sandbox custodian.",
         f"  customer URL : {stack.customer_url}",
-        f"  operator URL : {stack.operator_url}",
+        f"  operator URL : {stack.console_url} (console; files at {stack.operator_url})",
         f"  operator     : {OPERATOR_USER} / {stack.secrets.operator_password}",
         f"  sandbox      : {stack.sandbox_web_url} (browser face, dev CA {stack.pki.ca_cert})",
         f"  logs         : {stack.run_dir}/logs/",

@@ -96,6 +96,22 @@ def newest_export(stack: Stack, client: httpx.Client) -> str:
     return str(max(entries, key=lambda e: str(e["modified"]))["name"])
 
 
+def console_page(stack: Stack, client: httpx.Client, csv_name: str, timeout: float = 60.0) -> str:
+    """The console's page of the export named ``csv_name`` (its read model may lag a moment)."""
+    auth = (OPERATOR_USER, stack.secrets.operator_password)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = client.get(
+            urljoin(stack.console_url, "/api/jobs"), params={"limit": 20}, auth=auth
+        )
+        answer.raise_for_status()
+        for job in answer.json()["jobs"]:
+            if job["links"].get("csv_as_exported") == f"/output/{csv_name}":
+                return urljoin(stack.console_url, str(job["links"]["page"]))
+        time.sleep(1.0)
+    raise TimeoutError(f"the console does not list {csv_name} after {timeout:.0f} s")
+
+
 def run_demo(stack: Stack, timeout: float = 600.0) -> int:
     verify = ssl.create_default_context(cafile=stack.pki.ca_cert)
     with httpx.Client(verify=verify, timeout=30.0) as client:
@@ -110,11 +126,13 @@ def run_demo(stack: Stack, timeout: float = 600.0) -> int:
         auth = (OPERATOR_USER, stack.secrets.operator_password)
         body = client.get(urljoin(stack.operator_url, name), auth=auth)
         body.raise_for_status()
+        console = console_page(stack, client, name)
     target = stack.run_dir / "exports" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(body.content)
     rows = sum(1 for _ in csv.DictReader(io.StringIO(body.content.decode("utf-8-sig"))))
     print(f"CSV: {target}")
+    print(f"console: {console}")
     print(f"rows: {rows}")
     print(f"revoked: {'yes' if view.get('revoked') else 'no'}")
     return 0 if view.get("revoked") else 1

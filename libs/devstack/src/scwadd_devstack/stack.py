@@ -132,6 +132,10 @@ class Stack:
         return f"http://127.0.0.1:{self.ports.files}/output/"
 
     @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.files}/console/"
+
+    @property
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.ports.auth}/OAuthCallback"
 
@@ -300,6 +304,7 @@ class Stack:
             env |= {"TLS_CERT_FILE": str(pki.server_cert), "TLS_KEY_FILE": str(pki.server_key)}
         if service == "files":
             env["HTPASSWD_FILE"] = str(self._htpasswd_file())
+            env["DATABASE_URL"] = f"sqlite:///{self.run_dir / 'files.db'}"  # the console's
         if service == "webhooks":
             env["DATABASE_URL"] = f"sqlite:///{self.run_dir / 'webhooks.db'}"
             env |= {name: os.environ[name] for name in WEBHOOK_VARIABLES if name in os.environ}

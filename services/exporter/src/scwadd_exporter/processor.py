@@ -36,6 +36,7 @@ from scwadd_core.events import (
     FetchFailed,
     GrantReceived,
     GrantRevoked,
+    GrantRevokeRequested,
     JobPhase,
     JobProgress,
     stable_event_id,
@@ -416,6 +417,25 @@ class Exporter:
                     reason=grant.detail,
                 )
             )
+
+    async def on_revoke_requested(self, event: GrantRevokeRequested) -> None:
+        """The operator's "revoke again" (files console): retry a FLAGGED grant now, with the
+        watchdog's compare-and-set, so a repeated request or a racing watchdog sends one DELETE.
+        A grant in any other state is left alone; its current end is announced again."""
+        grant = await self._load_grant(event.job_id)
+        if GrantState(grant.state) != GrantState.FLAGGED:
+            log.info("revoke-again request for a grant that is not flagged; nothing to do")
+            await self._announce_final(event.job_id)
+            return
+        take_over = partial(
+            ledger.reclaim_revocation,
+            job_id=event.job_id,
+            seen_state=GrantState.FLAGGED,
+            seen_changed_at=grant.state_changed_at,
+        )
+        if await self._db(take_over):
+            log.warning("operator asked to revoke again", extra={"operator": event.requested_by})
+            await self._revoke_claimed(event.job_id)
 
     # -- watchdog ------------------------------------------------------------------------
     async def watchdog_pass(self, now: datetime | None = None) -> None:

@@ -16,11 +16,13 @@ from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
     GRANT_RECEIVED,
+    GRANT_REVOKE_REQUESTED,
     RATELIMIT_BUCKET,
     Event,
     FetchCompleted,
     FetchFailed,
     GrantReceived,
+    GrantRevokeRequested,
 )
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.web import bus_check, create_app, database_check, serve
@@ -36,7 +38,7 @@ log = logging.getLogger("scwadd_exporter")
 
 MIGRATIONS = "scwadd_exporter.migrations"
 DURABLE = "exporter"
-SUBJECTS = [GRANT_RECEIVED, FETCH_COMPLETED, FETCH_FAILED]
+SUBJECTS = [GRANT_RECEIVED, FETCH_COMPLETED, FETCH_FAILED, GRANT_REVOKE_REQUESTED]
 
 
 class ObjectStoreBlobs:
@@ -147,6 +149,8 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
             await exporter.on_fetch_completed(event)
         elif isinstance(event, FetchFailed):
             await exporter.on_fetch_failed(event)
+        elif isinstance(event, GrantRevokeRequested):
+            await exporter.on_revoke_requested(event)
 
     async def consume() -> None:
         await bus.run_consumer(

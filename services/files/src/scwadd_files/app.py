@@ -1,5 +1,6 @@
 """The operator's file server: ``/output/`` lists the exports, ``/output/{name}`` streams one
-from the ``scwadd-exports`` object store, both behind HTTP Basic (bcrypt htpasswd)."""
+from the ``scwadd-exports`` object store, both behind HTTP Basic (bcrypt htpasswd); the console
+(:mod:`scwadd_files.console`) is mounted beside them when the service has its read model."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from scwadd_core.web import create_app
 
 from scwadd_files.htpasswd import Verifier
 from scwadd_files.pages import listing_page
+from scwadd_files.readmodel import Console
 from scwadd_files.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,9 @@ class FilesService:
         throttle: LoginThrottle,
         *,
         retention_days: float,
+        console: Console | None = None,
     ) -> None:
+        self.console = console
         self.bus = bus
         self.verifier = verifier
         self.throttle = throttle
@@ -201,7 +205,7 @@ def build_app(service: FilesService) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
-        return RedirectResponse("/output/", status_code=307)
+        return RedirectResponse("/console/" if service.console else "/output/", status_code=307)
 
     @app.get("/output", include_in_schema=False)
     async def output_without_slash() -> RedirectResponse:
@@ -249,6 +253,10 @@ def build_app(service: FilesService) -> FastAPI:
             raise HTTPException(status_code=404, detail="No such export.") from None
         return _serve_entry(service, entry, request, user)
 
+    if service.console is not None:
+        from scwadd_files.console import add_console
+
+        add_console(app, service.console)
     return app
 
 

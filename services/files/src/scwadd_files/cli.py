@@ -24,6 +24,10 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="files_action", metavar="ACTION")
     serve_parser = actions.add_parser("serve", help="run the files service (the default)")
     serve_parser.set_defaults(handler=run)
+    migrator = actions.add_parser(
+        "migrate", help="apply the console's database migrations to DATABASE_URL and exit"
+    )
+    migrator.set_defaults(handler=migrate_command)
     hasher = actions.add_parser(
         "hash-password",
         help="print a bcrypt htpasswd line for USER (the password is read without echo)",
@@ -55,6 +59,16 @@ def hash_password_command(args: argparse.Namespace) -> int:
         print("bcrypt uses at most 72 bytes of a password; choose a shorter one", file=sys.stderr)
         return 2
     print(f"{user}:{hash_password(password, args.rounds)}")
+    return 0
+
+
+def migrate_command(args: argparse.Namespace) -> int:
+    from scwadd_core.service_cli import start_settings
+
+    from scwadd_files.service import migrate
+    from scwadd_files.settings import Settings
+
+    migrate(start_settings(Settings))
     return 0
 
 

@@ -123,6 +123,12 @@ class Verifier:
     def users(self) -> list[str]:
         return sorted(self._users)
 
+    def secret_for(self, user: str) -> bytes:
+        """The user's bcrypt hash, as a key for tokens bound to them (the console's CSRF token):
+        secret, the same on every replica reading the same htpasswd, and new with a new password.
+        Raises KeyError for an unknown user (only signed-in users get here)."""
+        return self._users[user]
+
     def _fingerprint(self, user: str, password: str) -> bytes:
         return hmac.new(
             self._key, user.encode() + b"\x00" + password.encode(), hashlib.sha256

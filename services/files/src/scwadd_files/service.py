@@ -2,33 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from scwadd_core.bus import Bus
+from scwadd_core.bus import Bus, ConsumerPolicy
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import EXPORTS_BUCKET
-from scwadd_core.web import serve
+from scwadd_core.web import database_check, serve
 
 from scwadd_files.app import FilesService, build_app, retention_loop
 from scwadd_files.htpasswd import Verifier
+from scwadd_files.readmodel import DURABLE, SUBJECTS, Console
 from scwadd_files.settings import Settings
 from scwadd_files.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
 
-def make_service(bus: Bus, settings: Settings, users: dict[str, bytes]) -> FilesService:
+def make_service(
+    bus: Bus, settings: Settings, users: dict[str, bytes], console: Console | None = None
+) -> FilesService:
     throttle = LoginThrottle(
         free_failures=settings.AUTH_FREE_FAILURES,
         base_delay=settings.AUTH_BACKOFF_BASE_SECONDS,
         max_delay=settings.AUTH_BACKOFF_MAX_SECONDS,
     )
     return FilesService(
-        bus, Verifier(users), throttle, retention_days=settings.EXPORT_RETENTION_DAYS
+        bus,
+        Verifier(users),
+        throttle,
+        retention_days=settings.EXPORT_RETENTION_DAYS,
+        console=console,
     )
 
 
+def migrate(settings: Settings) -> None:
+    """Apply the console's migrations (``scwadd files migrate``, and at every start)."""
+    run_migrations(settings.DATABASE_URL, "scwadd_files.migrations")
+
+
 async def main(settings: Settings, users: dict[str, bytes]) -> int:
+    await asyncio.to_thread(migrate, settings)
+    engine = make_engine(settings.DATABASE_URL)
     try:
         bus = await Bus.from_settings(settings, name="files")
     except Exception as error:
@@ -43,18 +62,42 @@ async def main(settings: Settings, users: dict[str, bytes]) -> int:
         return 1
     # Created here too, so the listing works before the first export exists.
     await bus.object_store(EXPORTS_BUCKET)
-    service = make_service(bus, settings, users)
+    await bus.ensure_streams()
+    console = Console(
+        bus,
+        session_factory(engine),
+        unrevoked_after=timedelta(minutes=settings.UNREVOKED_ALERT_MINUTES),
+    )
+    service = make_service(bus, settings, users, console)
+    app = build_app(service)
+    from scwadd_core.web import add_readiness_check
+
+    add_readiness_check(app, "database", database_check(engine))
+
+    async def consume() -> None:
+        # One event at a time: the read model is small and a job's events stay in order.
+        await bus.run_consumer(DURABLE, SUBJECTS, console.handle, policy=ConsumerPolicy())
+
     log.info(
         "files service starting",
         extra={"operators": len(users), "retention_days": settings.EXPORT_RETENTION_DAYS},
     )
     return await serve(
-        build_app(service),
+        app,
         settings,
         bus=bus,
+        on_shutdown=[_dispose(engine)],
         background=[
+            consume,
             lambda: retention_loop(
                 bus, settings.EXPORT_RETENTION_DAYS, settings.RETENTION_INTERVAL_SECONDS
-            )
+            ),
         ],
     )
+
+
+def _dispose(engine: Any) -> Callable[[], Awaitable[None]]:
+    async def dispose() -> None:
+        engine.dispose()
+
+    return dispose

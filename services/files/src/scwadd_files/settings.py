@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
-from scwadd_core.settings import ServiceSettings
+from scwadd_core.settings import DatabaseSettings
 
 
-class Settings(ServiceSettings):
+class Settings(DatabaseSettings):
     HTTP_PORT: int = 8083
+    # The console's read model (tables files_console_*), rebuilt from the bus if emptied.
+    DATABASE_URL: str = "sqlite:///./files.db"
+    # The console lists a grant under "needs action" when it is still not revoked this long
+    # after consent (set it like the exporter's UNREVOKED_ALERT_MINUTES); flagged ones at once.
+    UNREVOKED_ALERT_MINUTES: float = Field(default=60.0, gt=0)
     # The operator's credentials: a file of htpasswd lines, or the same lines in a variable
     # (a Kubernetes secret mapped into the environment). Only bcrypt entries are accepted.
     HTPASSWD_FILE: Path | None = None
