@@ -7,6 +7,7 @@
 # The machine's CA bundle goes in as the build secret `ca-bundle` (SSL_CERT_FILE, else Debian's
 # bundle), and proxy settings as the predefined proxy build arguments: uv inside the build
 # reaches the package index the way this machine does.
+# IMAGE_DRY_RUN=1 prints the build commands instead of running them (and builds no base).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 cd "$REPO"
@@ -21,7 +22,7 @@ args=()
 case "$IMAGE_BASES" in
   registry) ;;
   debian)
-    bash scripts/images/bases.sh python uv
+    [ -n "${IMAGE_DRY_RUN:-}" ] || bash scripts/images/bases.sh python uv
     args+=(--build-arg "PYTHON_IMAGE=$STANDIN_PYTHON" --build-arg "UV_IMAGE=$STANDIN_UV")
     ;;
   *) echo "images: IMAGE_BASES is auto, registry or debian, not $IMAGE_BASES" >&2; exit 2 ;;
@@ -31,14 +32,17 @@ ca_bundle="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
 for proxy in HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy; do
   [ -n "${!proxy:-}" ] && args+=(--build-arg "$proxy=${!proxy}")
 done
+run=()
+[ -z "${IMAGE_DRY_RUN:-}" ] || run=(echo)
 for service in "$@"; do
   tag="${IMAGE_PREFIX}scwadd-$service:$IMAGE_TAG"
   echo "images: $tag ($IMAGE_ENGINE, $IMAGE_BASES bases)" >&2
   if [ "$IMAGE_ENGINE" = docker ]; then
-    docker build "${args[@]}" -f "services/$service/Dockerfile" -t "$tag" .
+    "${run[@]}" docker build "${args[@]}" -f "services/$service/Dockerfile" -t "$tag" .
   else
-    # --layers keeps each step's layer, so an unchanged uv.lock reuses the dependency layer.
-    buildah build --layers --isolation=chroot "${args[@]}" \
+    # --layers keeps each step's layer, so an unchanged uv.lock reuses the dependency layer;
+    # chroot isolation needs no user namespace (these machines may not nest one).
+    "${run[@]}" buildah build --layers --isolation=chroot "${args[@]}" \
       -f "services/$service/Dockerfile" -t "$tag" .
   fi
 done
