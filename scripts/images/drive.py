@@ -39,13 +39,18 @@ class Ingress(httpx.HTTPTransport):
         host = request.url.host
         for route in ROUTES:
             if route["host"] == host and request.url.path.startswith(route["path"]):
-                request.headers["Host"] = host
-                request.headers["X-Forwarded-Proto"] = request.url.scheme
-                request.headers["X-Forwarded-Host"] = host
-                request.url = request.url.copy_with(
+                # A new request: the client keeps the public URL on its own, for its cookies.
+                headers = request.headers.copy()
+                headers["Host"] = host
+                headers["X-Forwarded-Proto"] = request.url.scheme
+                headers["X-Forwarded-Host"] = host
+                backend = request.url.copy_with(
                     scheme="http", host=route["service"], port=route["port"]
                 )
-                break
+                forwarded = httpx.Request(
+                    request.method, backend, headers=headers, content=request.read()
+                )
+                return super().handle_request(forwarded)
         return super().handle_request(request)
 
 

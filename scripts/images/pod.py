@@ -349,7 +349,7 @@ class Pod:
             raise ValueError(f"{name}: runAsNonRoot without a non-root runAsUser")
         if sc.get("privileged"):
             raise ValueError(f"{name}: privileged containers are not run")
-        args = ["--pod", POD, "--name", name, "--hostname", pod_name, "--pull", "never"]
+        args = ["--pod", POD, "--name", name, "--pull", "never"]
         args += ["--user", f"{uid}:{gid}"]
         if "fsGroup" in pod_sc:
             args += ["--group-add", str(pod_sc["fsGroup"])]
