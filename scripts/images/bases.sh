@@ -29,7 +29,7 @@ debian_image() {
   mmdebstrap --quiet --variant=minbase --include="$packages" \
     --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/*' \
     "$@" bookworm "$work/root.tar" "${MIRRORS[@]}" </dev/null
-  "$IMAGES_CLI" import "${CHANGES[@]}" "$work/root.tar" "$tag" >/dev/null
+  "$IMAGES_CLI" import --quiet "${CHANGES[@]}" "$work/root.tar" "$tag" >/dev/null
   rm -f "$work/root.tar"
 }
 
