@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 from deploy_support import REPO, run
@@ -190,3 +194,115 @@ def test_ci_builds_the_images_and_runs_the_containerised_demo_after_the_tests() 
     assert re.search(r"^images:", makefile, re.MULTILINE)
     assert re.search(r"^image-demo: setup$", makefile, re.MULTILINE)
     assert "scripts/images/tools.sh" in makefile
+
+
+def load_pod_runner() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("image_demo_pod", SCRIPTS / "pod.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def pod_runner(deploy_tools: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """scripts/images/pod.py with its work directory under tmp_path, the chart rendered."""
+    pod = load_pod_runner()
+    monkeypatch.setattr(pod, "WORK", tmp_path)
+    for sub in ("env", "logs", "volumes"):
+        (tmp_path / sub).mkdir()
+    values_file, existing, driver_env = pod.generate_inputs("t1")
+    cluster = pod.Cluster(pod.render(values_file), existing)
+    runner = pod.Pod(cluster, {"nats": "localhost/nats-s", "postgresql": "localhost/pg-s"})
+    return pod, cluster, runner, driver_env
+
+
+def test_image_demo_runs_every_rendered_container_with_the_charts_security_context(
+    pod_runner: Any, tmp_path: Path
+) -> None:
+    _, cluster, runner, _ = pod_runner
+    components = [
+        w["metadata"]["labels"]["app.kubernetes.io/component"] for w in cluster.workloads()
+    ]
+    assert components == ["nats", "postgresql", "sandbox", "auth", "fetcher", "exporter", "files"]
+    seen_images = set()
+    for workload in cluster.workloads():
+        name = workload["metadata"]["name"]
+        spec = workload["spec"]["template"]["spec"]
+        runner.volume_sources_cache[name] = runner.volume_sources(workload)
+        writable_volumes = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        writable_volumes |= {
+            c["metadata"]["name"] for c in workload["spec"].get("volumeClaimTemplates", [])
+        }
+        for container in spec.get("initContainers", []) + spec["containers"]:
+            args = runner.run_args(workload, container, f"{name}-{container['name']}", name)
+            joined = " ".join(args)
+            assert "--user 10001:10001" in joined and "--group-add 10001" in joined
+            assert "--read-only --read-only-tmpfs=false" in joined
+            assert "--cap-drop=ALL" in args and "no-new-privileges" in args
+            assert "--privileged" not in args and not any("--cap-add" in a for a in args)
+            mounts = [args[i + 1] for i, a in enumerate(args) if a == "--mount"]
+            destinations = {}
+            for mount in mounts:
+                options = dict(o.split("=", 1) for o in mount.split(","))
+                destinations[options["destination"]] = options.get("readonly") == "true"
+            assert destinations.pop("/etc/hosts") is True
+            # Exactly the chart's mounts, writable exactly where the chart gives a volume to write.
+            expected = {
+                m["mountPath"]: m["name"] not in writable_volumes
+                for m in container.get("volumeMounts", [])
+            }
+            assert destinations == expected, f"{name}/{container['name']}"
+            # The image, then the rendered args: the chart's own, or a stand-in for a public one.
+            seen_images.add(args[len(args) - 1 - len(container.get("args", []))])
+    assert seen_images == {
+        "localhost/nats-s",
+        "localhost/pg-s",
+        *(f"localhost/scwadd-{s}:t1" for s in ("sandbox", "auth", "fetcher", "exporter", "files")),
+    }
+
+
+def test_image_demo_environment_is_the_rendered_one(pod_runner: Any) -> None:
+    pod, cluster, _, _ = pod_runner
+    (auth,) = [w for w in cluster.workloads() if w["metadata"]["name"] == "scwadd-auth"]
+    container = auth["spec"]["template"]["spec"]["containers"][0]
+    env = pod.resolve_env(cluster, container, "scwadd-auth")
+    assert list(env) == [e["name"] for e in container["env"]], "every rendered variable, in order"
+    database = cluster.secrets["scwadd-database"]["auth-url"].decode()
+    assert env["DATABASE_URL"] == database
+    assert "@scwadd-postgresql:5432/auth" in database
+    assert env["PGE_AUTHORIZE_URL"] == "https://scwadd-sandbox:9443/myAuthorization"
+    assert env["PUBLIC_BASE_URL"] == "https://scwadd.example.com"  # the chart's default
+    assert env["PGE_CA_FILE"] == "/etc/scwadd/pge-ca/ca.crt"
+    assert env["NATS_URL"] == "nats://scwadd-nats:4222"
+    # Every Service name (and its cluster-domain forms) is the pod's loopback.
+    hosts = cluster.hosts_file()
+    for service in cluster.of_kind("Service"):
+        assert f"127.0.0.1\t{service['metadata']['name']}.scwadd.svc.cluster.local\n" in hosts
+    routes = {(r["path"], r["service"], r["port"]) for r in cluster.ingress_routes()}
+    assert ("/", "scwadd-auth", 8080) in routes
+    assert ("/output", "scwadd-files", 8083) in routes
+    assert ("/espi/notify", "scwadd-fetcher", 8081) in routes
+
+
+def test_image_demo_expands_references_and_refuses_what_it_cannot_run() -> None:
+    pod = load_pod_runner()
+    cluster = pod.Cluster([], {"s": {"k": b"secret"}})
+    container = {
+        "env": [
+            {"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+            {"name": "B", "value": "x:$(A)@$(MISSING)"},
+            {"name": "C", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ]
+    }
+    env = pod.resolve_env(cluster, container, "scwadd-nats-0")
+    # Kubernetes leaves a reference to an undefined variable as written.
+    assert env == {"A": "secret", "B": "x:secret@$(MISSING)", "C": "scwadd-nats-0"}
+    with pytest.raises(ValueError, match="unsupported valueFrom"):
+        pod.resolve_env(
+            cluster, {"env": [{"name": "R", "valueFrom": {"resourceFieldRef": {}}}]}, "p"
+        )
+    assert pod.quantity("256Mi") == "256m" and pod.quantity("1Gi") == "1g"
+    with pytest.raises(ValueError):
+        pod.quantity("1.5Gi")
