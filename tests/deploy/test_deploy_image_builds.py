@@ -1,7 +1,7 @@
-"""The builder stage of every Dockerfile, executed without Docker: the context the .dockerignore
-lets through, the Dockerfile's own COPY and `uv sync` lines, and then a look at what the virtual
-environment (the only thing the final stage receives) holds. No engine is reachable here, so this
-is as close to `docker build` as the machine allows; `make images` does the rest where one is."""
+"""The builder stage of every Dockerfile, executed without an image builder: the context the
+.dockerignore lets through, the Dockerfile's own COPY and `uv sync` lines, and then a look at what
+the virtual environment (the only thing the final stage receives) holds. It needs no base image
+and runs in `make test`; `make images` and `make image-demo` build and run the real images."""
 
 from __future__ import annotations
 
