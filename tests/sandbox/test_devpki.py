@@ -31,6 +31,15 @@ def test_reuses_valid_material_and_replaces_damaged_material(tmp_path: Path) -> 
     ssl.create_default_context().load_cert_chain(*first.client_pair)
 
 
+def test_valid_material_is_used_without_writing_to_its_directory(tmp_path: Path) -> None:
+    """The chart mounts sandbox.configSecret read-only: valid material there must be usable."""
+    pki = devpki.ensure_dev_pki(tmp_path)
+    (tmp_path / ".lock").unlink()
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert devpki.ensure_dev_pki(tmp_path) == pki
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+
+
 def test_regenerates_when_a_requested_host_is_not_covered(tmp_path: Path) -> None:
     devpki.ensure_dev_pki(tmp_path)
     before = (tmp_path / devpki.SERVER_CERT).read_bytes()

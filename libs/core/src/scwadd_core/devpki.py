@@ -147,6 +147,10 @@ def ensure_dev_pki(
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     pki = _paths(root)
+    # Valid material is used without the lock, so a read-only directory (the chart mounts
+    # sandbox.configSecret read-only) works; the lock only guards writing new material.
+    if _is_valid(root, hosts):
+        return pki
     with _locked(root / ".lock"):
         if not _is_valid(root, hosts):
             _write(root, generate(hosts))
