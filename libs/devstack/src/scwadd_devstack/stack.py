@@ -256,6 +256,10 @@ class Stack:
             str(self.ports.sandbox_api),
             "--registration",
             str(self._registration_file()),
+            # Authorizations, tokens and batches survive the sandbox's own restart (the
+            # supervisor restarts it when it dies), as PG&E's survive ours.
+            "--state-file",
+            str(self.run_dir / "sandbox-state.sqlite3"),
             *self.config.sandbox_args,
         ]
         env = {"SANDBOX_ADMIN_TOKEN": self.secrets.sandbox_admin_token}

@@ -214,7 +214,10 @@ class Fetcher:
         if event.job_id in self._running:
             # A redelivery (ack_wait passed on a busy machine) of a job this process is still
             # fetching: the ledger would let its own owner claim it again and fetch it twice.
-            raise JobBusy(f"job {event.job_id} is being fetched by this replica")
+            raise JobBusy(
+                f"job {event.job_id} is being fetched by this replica",
+                delay=self.ledger.lease.total_seconds(),
+            )
         self._running.add(event.job_id)
         try:
             await self._handle_grant(event)
