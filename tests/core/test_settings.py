@@ -69,3 +69,30 @@ def test_load_settings_exits_2_with_the_variable_named() -> None:
     assert result.returncode == 2
     assert "missing required setting NATS_URL" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_default_stream_limits_fit_the_charts_jetstream_store() -> None:
+    """JetStream reserves every stream's max_bytes: defaults that add up to more than the chart's
+    nats.jetstream.maxFileStore make the services' first start fail with "insufficient storage
+    resources available" (seen running the chart's pod with the images)."""
+    import re
+    from pathlib import Path
+
+    from scwadd_core.settings import ServiceSettings
+
+    values = (Path(__file__).parents[2] / "helm" / "scwadd" / "values.yaml").read_text()
+    size = re.search(r"^\s+maxFileStore: (\d+)G$", values, re.MULTILINE)
+    assert size is not None
+    store = int(size.group(1)) * 1024**3
+    settings = ServiceSettings(NATS_URL="nats://127.0.0.1:4222")
+    reserved = sum(
+        getattr(settings, name)
+        for name in (
+            "NATS_EVENTS_MAX_BYTES",
+            "NATS_DLQ_MAX_BYTES",
+            "NATS_RAW_MAX_BYTES",
+            "NATS_EXPORTS_MAX_BYTES",
+            "NATS_KV_MAX_BYTES",
+        )
+    )
+    assert reserved < store

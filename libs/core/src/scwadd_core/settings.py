@@ -48,16 +48,19 @@ class ServiceSettings(BaseSettings):
     NATS_STREAM_REPLICAS: int = Field(default=1, ge=1, le=5)
     # Limits of every stream and bucket a service creates or opens (scwadd_core.bus.BusLimits):
     # nothing in JetStream grows without bound. A full stream refuses new messages (the
-    # publisher sees an error and keeps its fact) rather than dropping unread ones.
+    # publisher sees an error and keeps its fact) rather than dropping unread ones. JetStream
+    # reserves each max_bytes up front: together they must fit the server's file store (the
+    # chart's nats.jetstream.maxFileStore, 8G by default; a stream that does not fit is refused
+    # with "insufficient storage resources"), so the defaults add up to about 6.6 GiB.
     NATS_MAX_MESSAGE_BYTES: int = Field(default=1024 * 1024, ge=1024)
-    NATS_EVENTS_MAX_BYTES: int = Field(default=1024**3, ge=1024 * 1024)
+    NATS_EVENTS_MAX_BYTES: int = Field(default=512 * 1024 * 1024, ge=1024 * 1024)
     NATS_EVENTS_MAX_AGE_DAYS: float = Field(default=30.0, gt=0)
-    NATS_DLQ_MAX_BYTES: int = Field(default=256 * 1024 * 1024, ge=1024 * 1024)
+    NATS_DLQ_MAX_BYTES: int = Field(default=128 * 1024 * 1024, ge=1024 * 1024)
     NATS_DLQ_MAX_AGE_DAYS: float = Field(default=90.0, gt=0)
-    NATS_RAW_MAX_BYTES: int = Field(default=20 * 1024**3, ge=1024 * 1024)
+    NATS_RAW_MAX_BYTES: int = Field(default=3 * 1024**3, ge=1024 * 1024)
     NATS_RAW_MAX_AGE_DAYS: float = Field(default=30.0, gt=0)
     # Keep above EXPORT_RETENTION_DAYS (files): this is the backstop, not the retention.
-    NATS_EXPORTS_MAX_BYTES: int = Field(default=20 * 1024**3, ge=1024 * 1024)
+    NATS_EXPORTS_MAX_BYTES: int = Field(default=3 * 1024**3, ge=1024 * 1024)
     NATS_EXPORTS_MAX_AGE_DAYS: float = Field(default=90.0, gt=0)
     NATS_KV_MAX_BYTES: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
     NATS_KV_MAX_AGE_DAYS: float = Field(default=2.0, gt=0)
