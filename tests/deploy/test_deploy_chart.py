@@ -594,7 +594,9 @@ def test_files_believes_forwarded_addresses_from_the_ingress_only(
     # Behind the ingress every request comes from the controller's address: without
     # FORWARDED_ALLOW_IPS the failed-sign-in slowdown would lock every operator out together.
     r = rendered[name]
-    (container,) = containers(r.get("Deployment", "scwadd-files"))
+    (container,) = [
+        c for c in containers(r.get("Deployment", "scwadd-files")) if c["name"] == "files"
+    ]
     allowed = env_of(container)["FORWARDED_ALLOW_IPS"]
     assert allowed == "10.42.0.0/16"
     for component in ("auth", "fetcher", "exporter"):
