@@ -287,6 +287,15 @@ class Pod:
         self.hosts.chmod(0o644)
         self.started: list[str] = []
         self.volume_sources_cache: dict[str, dict[str, list[str]]] = {}
+        self.metrics_ports: dict[str, int] = {}
+
+    def metrics_port(self, workload: str, rendered: str) -> str:
+        """Each Kubernetes pod has its own network namespace, so every service's pod serves
+        /metrics on the same METRICS_PORT; here all of them share one loopback, so each
+        workload after the first gets the next free number (nothing in the demo scrapes it)."""
+        if workload not in self.metrics_ports:
+            self.metrics_ports[workload] = int(rendered) + len(self.metrics_ports)
+        return str(self.metrics_ports[workload])
 
     def create(self) -> None:
         podman("pod", "rm", "--force", "--ignore", POD)
@@ -364,6 +373,9 @@ class Pod:
         # seccompProfile RuntimeDefault is podman's default profile.
         env_file = WORK / "env" / f"{name}.env"
         env = resolve_env(self.cluster, container, pod_name)
+        if "METRICS_PORT" in env:
+            workload_name = workload["metadata"]["name"]
+            env["METRICS_PORT"] = self.metrics_port(workload_name, env["METRICS_PORT"])
         if any("\n" in value for value in env.values()):
             raise ValueError(f"{name}: a multi-line environment value cannot go in an env file")
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
