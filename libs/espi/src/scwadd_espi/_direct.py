@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from scwadd_espi._clock import Clock, utc_text
 from scwadd_espi.layouts import ZERO, LayoutWriter, Row, quality_text
-from scwadd_espi.report import Gap, UsagePointReport
+from scwadd_espi.report import Gap, UsagePointReport, series_of
 
 if TYPE_CHECKING:
     from scwadd_espi._spool import Spool
@@ -80,9 +80,11 @@ def _quoted(text: str) -> str:
 
 
 def account(point: UsagePointReport, series_end: dict[int, int], start: int, duration: int) -> None:
-    """The report's facts for one row written: its first start, gaps per duration series."""
+    """The report's facts for one row written: its first start, gaps per series
+    (:func:`~scwadd_espi.report.series_of`)."""
     point.rows += 1
-    previous_end = series_end.get(duration)
+    series = series_of(duration)
+    previous_end = series_end.get(series)
     if previous_end is not None and start > previous_end:
         point.gap_count += 1
         point.gap_seconds += start - previous_end
@@ -92,7 +94,7 @@ def account(point: UsagePointReport, series_end: dict[int, int], start: int, dur
         point.first_interval_start_utc = utc_text(start)
     end = start + duration
     if previous_end is None or end > previous_end:
-        series_end[duration] = end
+        series_end[series] = end
 
 
 class DirectPoint:
@@ -187,7 +189,8 @@ class DirectPoint:
         # The report, as if each row had been accounted: no gap inside a regular block.
         account(self.point, self.series_end, first, duration)
         self.point.rows += count - 1
-        self.series_end[duration] = max(self.series_end[duration], first + count * duration)
+        series = series_of(duration)
+        self.series_end[series] = max(self.series_end[series], first + count * duration)
         return count
 
     def _template(self, shape: tuple[Any, ...]) -> str:

@@ -62,6 +62,7 @@ from scwadd_espi.report import (
     InputReport,
     ReadingTypeReport,
     UsagePointReport,
+    series_of,
 )
 from scwadd_espi.resolve import Channel, Resolver, UnresolvedError, usage_point_id
 
@@ -82,16 +83,6 @@ _ENERGY_UNITS = {
     UnitOfMeasure.VARH,
 }
 _MAX_GAPS_LISTED = 200
-_DAY = 86_400
-_DST_SHIFT = 3_600
-
-
-def _series_of(duration: int) -> int:
-    """The series a reading's duration belongs to, for the gap check: readings of a local day
-    (86400 s; 82800 or 90000 s on the days daylight saving time starts or ends, as PG&E sends
-    daily gas readings) are one series, so a DST day is not taken for the end of one series and
-    the start of another (which reported both DST days of every 12-month gas feed as gaps)."""
-    return _DAY if abs(duration - _DAY) <= _DST_SHIFT else duration
 
 
 class _HashingWriter(io.RawIOBase):
@@ -590,7 +581,7 @@ def _write_rows(
         group_rows.clear()
         point.rows += written
         report.rows += written
-        series = _series_of(duration)
+        series = series_of(duration)
         previous_end = series_end.get(series)
         if previous_end is not None and start > previous_end:
             point.gap_count += 1

@@ -14,6 +14,19 @@ class ConversionError(ValueError):
     """Input that cannot be converted faithfully; the message names the file and the problem."""
 
 
+_DAY = 86_400
+_DST_SHIFT = 3_600
+
+
+def series_of(duration: int) -> int:
+    """The series a reading's duration belongs to, for the report's gap check: readings of a
+    local day (86400 s; 82800 or 90000 s on the days daylight saving time starts or ends, as
+    PG&E sends daily gas readings) are one series, so a DST day is not taken for the end of one
+    series and the start of another (which reported both DST days of every 12-month gas feed as
+    gaps). Other durations are their own series."""
+    return _DAY if abs(duration - _DAY) <= _DST_SHIFT else duration
+
+
 @dataclass
 class InputReport:
     name: str
