@@ -102,6 +102,7 @@ async def _auth(nats_url: str, tmp_path: Path) -> int:
         **_common(nats_url, tmp_path, 18080),
         DATABASE_URL=f"sqlite:///{tmp_path / 'auth.db'}",
         PGE_AUTHORIZE_URL="https://custodian.invalid/authorize",
+        PGE_API_BASE="https://custodian.invalid/espi/1_1/resource",
         PUBLIC_BASE_URL="https://scwadd.invalid",
     )
     return await main(settings)
@@ -145,11 +146,27 @@ async def _files(nats_url: str, tmp_path: Path) -> int:
     return await main(settings, {})
 
 
+async def _webhooks(nats_url: str, tmp_path: Path) -> int:
+    from scwadd_webhooks.runtime import main
+    from scwadd_webhooks.settings import WebhookSettings
+
+    common = _common(nats_url, tmp_path, 18084)
+    settings = WebhookSettings(
+        NATS_URL=nats_url,
+        NATS_STREAM_REPLICAS=common["NATS_STREAM_REPLICAS"],
+        HTTP_HOST="127.0.0.1",
+        HTTP_PORT=18084,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'webhooks.db'}",
+    )
+    return await main(settings)
+
+
 RUNTIMES: dict[str, Callable[[str, Path], Awaitable[int]]] = {
     "auth": _auth,
     "fetcher": _fetcher,
     "exporter": _exporter,
     "files": _files,
+    "webhooks": _webhooks,
 }
 
 

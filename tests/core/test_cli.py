@@ -32,8 +32,12 @@ def test_convert_loads_only_its_own_entry_point() -> None:
     assert result == {"heavy": [], "commands": ["convert"]}
 
 
+def everything_listed() -> tuple[str, ...]:
+    return ("auth", "convert", "dlq", "exporter", "fetcher", "files", "run", "sandbox", "webhooks")
+
+
 def test_help_and_unknown_commands_list_every_command() -> None:
-    everything = ["auth", "convert", "dlq", "exporter", "fetcher", "files", "run", "sandbox"]
+    everything = list(everything_listed())
     for argv in (["--help"], [], ["bogus"], ["-h", "convert"]):
         assert _modules_after(argv)["commands"] == everything, argv
 
@@ -43,7 +47,7 @@ def test_help_lists_every_command_and_exits_0() -> None:
         [sys.executable, "-m", "scwadd_core.cli", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0
-    for name in ("auth", "convert", "dlq", "exporter", "fetcher", "files", "run", "sandbox"):
+    for name in everything_listed():
         assert f"\n    {name} " in done.stdout, name
 
 

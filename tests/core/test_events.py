@@ -26,6 +26,7 @@ def test_every_subject_in_the_contract_has_a_model() -> None:
         "scwadd.events.fetch.failed",
         "scwadd.events.export.completed",
         "scwadd.events.grant.revoked",
+        "scwadd.events.grant.revoke_requested",
         "scwadd.events.job.progress",
     }
     for subject, cls in EVENT_TYPES.items():

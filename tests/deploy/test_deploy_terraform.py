@@ -296,5 +296,12 @@ def unquote_yaml(path: Path) -> dict[str, Any]:
 def test_chart_ci_value_sets_are_all_checked() -> None:
     assert {p.name for p in (CHART / "ci").glob("*.yaml")} == {
         f"{name}-values.yaml"
-        for name in ("default", "ha-nats", "external-db", "ingress-nginx", "existing-secrets")
+        for name in (
+            "default",
+            "ha-nats",
+            "external-db",
+            "ingress-nginx",
+            "existing-secrets",
+            "webhooks",
+        )
     }

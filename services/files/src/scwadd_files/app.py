@@ -241,7 +241,10 @@ def build_app(service: FilesService) -> FastAPI:
                 headers=headers,
             )
         page = listing_page(entries, user=user, retention_days=service.retention_days)
-        return HTMLResponse(page, headers=headers)
+        # The page's own, stricter policy (its one inline style block, nothing else): set on
+        # the response, so the shared default of scwadd_core.web keeps it.
+        csp = {"Content-Security-Policy": SECURITY_HEADERS["Content-Security-Policy"]}
+        return HTMLResponse(page, headers=headers | csp)
 
     @app.api_route("/output/{name}", methods=["GET", "HEAD"])
     async def download(name: str, request: Request, user: Operator) -> Response:
