@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from scwadd_devstack.stack import OPERATOR_USER, Stack, StackConfig
+from scwadd_devstack.stack import OPERATOR_USER, SERVICES, Stack, StackConfig
 
 
 def register(subparsers: Any) -> None:
@@ -50,7 +50,7 @@ def run_stack(stack: Stack, *, demo: bool = False) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop_starting)
-    print("starting nats-server, sandbox, auth, fetcher, exporter, files ...", flush=True)
+    print("starting nats-server, sandbox, " + ", ".join(SERVICES) + " ...", flush=True)
     try:
         stack.start()  # stops what it started, then re-raises, if the signal comes now
     except StopRequested:
