@@ -45,13 +45,13 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 from scwadd_core.custodian import Custodian, CustodianError, RevokeOutcome, bearer
+from scwadd_core.db import as_utc
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from scwadd_auth import exchanges, metrics
 from scwadd_auth.models import CustodianAuthorization, Grant, JobStatus, Lease
-from scwadd_auth.oauth_state import as_utc
 from scwadd_auth.settings import AuthSettings
 from scwadd_auth.status import REVOKED_OUTCOMES
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from scwadd_core.custodian import CustodianError, TokenResponse
+from scwadd_core.db import as_utc
 from scwadd_core.events import Event, ExportCompleted, GrantRevoked, JobProgress, SealedSecret
 from scwadd_core.logs import job_context
 from scwadd_core.sealing import Keyring
@@ -448,7 +449,7 @@ def _exchange_facts(session: Session, job_id: str) -> tuple[str, str | None, dat
     row = exchanges.get(session, job_id)
     if row is None:
         return None
-    return row.status_id, row.sealed_code, oauth_state.as_utc(row.deadline)
+    return row.status_id, row.sealed_code, as_utc(row.deadline)
 
 
 def _exchange_state(session: Session, job_id: str) -> str | None:

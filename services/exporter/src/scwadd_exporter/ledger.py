@@ -16,11 +16,6 @@ from sqlalchemy.orm import Session
 from scwadd_exporter.models import FINAL, REVOCABLE, ExporterGrant, ExportRecord, GrantState
 
 
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything here is written in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 def record_grant(
     session: Session,
     *,

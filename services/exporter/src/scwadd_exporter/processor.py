@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 
 from scwadd_core.bus import RetryLater
 from scwadd_core.custodian import CustodianError, RevokeOutcome
+from scwadd_core.db import as_utc
 from scwadd_core.events import (
     EXPORTS_BUCKET,
     RAW_BUCKET,
@@ -215,9 +216,7 @@ class Exporter:
             built = await asyncio.to_thread(self.convert, documents, self.policy.csv_layout)
         except self.unconvertible as error:
             raise Unconvertible(str(error)) from error
-        base = export_base_name(
-            grant.subscription_id, grant.job_id, ledger.as_utc(grant.received_at)
-        )
+        base = export_base_name(grant.subscription_id, grant.job_id, as_utc(grant.received_at))
         csv_name, manifest_name = f"{base}.csv", f"{base}.manifest.json"
         csv_sha256 = hashlib.sha256(built.csv).hexdigest()
         manifest = {
@@ -297,7 +296,7 @@ class Exporter:
             return
         grant = await self._load_grant(job_id)
         if grant.state == GrantState.REVOKING:
-            age = datetime.now(UTC) - ledger.as_utc(grant.state_changed_at)
+            age = datetime.now(UTC) - as_utc(grant.state_changed_at)
             if age < self.policy.revoking_lease:
                 wait = (self.policy.revoking_lease - age).total_seconds() + 0.5
                 raise RetryLater(f"revocation of {job_id} is under way elsewhere", delay=wait)

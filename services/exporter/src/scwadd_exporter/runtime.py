@@ -11,7 +11,7 @@ from fastapi import FastAPI, Query
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy, read_object
 from scwadd_core.custodian import Custodian, CustodianConfig, count_custodian_calls
-from scwadd_core.db import make_engine, run_migrations, session_factory
+from scwadd_core.db import as_utc, make_engine, run_migrations, session_factory
 from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
@@ -80,7 +80,7 @@ def migrate(settings: ExporterSettings) -> None:
 
 def _grant_json(grant: ExporterGrant) -> dict[str, Any]:
     def iso(moment: datetime | None) -> str | None:
-        return ledger.as_utc(moment).isoformat() if moment is not None else None
+        return as_utc(moment).isoformat() if moment is not None else None
 
     return {
         "job_id": grant.job_id,
