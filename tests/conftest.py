@@ -1,4 +1,4 @@
-"""Fixtures every test area may use (defined once in scwadd_core.testing.fixtures): nats_server,
+"""Fixtures every test area may use (defined once in scwadd_testing.fixtures): nats_server,
 nats, database_url (SQLite + PostgreSQL), sqlite_url, postgres_database_url, anyio_backend,
 chromium (Debian's headless chromium, a playwright async Browser).
 Async tests use anyio's pytest plugin: ``pytestmark = pytest.mark.anyio``.
@@ -8,7 +8,7 @@ that verifies with the standardwebhooks library in ``webhooks_support``."""
 
 from hypothesis import HealthCheck, settings
 
-pytest_plugins = ["scwadd_core.testing.fixtures"]
+pytest_plugins = ["scwadd_testing.fixtures"]
 
 # Hypothesis's per-example deadline measures the machine, not the property: a loaded CI machine
 # must not fail a correct test (speed is `make bench`'s job).

@@ -13,8 +13,8 @@ from custodian_support import custodian_settings
 from scwadd_auth.runtime import main
 from scwadd_auth.settings import AuthSettings
 from scwadd_core.events import GRANT_RECEIVED, STREAM_EVENTS, GrantReceived
-from scwadd_core.testing.service import serving
 from scwadd_sandbox.testing import RunningSandbox
+from scwadd_testing.service import serving
 
 
 def auth_settings(

@@ -3,9 +3,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from scwadd_core.testing import free_port
-from scwadd_core.testing.database import migrated_sessions
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
+from scwadd_testing import free_port
+from scwadd_testing.database import migrated_sessions
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from scwadd_core.events import (
     FetchFailed,
     JobProgress,
 )
-from scwadd_core.testing import NatsServer
+from scwadd_testing import NatsServer
 
 pytestmark = pytest.mark.anyio
 

@@ -10,11 +10,11 @@ from scwadd_core.db import (
     run_migrations,
     session_factory,
 )
-from scwadd_core.testing.example_migrations.models import Note
+from scwadd_testing.example_migrations.models import Note
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
-PACKAGE = "scwadd_core.testing.example_migrations"
+PACKAGE = "scwadd_testing.example_migrations"
 
 
 def test_migrations_create_the_tables_and_are_idempotent(database_url: str) -> None:
@@ -22,7 +22,7 @@ def test_migrations_create_the_tables_and_are_idempotent(database_url: str) -> N
     run_migrations(database_url, package=PACKAGE)
     run_migrations(database_url, package=PACKAGE)  # every replica runs them at start
     tables = set(inspect(engine).get_table_names())
-    assert {"example_notes", "alembic_version_scwadd_core"} <= tables
+    assert {"example_notes", "alembic_version_scwadd_testing"} <= tables
     Session = session_factory(engine)
     with Session.begin() as session:
         session.add(Note(job_id="job-1", body="first"))
@@ -36,7 +36,7 @@ def test_migrations_create_the_tables_and_are_idempotent(database_url: str) -> N
 
 def test_a_package_without_env_py_is_refused(sqlite_url: str) -> None:
     with pytest.raises(FileNotFoundError, match="not an Alembic migrations package"):
-        run_migrations(sqlite_url, package="scwadd_core.testing")
+        run_migrations(sqlite_url, package="scwadd_testing")
 
 
 def test_postgres_urls_use_psycopg3() -> None:

@@ -18,8 +18,8 @@ import trustme
 from scwadd_core.bus import Bus
 from scwadd_core.events import JOB_PROGRESS, Event, JobProgress
 from scwadd_core.settings import ServiceSettings
-from scwadd_core.testing import free_port
 from scwadd_core.web import create_app, serve
+from scwadd_testing import free_port
 from starlette.responses import HTMLResponse
 
 pytestmark = pytest.mark.anyio

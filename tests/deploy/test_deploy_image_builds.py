@@ -21,7 +21,16 @@ pytestmark = [pytest.mark.deploy, pytest.mark.timeout(900)]
 
 IMAGE_SERVICES = ("auth", "fetcher", "exporter", "files", "sandbox", "webhooks")
 UV = REPO / ".tools" / "bin" / "uv"
-DEV_ONLY = {"pytest", "ruff", "mypy", "hypothesis", "playwright", "testcontainers", "trustme"}
+DEV_ONLY = {
+    "pytest",
+    "ruff",
+    "mypy",
+    "hypothesis",
+    "playwright",
+    "testcontainers",
+    "trustme",
+    "scwadd-testing",
+}
 
 
 def context_files() -> list[Path]:

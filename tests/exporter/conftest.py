@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from scwadd_core.testing.database import migrated_sessions
+from scwadd_testing.database import migrated_sessions
 
 
 @pytest.fixture
@@ -22,6 +22,6 @@ def sandbox(tmp_path):
 
 @pytest.fixture
 def exporter_port() -> int:
-    from scwadd_core.testing import free_port
+    from scwadd_testing import free_port
 
     return free_port()

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 from custodian_support import custodian_config, custodian_settings, grant_tokens
 from scwadd_core.custodian import Custodian, TokenResponse, bearer
-from scwadd_core.testing.service import serving
 from scwadd_exporter.runtime import main
 from scwadd_exporter.settings import ExporterSettings
 from scwadd_sandbox.testing import RunningSandbox
+from scwadd_testing.service import serving
 
 DAY = 86400
 

@@ -1,5 +1,5 @@
 """Fixtures for the fetcher tests: a real sandbox on free ports that POSTs its notifications to
-the fetcher under test, a real nats-server (``nats_server`` from scwadd_core.testing) and the
+the fetcher under test, a real nats-server (``nats_server`` from scwadd_testing) and the
 test's own view of the bus (``observer``)."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from fetcher_harness import Observer, fetcher_settings
 from scwadd_core import devpki
 from scwadd_core.bus import Bus
 from scwadd_core.sealing import generate_key
-from scwadd_core.testing.nats import free_port
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
+from scwadd_testing.nats import free_port
 
 
 @pytest.fixture(scope="session")

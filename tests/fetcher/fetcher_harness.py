@@ -29,10 +29,10 @@ from scwadd_core.events import (
     decode,
 )
 from scwadd_core.sealing import Keyring
-from scwadd_core.testing.service import serving
 from scwadd_fetcher.runtime import FetcherRuntime, build
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox
+from scwadd_testing.service import serving
 
 ESPI = "http://naesb.org/espi"
 

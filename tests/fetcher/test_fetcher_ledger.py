@@ -9,9 +9,9 @@ from custodian_support import grant_tokens
 from fetcher_harness import calls_for, running_fetcher
 from scwadd_core.events import FetchFailed, stable_event_id
 from scwadd_core.sealing import Keyring
-from scwadd_core.testing.database import migrated_sessions
 from scwadd_fetcher.jobs import ClaimResult, JobLedger
 from scwadd_fetcher.runtime import MIGRATIONS
+from scwadd_testing.database import migrated_sessions
 
 
 @pytest.fixture

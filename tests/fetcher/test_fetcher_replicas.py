@@ -13,10 +13,10 @@ from prometheus_client import REGISTRY
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
 from scwadd_core.sealing import Keyring
-from scwadd_core.testing.nats import free_port
 from scwadd_fetcher.jobs import ClaimResult, JobLedger
 from scwadd_fetcher.runtime import MIGRATIONS
 from scwadd_sandbox.config import RateLimits
+from scwadd_testing.nats import free_port
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 import pytest
-from scwadd_core.testing import free_port
+from scwadd_testing import free_port
 
 SCWADD = str(Path(sys.executable).parent / "scwadd")
 

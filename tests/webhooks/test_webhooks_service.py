@@ -12,8 +12,8 @@ import httpx
 import pytest
 from scwadd_core.bus import Bus
 from scwadd_core.events import ExportCompleted, GrantRevoked, stable_event_id
-from scwadd_core.testing import free_port
-from scwadd_core.testing.service import serving
+from scwadd_testing import free_port
+from scwadd_testing.service import serving
 from scwadd_webhooks.runtime import main
 from scwadd_webhooks.settings import WebhookSettings
 from webhooks_support import NEW_SECRET, OLD_SECRET, Receiver

@@ -1,7 +1,7 @@
 """pytest fixtures shared by every test area (registered in the root ``tests/conftest.py``).
 
 - ``nats_server``: a fresh nats-server with JetStream per test; yields its URL.
-- ``nats``: the :class:`~scwadd_core.testing.nats.NatsServer` itself (to stop/restart it).
+- ``nats``: the :class:`~scwadd_testing.nats.NatsServer` itself (to stop/restart it).
 - ``database_url``: runs the test twice, on SQLite (a temp file) and on PostgreSQL (a fresh schema
   at ``SCWADD_TEST_POSTGRES_URL``, default postgres@127.0.0.1:5432/test); where PostgreSQL is not
   reachable the PostgreSQL run is skipped with the reason
@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from scwadd_core.testing.browser import chromium_unavailable_reason, launch_chromium
-from scwadd_core.testing.nats import NatsServer
-from scwadd_core.testing.postgres import isolated_schema, postgres_unavailable_reason
+from scwadd_testing.browser import chromium_unavailable_reason, launch_chromium
+from scwadd_testing.nats import NatsServer
+from scwadd_testing.postgres import isolated_schema, postgres_unavailable_reason
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser

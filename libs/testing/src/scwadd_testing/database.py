@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy.orm import Session, sessionmaker
-
 from scwadd_core.db import make_engine, run_migrations, session_factory
+from sqlalchemy.orm import Session, sessionmaker
 
 
 @contextmanager
