@@ -20,7 +20,8 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
 
-$(STAMP): $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
+$(STAMP): $(UV) uv.lock pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml \
+  tools/*/pyproject.toml
 	$(UV) sync --frozen --all-packages --python $(PYTHON)
 	@touch $@
 
@@ -38,7 +39,7 @@ test: setup browser
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy libs/*/src services/*/src
+	$(VENV)/bin/mypy libs/*/src services/*/src tools/*/src
 
 bench: setup
 	$(VENV)/bin/python -m bench

@@ -7,7 +7,7 @@ PUBLIC_BASE_URL goes to the backend of the longest matching path with the origin
 X-Forwarded-Proto, as the ingress controller sends it. The custodian's consent pages are reached
 by their own name, verified against the sandbox's CA (CUSTODIAN_CA_FILE).
 
-Steps, as `scwadd run --demo` takes them (libs/devstack): the landing page, the custodian's
+Steps, as `scwadd run --demo` takes them (tools/devstack): the landing page, the custodian's
 consent form (approve), the callback, the status page until the job ends; then the job must be
 done and the grant revoked, and the operator lists /output/ and downloads the newest CSV, which
 must hold readings. Exit 0 when all of that held; the CSV is left in /demo/out.
