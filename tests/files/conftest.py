@@ -19,10 +19,10 @@ from files_support import (
 from scwadd_core.bus import Bus
 from scwadd_core.events import EXPORTS_BUCKET
 from scwadd_core.settings import ServiceSettings
+from scwadd_core.throttle import LoginThrottle
 from scwadd_core.web import serve
 from scwadd_files.app import FilesService, build_app
 from scwadd_files.htpasswd import Verifier
-from scwadd_files.throttle import LoginThrottle
 from scwadd_testing import free_port
 
 

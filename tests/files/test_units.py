@@ -1,4 +1,4 @@
-"""htpasswd parsing and checking, the login throttle, range parsing, name validation."""
+"""htpasswd parsing and checking, range parsing, name validation (login throttle: tests/core)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from scwadd_files import htpasswd
 from scwadd_files.app import is_safe_name, parse_basic, parse_range
 from scwadd_files.htpasswd import HtpasswdError, Verifier, parse_htpasswd
-from scwadd_files.throttle import LoginThrottle
 
 
 def bcrypt_line(user: str, password: str, prefix: str = "$2b$") -> str:
@@ -86,29 +85,6 @@ def test_a_success_is_remembered_but_a_failure_never_is(monkeypatch: pytest.Monk
     assert len(calls) == 1
     assert not verifier.verify("operator", "wrong") and not verifier.verify("operator", "wrong")
     assert len(calls) == 3
-
-
-def test_throttle_blocks_after_the_free_failures_and_backs_off() -> None:
-    now = [1000.0]
-    throttle = LoginThrottle(free_failures=2, base_delay=1.0, max_delay=8.0, clock=lambda: now[0])
-    assert throttle.failed("1.2.3.4") == 0 and throttle.failed("1.2.3.4") == 0
-    assert throttle.retry_after("1.2.3.4") == 0
-    assert throttle.failed("1.2.3.4") == 1.0
-    assert throttle.retry_after("1.2.3.4") == 1.0
-    assert throttle.retry_after("5.6.7.8") == 0  # per address
-    delays = [throttle.failed("1.2.3.4") for _ in range(5)]
-    assert delays == [2.0, 4.0, 8.0, 8.0, 8.0]
-    now[0] += 8.0
-    assert throttle.retry_after("1.2.3.4") == 0
-    throttle.succeeded("1.2.3.4")
-    assert throttle.failed("1.2.3.4") == 0  # a success starts over
-
-
-def test_throttle_memory_is_bounded() -> None:
-    throttle = LoginThrottle(max_clients=3)
-    for n in range(10):
-        throttle.failed(f"10.0.0.{n}")
-    assert len(throttle._clients) == 3
 
 
 @pytest.mark.parametrize(

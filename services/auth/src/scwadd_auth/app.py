@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from scwadd_core.throttle import TokenBucket, retry_after_header
 
 from scwadd_auth import metrics
 from scwadd_auth.oauth_state import BROWSER_COOKIE
 from scwadd_auth.service import AuthService, Outcome
 from scwadd_auth.status import PHASES
-from scwadd_auth.throttle import TokenBucket, retry_after_header
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 AUTHORIZE_PATH = "/authorize"

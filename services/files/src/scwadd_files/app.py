@@ -28,12 +28,12 @@ from prometheus_client import Counter
 from scwadd_core.bus import Bus
 from scwadd_core.events import EXPORTS_BUCKET
 from scwadd_core.objects import ObjectEntry, list_entries, object_entry, stream_object
+from scwadd_core.throttle import LoginThrottle
 from scwadd_core.web import create_app
 
 from scwadd_files.htpasswd import Verifier
 from scwadd_files.pages import listing_page
 from scwadd_files.readmodel import Console
-from scwadd_files.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("scwadd_files.audit")

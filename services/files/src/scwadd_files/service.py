@@ -12,13 +12,13 @@ from urllib.parse import urlsplit
 from scwadd_core.bus import Bus, ConsumerPolicy
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import EXPORTS_BUCKET
+from scwadd_core.throttle import LoginThrottle
 from scwadd_core.web import database_check, serve
 
 from scwadd_files.app import FilesService, build_app, retention_loop
 from scwadd_files.htpasswd import Verifier
 from scwadd_files.readmodel import DURABLE, SUBJECTS, Console
 from scwadd_files.settings import Settings
-from scwadd_files.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 
