@@ -40,12 +40,12 @@ import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from scwadd_core.bus import Bus
 from scwadd_core.custodian import Custodian, CustodianError, RevokeOutcome, bearer
-from scwadd_core.db import as_utc
+from scwadd_core.db import as_utc, in_transaction
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -268,11 +268,12 @@ class Reconciler:
         # Renewed at every pass; a holder that died is replaced after about two periods.
         return max(2.5 * self.settings.RECONCILE_INTERVAL_SECONDS, 5.0)
 
-    async def run(self, stopping: Any) -> None:
-        """Every ``RECONCILE_INTERVAL_SECONDS``, a pass if this replica holds the lease."""
+    async def run(self, bus: Bus) -> None:
+        """Every ``RECONCILE_INTERVAL_SECONDS``, a pass if this replica holds the lease, until
+        ``bus`` is stopping."""
         interval = self.settings.RECONCILE_INTERVAL_SECONDS
         try:
-            while not stopping():
+            while not bus.stopping:
                 try:
                     held = await asyncio.to_thread(
                         take_lease, self.sessions, self.holder, self.lease_seconds
@@ -282,7 +283,7 @@ class Reconciler:
                 except Exception:
                     metrics.RECONCILE_PASSES.labels("failed").inc()
                     log.exception("reconciler pass failed; trying again next period")
-                await _sleep_unless(stopping, interval)
+                await bus.sleep_unless_stopping(interval)
         finally:
             try:
                 await asyncio.to_thread(release_lease, self.sessions, self.holder)
@@ -351,7 +352,7 @@ class Reconciler:
             return {"failed": 1}
         # Our own tables are read after the list, so an exchange that finished meanwhile is
         # seen as a grant (its ledger row and its "granted" are one transaction).
-        known = await asyncio.to_thread(self._in_session, _read_known)
+        known = await in_transaction(self.sessions, _read_known)
         now = now or datetime.now(UTC)
         counts: dict[str, int] = {}
         for item in listed:
@@ -360,17 +361,13 @@ class Reconciler:
             action = await self._consider(item, known, now)
             if action:
                 counts[action] = counts.get(action, 0) + 1
-        await asyncio.to_thread(self._in_session, _refresh_flag_gauge)
+        await in_transaction(self.sessions, _refresh_flag_gauge)
         metrics.RECONCILE_PASSES.labels("ok").inc()
         log.info(
             "reconciler pass",
             extra={"listed": len(listed), "active": sum(i.active for i in listed), **counts},
         )
         return counts
-
-    def _in_session(self, work: Any) -> Any:
-        with self.sessions.begin() as session:
-            return work(session)
 
     async def _consider(
         self, item: ListedAuthorization, known: _Known, now: datetime
@@ -392,7 +389,7 @@ class Reconciler:
             return None  # the operator's now; refusing again would only repeat the log line
         first_seen = as_utc(record.first_seen_at) if record is not None else now
         if record is None:
-            await asyncio.to_thread(self._in_session, lambda s: _note_seen(s, uri, now))
+            await in_transaction(self.sessions, lambda s: _note_seen(s, uri, now))
         born = min(item.created_at or first_seen, first_seen)
         if (now - first_seen).total_seconds() < self.settings.RECONCILE_GRACE_SECONDS:
             return "waiting"
@@ -445,9 +442,7 @@ class Reconciler:
             if waited >= self.settings.RECONCILE_FLAG_AFTER_SECONDS:
                 await self._flag(uri, "revocation_unavailable", str(exc)[:300], now)
                 return "flagged"
-            await asyncio.to_thread(
-                self._in_session, lambda s: _set(s, uri, "seen", None, detail, now)
-            )
+            await in_transaction(self.sessions, lambda s: _set(s, uri, "seen", None, detail, now))
             metrics.RECONCILE_ACTIONS.labels("retry", "revocation_unavailable").inc()
             log.warning(
                 "orphaned authorization not revoked yet; retrying next pass",
@@ -455,9 +450,7 @@ class Reconciler:
             )
             return "retry"
         action = "revoked" if outcome is RevokeOutcome.REVOKED else "already_revoked"
-        await asyncio.to_thread(
-            self._in_session, lambda s: _set(s, uri, action, "orphan", None, now)
-        )
+        await in_transaction(self.sessions, lambda s: _set(s, uri, action, "orphan", None, now))
         metrics.RECONCILE_ACTIONS.labels(action, "orphan").inc()
         log.warning(
             "orphaned authorization revoked (no grant owned it)",
@@ -466,8 +459,8 @@ class Reconciler:
         return action
 
     async def _flag(self, uri: str, reason: str, detail: str, now: datetime) -> None:
-        changed = await asyncio.to_thread(
-            self._in_session, lambda s: _set(s, uri, "flagged", reason, detail, now)
+        changed = await in_transaction(
+            self.sessions, lambda s: _set(s, uri, "flagged", reason, detail, now)
         )
         if changed:
             metrics.RECONCILE_ACTIONS.labels("flagged", reason).inc()
@@ -512,10 +505,3 @@ def _refresh_flag_gauge(session: Session) -> None:
     )
     for reason in set(counts) | set(FLAG_REASONS):
         metrics.ORPHANS_FLAGGED.labels(reason or "unknown").set(counts.get(reason, 0))
-
-
-async def _sleep_unless(stopping: Any, seconds: float) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while not stopping() and loop.time() < deadline:
-        await asyncio.sleep(min(0.25, max(0.0, deadline - loop.time())))

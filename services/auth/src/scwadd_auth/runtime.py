@@ -1,4 +1,5 @@
-"""The auth process: web pages, the outbox sweep and the status consumer in one event loop."""
+"""The auth process, wiring only: web pages, the outbox sweep, the status consumer and the
+reconciler in one event loop (what each does is in service.py, http.py and reconciler.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ from scwadd_core.events import EXPORT_COMPLETED, GRANT_REVOKED, JOB_PROGRESS, RA
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.sealing import Keyring
 from scwadd_core.web import bus_check, create_app, database_check, serve
-from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_auth import oauth_state
-from scwadd_auth.app import build_router
+from scwadd_auth.http import build_router
 from scwadd_auth.reconciler import Reconciler
 from scwadd_auth.service import AuthService
 from scwadd_auth.settings import AuthSettings
@@ -68,7 +67,7 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
     )
 
     async def reconcile() -> None:
-        await reconciler.run(lambda: bus.stopping)
+        await reconciler.run(bus)
 
     async def consume() -> None:
         await bus.run_consumer(DURABLE, SUBJECTS, service.on_event)
@@ -78,15 +77,10 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
         # is repaired before anything else happens.
         while not bus.stopping:
             try:
-                # Exchanges whose holder died are taken over before the grant outbox runs.
-                await service.resume_exchanges()
-                sent = await service.sweep_outbox()
-                if sent:
-                    log.info("outbox: published grants left unpublished", extra={"count": sent})
-                await asyncio.to_thread(_purge_states, sessions)
+                await service.outbox_pass()
             except Exception:
                 log.exception("outbox sweep failed; trying again")
-            await _sleep_unless_stopping(bus, OUTBOX_INTERVAL_SECONDS)
+            await bus.sleep_unless_stopping(OUTBOX_INTERVAL_SECONDS)
 
     app = create_app(
         "scwadd auth",
@@ -108,14 +102,3 @@ async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> 
         on_shutdown=[close],
         stop=stop,
     )
-
-
-def _purge_states(sessions: sessionmaker[Session]) -> None:
-    with sessions.begin() as session:
-        oauth_state.purge_expired(session)
-
-
-async def _sleep_unless_stopping(bus: Bus, seconds: float) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not bus.stopping and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.25)

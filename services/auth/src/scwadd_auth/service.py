@@ -1,6 +1,6 @@
 """The auth service's behaviour, independent of HTTP and of how events arrive.
 
-``AuthService`` decides; :mod:`scwadd_auth.app` only translates requests and responses. Database
+``AuthService`` decides; :mod:`scwadd_auth.http` only translates requests and responses. Database
 work is synchronous SQLAlchemy run in a worker thread, one transaction per step.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode
 
 from scwadd_core.custodian import CustodianError, TokenResponse
-from scwadd_core.db import as_utc
+from scwadd_core.db import as_utc, in_transaction
 from scwadd_core.events import Event, ExportCompleted, GrantRevoked, JobProgress, SealedSecret
 from scwadd_core.logs import job_context
 from scwadd_core.sealing import Keyring
@@ -107,19 +107,14 @@ class AuthService:
         self.owner = f"auth-{secrets.token_hex(6)}"
         self._tasks: dict[str, asyncio.Task[str]] = {}
 
-    async def _db(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with self.sessions.begin() as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
-
     # -- the redirect to the custodian -----------------------------------------------------
     async def start_authorization(self, browser_token: str | None) -> tuple[str, str]:
         """A fresh state bound to this browser; returns (custodian URL, browser token)."""
         token = browser_token or oauth_state.new_browser_token()
         ttl = timedelta(seconds=self.settings.OAUTH_STATE_TTL_SECONDS)
-        issued = await self._db(lambda s: oauth_state.issue_state(s, token, ttl))
+        issued = await in_transaction(
+            self.sessions, lambda s: oauth_state.issue_state(s, token, ttl)
+        )
         query = urlencode(
             {
                 "client_id": self.settings.PGE_CLIENT_ID,
@@ -145,7 +140,7 @@ class AuthService:
                 self._open_exchange(session, claim.job_id, claim.status_id, code, now)
             return claim
 
-        claim = await self._db(claim_and_record)
+        claim = await in_transaction(self.sessions, claim_and_record)
         if error is not None:
             if claim.verdict not in (Verdict.CLAIMED, Verdict.REPLAY):
                 # Without a valid state the error is anybody's word: say only that the link is
@@ -255,7 +250,7 @@ class AuthService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.CALLBACK_WAIT_SECONDS
         while loop.time() < deadline:
-            row = await self._db(lambda s: _exchange_state(s, job_id))
+            row = await in_transaction(self.sessions, lambda s: _exchange_state(s, job_id))
             if row is not None and row != exchanges.PENDING:
                 return
             await asyncio.sleep(0.2)
@@ -283,7 +278,7 @@ class AuthService:
                 return exchanges.PENDING
 
     async def _exchange_loop(self, job_id: str, code: str | None) -> str:
-        row = await self._db(lambda s: _exchange_facts(s, job_id))
+        row = await in_transaction(self.sessions, lambda s: _exchange_facts(s, job_id))
         if row is None:
             return exchanges.FAILED
         status_id, sealed_code, deadline = row
@@ -296,8 +291,9 @@ class AuthService:
             now = datetime.now(UTC)
             if now >= deadline:
                 return await self._give_up(job_id, "deadline")
-            held = await self._db(
-                partial(exchanges.renew, job_id=job_id, owner=self.owner, now=now, tried=True)
+            held = await in_transaction(
+                self.sessions,
+                partial(exchanges.renew, job_id=job_id, owner=self.owner, now=now, tried=True),
             )
             if not held:
                 return exchanges.PENDING
@@ -327,7 +323,8 @@ class AuthService:
     async def _give_up(self, job_id: str, reason: str) -> str:
         now = datetime.now(UTC)
         sentence = status.exchange_failed_sentence(self.settings.orphan_revoke_minutes)
-        decided = await self._db(
+        decided = await in_transaction(
+            self.sessions,
             lambda s: exchanges.finish(
                 s,
                 job_id,
@@ -336,7 +333,7 @@ class AuthService:
                 state=exchanges.FAILED,
                 reason=reason[:120],
                 failure_sentence=sentence,
-            )
+            ),
         )
         if not decided:
             return exchanges.PENDING
@@ -362,7 +359,7 @@ class AuthService:
             return True
 
         try:
-            recorded = await self._db(record)
+            recorded = await in_transaction(self.sessions, record)
         except IntegrityError:
             recorded = False
         if not recorded:
@@ -377,7 +374,9 @@ class AuthService:
     async def resume_exchanges(self) -> int:
         """Take over pending exchanges whose holder died, and go on retrying them."""
         now = datetime.now(UTC)
-        taken = await self._db(lambda s: exchanges.take_over(s, self.owner, now))
+        taken = await in_transaction(
+            self.sessions, lambda s: exchanges.take_over(s, self.owner, now)
+        )
         for job_id in taken:
             if job_id not in self._tasks:
                 log.info("taking over a pending code exchange", extra={"job": job_id})
@@ -392,7 +391,7 @@ class AuthService:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         now = datetime.now(UTC)
-        await self._db(lambda s: exchanges.release(s, held, self.owner, now))
+        await in_transaction(self.sessions, lambda s: exchanges.release(s, held, self.owner, now))
 
     # -- the outbox ------------------------------------------------------------------------
     async def _publish_one(self, event: Any, *, path: str) -> bool:
@@ -404,15 +403,17 @@ class AuthService:
         except Exception as exc:
             # The row stays unpublished; the outbox sweep sends it when the bus is back.
             log.warning("grant.received not published yet", extra={"why": type(exc).__name__})
-            await self._db(lambda s: ledger.note_publish_failure(s, event.job_id))
+            await in_transaction(
+                self.sessions, lambda s: ledger.note_publish_failure(s, event.job_id)
+            )
             return False
-        await self._db(lambda s: ledger.mark_published(s, event.job_id))
+        await in_transaction(self.sessions, lambda s: ledger.mark_published(s, event.job_id))
         metrics.OUTBOX_PUBLISHED.labels(path).inc()
         return True
 
     async def sweep_outbox(self) -> int:
         """Publish every ledger row not yet marked published (at start and periodically)."""
-        pending = await self._db(ledger.unpublished)
+        pending = await in_transaction(self.sessions, ledger.unpublished)
         sent = 0
         for event in pending:
             with job_context(event.job_id):
@@ -420,17 +421,33 @@ class AuthService:
                     sent += 1
         return sent
 
+    async def outbox_pass(self) -> int:
+        """One pass of the outbox, at start and then every few seconds: exchanges whose holder
+        died are taken over (before the grant outbox runs), grants left unpublished are
+        published with their stored event, expired OAuth states are purged. Returns how many
+        grants it published."""
+        await self.resume_exchanges()
+        sent = await self.sweep_outbox()
+        if sent:
+            log.info("outbox: published grants left unpublished", extra={"count": sent})
+        await in_transaction(self.sessions, oauth_state.purge_expired)
+        return sent
+
     # -- events from the other services -----------------------------------------------------
     async def on_event(self, event: Event) -> None:
         if isinstance(event, JobProgress):
-            await self._db(
-                lambda s: status.apply_progress(s, event.job_id, event.phase, event.message)
+            await in_transaction(
+                self.sessions,
+                lambda s: status.apply_progress(s, event.job_id, event.phase, event.message),
             )
         elif isinstance(event, ExportCompleted):
-            await self._db(lambda s: status.apply_export_completed(s, event.job_id, event.rows))
+            await in_transaction(
+                self.sessions, lambda s: status.apply_export_completed(s, event.job_id, event.rows)
+            )
         elif isinstance(event, GrantRevoked):
-            await self._db(
-                lambda s: status.apply_revoked(s, event.job_id, event.outcome, event.reason)
+            await in_transaction(
+                self.sessions,
+                lambda s: status.apply_revoked(s, event.job_id, event.outcome, event.reason),
             )
 
     # -- the status page -------------------------------------------------------------------
@@ -439,10 +456,10 @@ class AuthService:
             row = session.query(JobStatus).filter(JobStatus.status_id == status_id).one_or_none()
             return status.view(row) if row is not None else None
 
-        return await self._db(read)
+        return await in_transaction(self.sessions, read)
 
     async def grant_count(self) -> int:
-        return await self._db(lambda s: s.query(Grant).count())
+        return await in_transaction(self.sessions, lambda s: s.query(Grant).count())
 
 
 def _exchange_facts(session: Session, job_id: str) -> tuple[str, str | None, datetime] | None:
