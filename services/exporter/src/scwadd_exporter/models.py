@@ -20,8 +20,10 @@ class Base(DeclarativeBase):
 
 
 class GrantState(enum.StrEnum):
-    WAITING = "waiting"  # grant known, fetch not finished
-    EXPORTING = "exporting"  # a replica claimed fetch.completed and is writing the CSV
+    # No "exporting" state: building the export is idempotent (names derived from the job, a
+    # redelivery rewrites the same bytes), so it needs no claim; a claimed state would need a
+    # lease and a takeover, and the watchdog's deadline revocation would have to cover it.
+    WAITING = "waiting"  # grant known, fetch not finished (or its export being built)
     EXPORTED = "exported"  # CSV and manifest stored, export.completed published
     FETCH_FAILED = "fetch_failed"  # upstream gave up; nothing to export, revoke anyway
     REVOKING = "revoking"  # a replica claimed the revocation
