@@ -132,7 +132,7 @@ async def _exporter(nats_url: str, tmp_path: Path) -> int:
 
 
 async def _files(nats_url: str, tmp_path: Path) -> int:
-    from scwadd_files.service import main
+    from scwadd_files.runtime import main
     from scwadd_files.settings import Settings
 
     common = _common(nats_url, tmp_path, 18083)

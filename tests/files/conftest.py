@@ -21,8 +21,9 @@ from scwadd_core.events import EXPORTS_BUCKET
 from scwadd_core.settings import ServiceSettings
 from scwadd_core.throttle import LoginThrottle
 from scwadd_core.web import serve
-from scwadd_files.app import FilesService, build_app
 from scwadd_files.htpasswd import Verifier
+from scwadd_files.http import build_app
+from scwadd_files.service import FilesService
 from scwadd_testing import free_port
 
 
@@ -69,8 +70,8 @@ async def console_server(nats_server: str, sqlite_url: str) -> AsyncIterator[Con
 
     from scwadd_core.bus import ConsumerPolicy
     from scwadd_core.db import make_engine, session_factory
-    from scwadd_files.readmodel import DURABLE, SUBJECTS, Console
-    from scwadd_files.service import migrate
+    from scwadd_files.ledger import DURABLE, SUBJECTS, Console
+    from scwadd_files.runtime import migrate
     from scwadd_files.settings import Settings
 
     settings = Settings(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus
-from scwadd_files.app import FilesService
+from scwadd_files.service import FilesService
 
 OPERATOR = ("operator", "correct horse battery staple")
 CSV_NAME = "sub123-2026-11-26-abcd1234.csv"

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from scwadd_core.db import make_engine, session_factory
+from scwadd_files.ledger import Console, JobQuery, page_statement
 from scwadd_files.models import ConsoleJob
-from scwadd_files.readmodel import Console, JobQuery, page_statement
-from scwadd_files.service import migrate
+from scwadd_files.runtime import migrate
 from scwadd_files.settings import Settings
 from sqlalchemy import insert, text
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from files_support import CSV_BODY, CSV_NAME, MANIFEST_BODY, MANIFEST_NAME, OPERATOR, FilesServer
-from scwadd_files.app import purge_expired
+from scwadd_files.service import purge_expired
 
 pytestmark = pytest.mark.anyio
 

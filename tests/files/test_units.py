@@ -5,8 +5,8 @@ from __future__ import annotations
 import bcrypt
 import pytest
 from scwadd_files import htpasswd
-from scwadd_files.app import is_safe_name, parse_basic, parse_range
 from scwadd_files.htpasswd import HtpasswdError, Verifier, parse_htpasswd
+from scwadd_files.http import is_safe_name, parse_basic, parse_range
 
 
 def bcrypt_line(user: str, password: str, prefix: str = "$2b$") -> str:

@@ -66,9 +66,10 @@ async def in_transaction(sessions: sessionmaker[Session], work: Callable[[Sessio
 
 
 def as_utc(moment: datetime) -> datetime:
-    """The same instant, timezone-aware: SQLite hands back naive datetimes for
-    ``DateTime(timezone=True)`` columns; every value this project stores is UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """The same instant in UTC, timezone-aware: SQLite hands back naive datetimes for
+    ``DateTime(timezone=True)`` columns (every value this project stores is UTC); an aware value
+    with another offset (an event's ``occurred_at`` as its sender wrote it) is converted."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def normalize_url(url: str) -> URL:

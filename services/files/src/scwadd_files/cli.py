@@ -65,7 +65,7 @@ def hash_password_command(args: argparse.Namespace) -> int:
 def migrate_command(args: argparse.Namespace) -> int:
     from scwadd_core.service_cli import start_settings
 
-    from scwadd_files.service import migrate
+    from scwadd_files.runtime import migrate
     from scwadd_files.settings import Settings
 
     migrate(start_settings(Settings))
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from scwadd_core.web import run_async
 
     from scwadd_files.htpasswd import HtpasswdError, load_htpasswd
-    from scwadd_files.service import main
+    from scwadd_files.runtime import main
     from scwadd_files.settings import Settings
 
     settings = start_settings(Settings)

@@ -28,10 +28,9 @@ from scwadd_espi.convert import ConversionError
 from scwadd_espi.parser import EspiParseError
 
 from scwadd_files import analysis
-from scwadd_files.app import Operator, client_address
 from scwadd_files.console_pages import job_page, list_page, period_days
-from scwadd_files.models import ConsoleJob
-from scwadd_files.readmodel import (
+from scwadd_files.http import Operator, client_address
+from scwadd_files.ledger import (
     GRANT_STATES,
     MAX_PAGE,
     SORTS,
@@ -40,6 +39,7 @@ from scwadd_files.readmodel import (
     ExportUnavailable,
     JobQuery,
 )
+from scwadd_files.models import ConsoleJob
 
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -10,8 +10,10 @@ from html import escape
 from typing import Any
 from urllib.parse import urlencode
 
+from scwadd_core.db import as_utc
+
+from scwadd_files.ledger import GRANT_STATES, STATES, JobQuery, Page
 from scwadd_files.models import ConsoleAction, ConsoleJob
-from scwadd_files.readmodel import GRANT_STATES, STATES, JobQuery, Page, as_utc
 
 GRANT_WORDS = {
     "active": "not yet revoked",

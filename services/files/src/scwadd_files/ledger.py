@@ -14,13 +14,14 @@ import io
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import nats.js.errors
 from scwadd_core.bus import Bus, read_object
+from scwadd_core.db import as_utc, in_transaction
 from scwadd_core.events import (
     EXPORTS_BUCKET,
     RAW_BUCKET,
@@ -43,7 +44,6 @@ from scwadd_files.models import ConsoleAction, ConsoleJob
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("scwadd_files.audit")
-T = TypeVar("T")
 
 DURABLE = "files"
 SUBJECTS = [
@@ -64,10 +64,6 @@ SORTS = {
 }
 MAX_PAGE = 200
 MAX_SEARCH = 100
-
-
-def as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class ExportUnavailable(Exception):
@@ -178,23 +174,16 @@ class Console:
         self._cache: OrderedDict[str, analysis.Analysis] = OrderedDict()
         self._cache_size = cache_size
 
-    async def _db(self, work: Callable[[Session], T]) -> T:
-        def run() -> T:
-            with self.sessions.begin() as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
-
     # -- folding -------------------------------------------------------------------------
     async def handle(self, event: Event) -> None:
         """Fold one event; raises (and the bus redelivers) when the store or database fails."""
         if isinstance(event, ExportCompleted):
             figures = await self._figures(event)
-            await self._db(lambda s: self._fold_export(s, event, figures))
+            await in_transaction(self.sessions, lambda s: self._fold_export(s, event, figures))
         elif isinstance(event, GrantReceived | FetchCompleted | FetchFailed | GrantRevoked):
-            await self._db(lambda s: self._fold(s, event))
+            await in_transaction(self.sessions, lambda s: self._fold(s, event))
         elif isinstance(event, JobProgress):
-            await self._db(lambda s: self._fold_progress(s, event))
+            await in_transaction(self.sessions, lambda s: self._fold_progress(s, event))
 
     @staticmethod
     def _row(session: Session, event: Event, job_id: str) -> ConsoleJob:
@@ -325,7 +314,7 @@ class Console:
                 job.promised_start = as_utc(datetime.fromisoformat(requested["start"]))
                 job.promised_end = as_utc(datetime.fromisoformat(requested["end"]))
 
-        await self._db(record)
+        await in_transaction(self.sessions, record)
         return result.summary if result else None
 
     async def _get(self, bucket: str, name: str) -> bytes:
@@ -401,7 +390,7 @@ class Console:
                 session.expunge(job)
             return job
 
-        return await self._db(read)
+        return await in_transaction(self.sessions, read)
 
     async def page(self, query: JobQuery) -> Page:
         def read(session: Session) -> Page:
@@ -414,7 +403,7 @@ class Console:
             cursor = encode_cursor(rows[-1], query.sort) if more and rows else None
             return Page(rows, int(total or 0), cursor)
 
-        return await self._db(read)
+        return await in_transaction(self.sessions, read)
 
     async def needs_action(self, now: datetime | None = None, limit: int = 100) -> list[ConsoleJob]:
         """Flagged grants, then grants still not revoked ``unrevoked_after`` after consent."""
@@ -441,7 +430,7 @@ class Console:
                 session.expunge(row)
             return rows
 
-        return await self._db(read)
+        return await in_transaction(self.sessions, read)
 
     # -- actions -------------------------------------------------------------------------
     async def request_revocation(self, job_id: str, *, operator: str, client: str) -> str:
@@ -476,7 +465,7 @@ class Console:
                 )
             )
 
-        await self._db(record)
+        await in_transaction(self.sessions, record)
         audit.info(
             "revoke again",
             extra={
@@ -504,4 +493,4 @@ class Console:
                 session.expunge(row)
             return rows
 
-        return await self._db(read)
+        return await in_transaction(self.sessions, read)

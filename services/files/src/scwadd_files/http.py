@@ -4,14 +4,12 @@ from the ``scwadd-exports`` object store, both behind HTTP Basic (bcrypt htpassw
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-import math
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Any
 
@@ -25,15 +23,13 @@ from fastapi.responses import (
     StreamingResponse,
 )
 from prometheus_client import Counter
-from scwadd_core.bus import Bus
 from scwadd_core.events import EXPORTS_BUCKET
 from scwadd_core.objects import ObjectEntry, list_entries, object_entry, stream_object
-from scwadd_core.throttle import LoginThrottle
+from scwadd_core.throttle import retry_after_header
 from scwadd_core.web import create_app
 
-from scwadd_files.htpasswd import Verifier
 from scwadd_files.pages import listing_page
-from scwadd_files.readmodel import Console
+from scwadd_files.service import FilesService, NotSignedIn, SignInThrottled
 
 log = logging.getLogger(__name__)
 audit = logging.getLogger("scwadd_files.audit")
@@ -44,11 +40,6 @@ REALM = "SCWADD exports"
 # before the store is asked.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
-LOGINS = Counter(
-    "scwadd_files_logins_total",
-    "HTTP Basic checks by outcome (ok, failed, missing, throttled).",
-    ["outcome"],
-)
 DOWNLOADS = Counter(
     "scwadd_files_downloads_total",
     "Export downloads by HTTP status (200 whole file, 206 range, 304 not modified).",
@@ -123,70 +114,24 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-class FilesService:
-    def __init__(
-        self,
-        bus: Bus,
-        verifier: Verifier,
-        throttle: LoginThrottle,
-        *,
-        retention_days: float,
-        console: Console | None = None,
-    ) -> None:
-        self.console = console
-        self.bus = bus
-        self.verifier = verifier
-        self.throttle = throttle
-        self.retention_days = retention_days
-
-    async def exports_ready(self) -> bool:
-        if not self.bus.is_connected:
-            return False
-        try:
-            await asyncio.wait_for(self.bus.js.stream_info(f"OBJ_{EXPORTS_BUCKET}"), 2.0)
-        except Exception:
-            return False
-        return True
-
-    async def operator(self, request: Request) -> str:
-        """The signed-in operator's name, or a 401/429."""
-        client = client_address(request)
-        wait = self.throttle.retry_after(client)
-        if wait > 0:
-            LOGINS.labels("throttled").inc()
-            raise HTTPException(
-                status_code=429,
-                detail="Too many failed sign-ins from your address; try again later.",
-                headers={"Retry-After": str(math.ceil(wait))},
-            )
-        credentials = parse_basic(request.headers.get("authorization"))
-        if credentials is None:
-            LOGINS.labels("missing").inc()
-            raise self._challenge()
-        user, password = credentials
-        # bcrypt takes a good fraction of a second: off the event loop.
-        if not await asyncio.to_thread(self.verifier.verify, user, password):
-            delay = self.throttle.failed(client)
-            LOGINS.labels("failed").inc()
-            # The attempted user name is not logged: people type passwords into that field.
-            log.warning("failed sign-in", extra={"client": client, "imposed_delay_seconds": delay})
-            raise self._challenge()
-        self.throttle.succeeded(client)
-        LOGINS.labels("ok").inc()
-        return user
-
-    @staticmethod
-    def _challenge() -> HTTPException:
-        return HTTPException(
+async def current_operator(request: Request) -> str:
+    """The signed-in operator's name, or a 401 (challenge) / 429 (``Retry-After``)."""
+    service: FilesService = request.app.state.files
+    credentials = parse_basic(request.headers.get("authorization"))
+    try:
+        return await service.sign_in(client_address(request), credentials)
+    except SignInThrottled as refused:
+        raise HTTPException(
+            status_code=429,
+            detail="Too many failed sign-ins from your address; try again later.",
+            headers={"Retry-After": retry_after_header(refused.wait)},
+        ) from None
+    except NotSignedIn:
+        raise HTTPException(
             status_code=401,
             detail="Sign in with the operator's user name and password.",
             headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-        )
-
-
-async def current_operator(request: Request) -> str:
-    service: FilesService = request.app.state.files
-    return await service.operator(request)
+        ) from None
 
 
 Operator = Annotated[str, Depends(current_operator)]
@@ -374,47 +319,3 @@ async def _audited(
                 "at": datetime.now(UTC).isoformat(),
             },
         )
-
-
-async def purge_expired(
-    bus: Bus, retention_days: float, *, now: datetime | None = None
-) -> list[str]:
-    """Delete every export written more than ``retention_days`` ago; returns the names."""
-    cutoff = (now or datetime.now(UTC)) - timedelta(days=retention_days)
-    store = await bus.object_store(EXPORTS_BUCKET)
-    deleted = []
-    for entry in await list_entries(bus.js, EXPORTS_BUCKET):
-        if entry.modified >= cutoff:
-            continue
-        try:
-            await store.delete(entry.name)
-        except nats.js.errors.ObjectNotFoundError:
-            continue  # another replica was first
-        EXPORTS_DELETED.inc()
-        deleted.append(entry.name)
-        log.info(
-            "export deleted by retention",
-            extra={
-                "object": entry.name,
-                "written": entry.modified.isoformat(),
-                "retention_days": retention_days,
-            },
-        )
-    return deleted
-
-
-EXPORTS_DELETED = Counter(
-    "scwadd_files_exports_deleted_total", "Exports deleted because they passed the retention."
-)
-
-
-async def retention_loop(bus: Bus, retention_days: float, interval_seconds: float) -> None:
-    """Purge at start, then every ``interval_seconds``, until the service stops. A failed pass
-    (NATS briefly away) is logged and retried at the next interval."""
-    while not bus.stopping:
-        try:
-            await purge_expired(bus, retention_days)
-        except Exception:
-            log.exception("retention pass failed; retrying at the next interval")
-        if await bus.sleep_unless_stopping(interval_seconds):
-            return
