@@ -6,22 +6,19 @@ secrets; the ingress does not route here.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from scwadd_core.db import as_utc
-from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_webhooks import ledger
 from scwadd_webhooks.models import DeliveryState, WebhookDelivery
-from scwadd_webhooks.service import origin
+from scwadd_webhooks.service import WebhookService, origin
 
 STATES = [state.value for state in DeliveryState]
 
 
-def build_router(sessions: sessionmaker[Session]) -> APIRouter:
+def build_router(service: WebhookService) -> APIRouter:
     router = APIRouter()
 
     @router.get("/deliveries")
@@ -35,12 +32,7 @@ def build_router(sessions: sessionmaker[Session]) -> APIRouter:
         if state is not None and state not in STATES:
             raise HTTPException(400, f"unknown state {state!r}; one of {', '.join(STATES)}")
 
-        def read() -> tuple[list[WebhookDelivery], dict[str, int]]:
-            with sessions() as session:
-                rows = ledger.listing(session, state=state, limit=limit, before=before)
-                return rows, ledger.counts(session)
-
-        rows, counts = await asyncio.to_thread(read)
+        rows, counts = await service.deliveries(state=state, limit=limit, before=before)
         return {"counts": counts, "deliveries": [_json(row) for row in rows]}
 
     return router

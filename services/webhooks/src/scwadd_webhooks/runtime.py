@@ -64,7 +64,7 @@ async def main(settings: WebhookSettings, *, stop: asyncio.Event | None = None) 
     app = create_app(
         "scwadd webhooks", checks={"nats": bus_check(bus), "database": database_check(engine)}
     )
-    app.include_router(build_router(sessions))
+    app.include_router(build_router(service))
 
     async def close() -> None:
         await client.aclose()

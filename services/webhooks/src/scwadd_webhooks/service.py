@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,8 +32,6 @@ from scwadd_webhooks.models import DeliveryState, WebhookDelivery
 from scwadd_webhooks.settings import Network, WebhookSettings
 
 log = logging.getLogger("scwadd_webhooks")
-
-T = TypeVar("T")
 
 EXPORT_READY = "export.ready"
 GRANT_REVOKED = "grant.revoked"
@@ -132,16 +130,14 @@ class WebhookService:
         if endpoints and signer is None:
             raise ValueError("WEBHOOK_SECRETS must be set when WEBHOOK_ENDPOINTS is")
 
-    async def _db(self, work: Callable[[Session], T]) -> T:
-        return await in_transaction(self.sessions, work)
-
     async def on_event(self, event: Event) -> None:
         """Record one delivery per endpoint before the event is acked (the bus acks after)."""
         message = message_for(event)
         if message is None or not self.endpoints:
             return
         now = self.clock()
-        await self._db(
+        await in_transaction(
+            self.sessions,
             lambda s: ledger.enqueue(
                 s,
                 message_id=message.message_id,
@@ -150,14 +146,14 @@ class WebhookService:
                 payload=message.body,
                 endpoints=self.endpoints,
                 now=now,
-            )
+            ),
         )
 
     async def deliver_due(self) -> int:
         """Attempt every delivery that is due; returns how many were attempted."""
         now = self.clock()
         lease = self.policy.attempt_lease
-        rows = await self._db(lambda s: ledger.claim_due(s, now, BATCH, lease))
+        rows = await in_transaction(self.sessions, lambda s: ledger.claim_due(s, now, BATCH, lease))
         gate = asyncio.Semaphore(PARALLEL_ATTEMPTS)
 
         async def one(row: WebhookDelivery) -> None:
@@ -211,17 +207,30 @@ class WebhookService:
         at: datetime,
     ) -> None:
         now = self.clock()
-        await self._db(
+        await in_transaction(
+            self.sessions,
             lambda s: ledger.record_attempt(
                 s, row, state=state, status=status, error=error, next_attempt_at=at, now=now
-            )
+            ),
         )
+
+    async def deliveries(
+        self, *, state: str | None, limit: int, before: datetime | None
+    ) -> tuple[list[WebhookDelivery], dict[str, int]]:
+        """Deliveries newest first (``state`` only, ``created_at`` before ``before``), at most
+        ``limit``, and how many there are in each state."""
+
+        def read(session: Session) -> tuple[list[WebhookDelivery], dict[str, int]]:
+            rows = ledger.listing(session, state=state, limit=limit, before=before)
+            return rows, ledger.counts(session)
+
+        return await in_transaction(self.sessions, read)
 
     async def refresh_gauges(self) -> None:
         def read(session: Session) -> tuple[dict[str, int], datetime | None]:
             return ledger.counts(session), ledger.oldest_pending(session)
 
-        counts, oldest = await self._db(read)
+        counts, oldest = await in_transaction(self.sessions, read)
         for state, count in counts.items():
             metrics.DELIVERIES.labels(state).set(count)
         age = (self.clock() - as_utc(oldest)).total_seconds() if oldest else 0.0
