@@ -10,9 +10,9 @@ import httpx
 import pytest
 from lxml import etree
 from sandbox_helpers import Receiver, client_token, grant_for
-from scwadd_sandbox.api import DUPLICATE_BATCH
 from scwadd_sandbox.config import SandboxConfig
 from scwadd_sandbox.faults import FaultConfig, FaultInjector, NotificationFaults
+from scwadd_sandbox.http.batch import DUPLICATE_BATCH
 from scwadd_sandbox.state import SandboxState
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
 

@@ -16,13 +16,13 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from scwadd_sandbox.api import create_api_app
 from scwadd_sandbox.config import SandboxConfig
+from scwadd_sandbox.http.api import create_api_app
+from scwadd_sandbox.http.web import create_web_app
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.persist import StateStore
 from scwadd_sandbox.state import SandboxState
 from scwadd_sandbox.tls import ClientCertH11Protocol, server_context
-from scwadd_sandbox.web import create_web_app
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import datetime as dt
 import enum
 import hashlib
 import itertools
-import math
 import random
 import secrets
 import threading
@@ -234,10 +233,6 @@ class RateLimiter:
         recent.append(now)
         self._day[client_id] = (day_index, day_count + 1)
         return max(waits) if waits else None
-
-
-def retry_after_header(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))
 
 
 def new_secret() -> str:
