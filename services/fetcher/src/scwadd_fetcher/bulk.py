@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from scwadd_fetcher.api import EspiSession, PermanentError
+from scwadd_fetcher.custodian import EspiSession, PermanentError
 from scwadd_fetcher.documents import MalformedDocument, check_feed, split_by_subscription
 from scwadd_fetcher.notifications import BatchWaiters, Expectation
 from scwadd_fetcher.windows import Window

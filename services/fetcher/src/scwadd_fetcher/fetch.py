@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from scwadd_fetcher import metrics
-from scwadd_fetcher.api import EspiSession, PermanentError
 from scwadd_fetcher.bulk import BulkRequests
+from scwadd_fetcher.custodian import EspiSession, PermanentError
 from scwadd_fetcher.documents import (
     MalformedDocument,
     check_feed,

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import httpx
 from fastapi import FastAPI, Request, Response
 from scwadd_core.bus import Bus
-from scwadd_core.custodian import Custodian, CustodianConfig, make_http_client
+from scwadd_core.custodian import (
+    CallPolicy,
+    Custodian,
+    CustodianConfig,
+    count_custodian_calls,
+    make_http_client,
+)
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
@@ -22,7 +28,6 @@ from scwadd_core.web import create_app, database_check, serve
 from sqlalchemy import Engine
 
 from scwadd_fetcher import metrics
-from scwadd_fetcher.api import RetryPolicy
 from scwadd_fetcher.jobs import JobLedger
 from scwadd_fetcher.notify import NotifyLimits, SourceRateLimit
 from scwadd_fetcher.service import Fetcher, FetcherOptions, ObjectStoreRaw
@@ -50,7 +55,7 @@ def options_from(settings: FetcherSettings) -> FetcherOptions:
         bulk_gather_seconds=settings.BULK_GATHER_SECONDS,
         bulk_id=settings.PGE_BULK_ID,
         concurrency=settings.FETCH_CONCURRENCY,
-        retry=RetryPolicy(
+        retry=CallPolicy(
             attempts=settings.FETCH_RETRY_ATTEMPTS,
             initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,
             max_wait=settings.FETCH_RETRY_MAX_SECONDS,
@@ -146,6 +151,7 @@ async def build(settings: FetcherSettings) -> FetcherRuntime:
     # The same budget as the exporter's revocations: PG&E counts the client ID's calls.
     limiter = SharedRateLimit(kv, Limits.from_settings(settings), service="fetcher")
     pace_custodian_calls(custodian.http, limiter)
+    count_custodian_calls(custodian.http)
     fetcher = Fetcher(
         bus=bus,
         ledger=ledger,

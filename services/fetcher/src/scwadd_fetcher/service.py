@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy, RetryLater
-from scwadd_core.custodian import Custodian
+from scwadd_core.custodian import CallPolicy, Custodian, CustomerToken
 from scwadd_core.events import (
     BATCH_READY,
     BatchReady,
@@ -44,8 +44,8 @@ from scwadd_core.events import (
 from scwadd_core.sealing import Keyring, SealingError
 
 from scwadd_fetcher import metrics
-from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
 from scwadd_fetcher.bulk import BulkOptions, BulkRequests
+from scwadd_fetcher.custodian import EspiSession, PermanentError
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
 from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
 from scwadd_fetcher.notifications import BatchWaiters
@@ -81,7 +81,7 @@ class FetcherOptions:
     bulk_gather_seconds: float = 5.0
     bulk_id: str | None = None
     concurrency: int = 4
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: CallPolicy = field(default_factory=CallPolicy)
     notify: NotifyLimits = field(default_factory=NotifyLimits)
 
 
@@ -127,7 +127,7 @@ class Fetcher:
         # One Bulk round at a time per window, shared by this process's jobs (BATCH_SCOPE=bulk);
         # its calls use the client token only.
         self.bulk = BulkRequests(
-            EspiSession(custodian, AccessToken(custodian, "", None), options.retry),
+            EspiSession(custodian, CustomerToken(custodian, "", None), options.retry),
             self.waiters,
             BulkOptions(
                 api_base=options.api_base,
@@ -294,7 +294,7 @@ class Fetcher:
                 job_id=job_id, reason=reason, event_id=stable_event_id(job_id, "fetch.failed")
             )
             return failed, FAILED, 0
-        token = AccessToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
+        token = CustomerToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
         session = EspiSession(self.custodian, token, self.options.retry)
         period = history_period(self.options.history_days)
         max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
