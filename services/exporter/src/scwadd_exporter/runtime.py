@@ -8,8 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Query
-from nats.js.object_store import ObjectStore
-from scwadd_core.bus import Bus, ConsumerPolicy, read_object
+from scwadd_core.bus import Bus, ConsumerPolicy
 from scwadd_core.custodian import Custodian, CustodianConfig, count_custodian_calls
 from scwadd_core.db import as_utc, make_engine, run_migrations, session_factory
 from scwadd_core.events import (
@@ -24,6 +23,7 @@ from scwadd_core.events import (
     GrantReceived,
     GrantRevokeRequested,
 )
+from scwadd_core.objects import ObjectBuckets
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.web import bus_check, create_app, database_check, serve
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,25 +39,6 @@ log = logging.getLogger("scwadd_exporter")
 MIGRATIONS = "scwadd_exporter.migrations"
 DURABLE = "exporter"
 SUBJECTS = [GRANT_RECEIVED, FETCH_COMPLETED, FETCH_FAILED, GRANT_REVOKE_REQUESTED]
-
-
-class ObjectStoreBlobs:
-    """The exporter's view of the JetStream object store buckets."""
-
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
-        self._stores: dict[str, ObjectStore] = {}
-
-    async def _store(self, bucket: str) -> ObjectStore:
-        if bucket not in self._stores:
-            self._stores[bucket] = await self.bus.object_store(bucket)
-        return self._stores[bucket]
-
-    async def get(self, bucket: str, name: str) -> bytes:
-        return await read_object(await self._store(bucket), name)
-
-    async def put(self, bucket: str, name: str, data: bytes) -> None:
-        await (await self._store(bucket)).put(name, data)
 
 
 def policy_from(settings: ExporterSettings) -> ExporterPolicy:
@@ -134,7 +115,7 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
     count_custodian_calls(custodian.http)
     exporter = Exporter(
         sessions=sessions,
-        blobs=ObjectStoreBlobs(bus),
+        blobs=ObjectBuckets(bus),
         revoker=custodian,
         publish=bus.publish,
         convert=convert_documents,

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from scwadd_core.events import RAW_BUCKET
+
 from scwadd_fetcher import metrics
 from scwadd_fetcher.bulk import BulkRequests
 from scwadd_fetcher.custodian import EspiSession, PermanentError
@@ -33,7 +35,9 @@ UNPROCESSED_BATCH = "unprocessed batch request"
 
 
 class RawStore(Protocol):
-    async def put(self, name: str, data: bytes) -> None: ...
+    """Where the raw documents go (:class:`scwadd_core.objects.ObjectBuckets`)."""
+
+    async def put(self, bucket: str, name: str, data: bytes) -> None: ...
 
 
 Progress = Callable[[str], Awaitable[None]]
@@ -204,7 +208,7 @@ class JobFetch:
 
     async def _store(self, name: str, body: bytes) -> None:
         readings = await asyncio.to_thread(check_feed, body)
-        await self.store.put(name, body)
+        await self.store.put(RAW_BUCKET, name, body)
         self.outcome.raw_objects.append(name)
         self.outcome.readings += readings
         metrics.READINGS_FETCHED.inc(readings)

@@ -22,6 +22,7 @@ from scwadd_core.custodian import (
 )
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
+from scwadd_core.objects import ObjectBuckets
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.sealing import Keyring
 from scwadd_core.web import create_app, database_check, serve
@@ -30,7 +31,7 @@ from sqlalchemy import Engine
 from scwadd_fetcher import metrics
 from scwadd_fetcher.jobs import JobLedger
 from scwadd_fetcher.notify import NotifyLimits, SourceRateLimit
-from scwadd_fetcher.service import Fetcher, FetcherOptions, ObjectStoreRaw
+from scwadd_fetcher.service import Fetcher, FetcherOptions
 from scwadd_fetcher.settings import FetcherSettings
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,8 @@ async def build(settings: FetcherSettings) -> FetcherRuntime:
     bus = await Bus.from_settings(settings, name="fetcher")
     await bus.ensure_streams()
     kv = await bus.key_value(RATELIMIT_BUCKET)
-    raw = await bus.object_store(RAW_BUCKET)
+    objects = ObjectBuckets(bus)
+    await objects.open(RAW_BUCKET)  # created at start, not at the first fetch
     config = CustodianConfig.from_settings(settings)
     timeout = httpx.Timeout(settings.CUSTODIAN_TIMEOUT_SECONDS, connect=10.0)
     custodian = Custodian(config, http=make_http_client(config, timeout=timeout))
@@ -157,7 +159,7 @@ async def build(settings: FetcherSettings) -> FetcherRuntime:
         ledger=ledger,
         custodian=custodian,
         keyring=Keyring.parse(settings.TOKEN_SEALING_KEYS.get_secret_value()),
-        raw_store=ObjectStoreRaw(raw),
+        raw_store=objects,
         options=options_from(settings),
     )
     await fetcher.listen_batch_ready()

@@ -24,8 +24,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy, RetryLater
 from scwadd_core.custodian import CallPolicy, Custodian, CustomerToken
 from scwadd_core.events import (
@@ -41,6 +39,7 @@ from scwadd_core.events import (
     decode,
     stable_event_id,
 )
+from scwadd_core.objects import ObjectBuckets
 from scwadd_core.sealing import Keyring, SealingError
 
 from scwadd_fetcher import metrics
@@ -53,9 +52,6 @@ from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_l
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
-
-
-PUT_ATTEMPTS = 4
 
 
 class JobBusy(RetryLater):
@@ -85,27 +81,6 @@ class FetcherOptions:
     notify: NotifyLimits = field(default_factory=NotifyLimits)
 
 
-class ObjectStoreRaw:
-    """The raw ESPI documents' home: JetStream object store bucket ``scwadd-raw``."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self._store = store
-
-    async def put(self, name: str, data: bytes) -> None:
-        """Store ``data`` under ``name`` (a put under the same name replaces it). A chunk ack that
-        times out (a busy server, several large documents at once) is tried again a few times
-        here rather than costing the whole fetch a redelivery."""
-        for attempt in range(1, PUT_ATTEMPTS + 1):
-            try:
-                await self._store.put(name, data)
-                return
-            except NatsTimeoutError:
-                if attempt == PUT_ATTEMPTS:
-                    raise
-                log.warning("storing a raw document timed out; trying again (%d)", attempt)
-                await asyncio.sleep(attempt)
-
-
 class Fetcher:
     def __init__(
         self,
@@ -114,7 +89,7 @@ class Fetcher:
         ledger: JobLedger,
         custodian: Custodian,
         keyring: Keyring,
-        raw_store: ObjectStoreRaw,
+        raw_store: ObjectBuckets,
         options: FetcherOptions,
     ) -> None:
         self.bus = bus
