@@ -11,14 +11,15 @@ import asyncio
 import contextlib
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from custodian_support import custodian_settings
 from lxml import etree
 from scwadd_core.bus import Bus, read_object
 from scwadd_core.custodian import TokenResponse
+from scwadd_core.db import make_engine, session_factory
 from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
@@ -33,8 +34,11 @@ from scwadd_core.testing.service import serving
 from scwadd_fetcher.runtime import FetcherRuntime, build
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox
+from sqlalchemy.orm import Session
 
 ESPI = "http://naesb.org/espi"
+
+T = TypeVar("T")
 
 
 def fetcher_settings(
@@ -72,6 +76,17 @@ async def running_fetcher(settings: FetcherSettings) -> AsyncIterator[FetcherRun
     url = f"https://127.0.0.1:{settings.HTTP_PORT}/readyz"
     async with serving(runtime.serve, url, name="the fetcher", verify=context, stop_timeout=60):
         yield runtime
+
+
+def in_database(database_url: str, work: Callable[[Session], T]) -> T:
+    """Run ``work`` (e.g. a :mod:`scwadd_fetcher.ledger` function) in one transaction on the
+    fetcher's database, over the test's own connection."""
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            return work(session)
+    finally:
+        engine.dispose()
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from scwadd_core.bus import RetryLater
 from scwadd_core.custodian import CallPolicy, CustodianError, RevokeOutcome, call_with_retries
-from scwadd_core.db import as_utc
+from scwadd_core.db import as_utc, in_transaction
 from scwadd_core.events import (
     EXPORTS_BUCKET,
     RAW_BUCKET,
@@ -151,12 +151,7 @@ class Exporter:
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction off the event loop; commit if it returns."""
-
-        def run() -> T:
-            with self.sessions.begin() as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await in_transaction(self.sessions, work)
 
     async def _progress(self, job_id: str, phase: JobPhase, message: str) -> None:
         await self.publish(

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 
 import httpx
@@ -29,7 +26,7 @@ from scwadd_core.web import create_app, database_check, serve
 from sqlalchemy import Engine
 
 from scwadd_fetcher import metrics
-from scwadd_fetcher.jobs import JobLedger
+from scwadd_fetcher.ledger import Holder
 from scwadd_fetcher.notify import NotifyLimits, SourceRateLimit
 from scwadd_fetcher.service import Fetcher, FetcherOptions
 from scwadd_fetcher.settings import FetcherSettings
@@ -140,8 +137,6 @@ class FetcherRuntime:
 async def build(settings: FetcherSettings) -> FetcherRuntime:
     migrate(settings)
     engine = make_engine(settings.DATABASE_URL)
-    owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    ledger = JobLedger(session_factory(engine), owner, settings.JOB_LEASE_SECONDS)
     bus = await Bus.from_settings(settings, name="fetcher")
     await bus.ensure_streams()
     kv = await bus.key_value(RATELIMIT_BUCKET)
@@ -156,7 +151,8 @@ async def build(settings: FetcherSettings) -> FetcherRuntime:
     count_custodian_calls(custodian.http)
     fetcher = Fetcher(
         bus=bus,
-        ledger=ledger,
+        sessions=session_factory(engine),
+        holder=Holder.of_this_process(settings.JOB_LEASE_SECONDS),
         custodian=custodian,
         keyring=Keyring.parse(settings.TOKEN_SEALING_KEYS.get_secret_value()),
         raw_store=objects,

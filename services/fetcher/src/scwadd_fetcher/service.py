@@ -19,13 +19,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from nats.aio.msg import Msg
 from scwadd_core.bus import Bus, ConsumerPolicy, RetryLater
 from scwadd_core.custodian import CallPolicy, Custodian, CustomerToken
+from scwadd_core.db import in_transaction
 from scwadd_core.events import (
     BATCH_READY,
     BatchReady,
@@ -41,17 +43,20 @@ from scwadd_core.events import (
 )
 from scwadd_core.objects import ObjectBuckets
 from scwadd_core.sealing import Keyring, SealingError
+from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_fetcher import metrics
+from scwadd_fetcher import ledger, metrics
 from scwadd_fetcher.bulk import BulkOptions, BulkRequests
 from scwadd_fetcher.custodian import EspiSession, PermanentError
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
-from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
+from scwadd_fetcher.ledger import COMPLETED, FAILED, ClaimResult, Holder
 from scwadd_fetcher.notifications import BatchWaiters
 from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_list
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class JobBusy(RetryLater):
@@ -86,14 +91,16 @@ class Fetcher:
         self,
         *,
         bus: Bus,
-        ledger: JobLedger,
+        sessions: sessionmaker[Session],
+        holder: Holder,
         custodian: Custodian,
         keyring: Keyring,
         raw_store: ObjectBuckets,
         options: FetcherOptions,
     ) -> None:
         self.bus = bus
-        self.ledger = ledger
+        self.sessions = sessions
+        self.holder = holder
         self.custodian = custodian
         self.keyring = keyring
         self.raw_store = raw_store
@@ -122,6 +129,9 @@ class Fetcher:
         )
         self.notify_limits = options.notify
         self._running: set[str] = set()  # job ids this process is handling now
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        return await in_transaction(self.sessions, work)
 
     # -- batch notifications ---------------------------------------------------------------
 
@@ -191,7 +201,7 @@ class Fetcher:
             # fetching: the ledger would let its own owner claim it again and fetch it twice.
             raise JobBusy(
                 f"job {event.job_id} is being fetched by this replica",
-                delay=self.ledger.lease.total_seconds(),
+                delay=self.holder.lease.total_seconds(),
             )
         self._running.add(event.job_id)
         try:
@@ -200,7 +210,7 @@ class Fetcher:
             self._running.discard(event.job_id)
 
     async def _handle_grant(self, event: GrantReceived) -> None:
-        claim = self.ledger.claim(event.job_id)
+        claim = await self._db(lambda s: ledger.claim(s, event.job_id, self.holder))
         if claim.result is ClaimResult.BUSY:
             until = claim.lease_until or datetime.now(UTC)
             delay = (until - datetime.now(UTC)).total_seconds() + LEASE_SLACK_SECONDS
@@ -220,22 +230,25 @@ class Fetcher:
         except asyncio.CancelledError:
             # Stopping: the bus hands the message back at once, and so do we the lease.
             with contextlib.suppress(Exception):
-                self.ledger.release(event.job_id)
+                await self._db(lambda s: ledger.release(s, event.job_id, self.holder))
             raise
         finally:
             heartbeat.cancel()
         subject = outcome_event.subject
         body = outcome_event.model_dump_json()
-        if not self.ledger.finish(event.job_id, status, subject, body, calls):
+        finished = await self._db(
+            lambda s: ledger.finish(s, event.job_id, self.holder, status, subject, body, calls)
+        )
+        if not finished:
             raise JobBusy(f"job {event.job_id} was taken over by another replica", delay=0)
         metrics.FETCH_JOBS.labels(status).inc()
         await self._publish_outcome(event.job_id, subject, body)
 
     async def _keep_lease(self, job_id: str) -> None:
         while True:
-            await asyncio.sleep(self.ledger.lease.total_seconds() / 3)
+            await asyncio.sleep(self.holder.lease.total_seconds() / 3)
             with contextlib.suppress(Exception):
-                self.ledger.renew(job_id)
+                await self._db(lambda s: ledger.renew(s, job_id, self.holder))
 
     async def _fetch(
         self, event: GrantReceived, access: SealedSecret, refresh: SealedSecret | None
@@ -251,11 +264,9 @@ class Fetcher:
         async def rotate(new_access: str, new_refresh: str | None) -> None:
             sealed_access = self.keyring.seal(new_access, job_id=job_id)
             sealed_refresh = self.keyring.seal(new_refresh, job_id=job_id) if new_refresh else None
-            self.ledger.save_tokens(
-                job_id,
-                sealed_access.model_dump_json(),
-                sealed_refresh.model_dump_json() if sealed_refresh else None,
-            )
+            access_json = sealed_access.model_dump_json()
+            refresh_json = sealed_refresh.model_dump_json() if sealed_refresh else None
+            await self._db(lambda s: ledger.save_tokens(s, job_id, access_json, refresh_json))
 
         try:
             opened_access = self.keyring.open(access, job_id=job_id)
@@ -333,7 +344,7 @@ class Fetcher:
 
     async def _publish_outcome(self, job_id: str, subject: str, body: str) -> None:
         await self.bus.publish(decode(subject, body.encode()))
-        self.ledger.mark_published(job_id)
+        await self._db(lambda s: ledger.mark_published(s, job_id))
 
     async def _progress(self, job_id: str, phase: Any, message: str) -> None:
         try:
