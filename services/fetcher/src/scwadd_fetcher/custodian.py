@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import httpx
 from scwadd_core.custodian import (
@@ -40,7 +42,28 @@ class PermanentError(Exception):
         self.detail = detail
 
 
-BodyCheck = Callable[[bytes], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    """The custodian's answer to one call, and what the caller's ``read_body`` made of a 200's
+    body (None for any other status): the body is read once, when it is checked."""
+
+    response: httpx.Response
+    read: T | None = None
+
+    @property
+    def status_code(self) -> int:
+        return self.response.status_code
+
+    @property
+    def content(self) -> bytes:
+        return self.response.content
+
+    @property
+    def text(self) -> str:
+        return self.response.text
 
 
 class EspiSession:
@@ -67,17 +90,18 @@ class EspiSession:
         *,
         params: dict[str, str] | None = None,
         client_token: bool = False,
-        check_body: BodyCheck | None = None,
+        read_body: Callable[[bytes], T],
         ok: tuple[int, ...] = (200,),
-    ) -> httpx.Response:
-        """GET ``url``; returns the response when its status is in ``ok`` (and its body passes
-        ``check_body`` for a 200), raises :class:`PermanentError` for anything that will not
-        get better, and retries the rest."""
+    ) -> Answer[T]:
+        """GET ``url``; returns the answer when its status is in ``ok``, a 200's body read by
+        ``read_body`` (which raises ValueError for a body that is not what it should be: the
+        call is then retried), raises :class:`PermanentError` for anything that will not get
+        better, and retries the rest."""
         endpoint = endpoint_of(url)
         try:
             return await call_with_retries(
                 self.policy,
-                lambda: self._call_once(url, params, client_token, check_body, ok),
+                lambda: self._call_once(url, params, client_token, read_body, ok),
                 what=f"{endpoint} request",
             )
         except CustodianError as error:
@@ -102,9 +126,9 @@ class EspiSession:
         url: str,
         params: dict[str, str] | None,
         client_token: bool,
-        check_body: BodyCheck | None,
+        read_body: Callable[[bytes], T],
         ok: tuple[int, ...],
-    ) -> httpx.Response:
+    ) -> Answer[T]:
         endpoint = endpoint_of(url)
         # The custodian client's hooks take each request (token ones too) from the budget and
         # count its answer.
@@ -120,7 +144,7 @@ class EspiSession:
         if status in ok and status != 200:
             # An answer the caller expects (204 no data; 403/404 when probing a batch
             # that may be another customer's): not a reason to refresh or give up.
-            return response
+            return Answer(response)
         if status in (401, 403):
             raise PermanentError(
                 "the utility refused access to the customer's data "
@@ -134,14 +158,13 @@ class EspiSession:
                 retry_after=retry_after_seconds(response),
             )
         if status in ok:
-            if status == 200 and check_body is not None:
-                try:
-                    # A year of 15-minute data (a Bulk answer: every customer's) takes
-                    # seconds to check: off the event loop, so leases and acks go on.
-                    await asyncio.to_thread(check_body, response.content)
-                except ValueError as error:
-                    raise CustodianError(f"malformed body: {error}", status_code=502) from error
-            return response
+            try:
+                # A year of 15-minute data (a Bulk answer: every customer's) takes seconds to
+                # read: off the event loop, so leases and acks go on.
+                read = await asyncio.to_thread(read_body, response.content)
+            except ValueError as error:
+                raise CustodianError(f"malformed body: {error}", status_code=502) from error
+            return Answer(response, read)
         raise PermanentError(
             f"the utility's data service answered HTTP {status} to a {endpoint} request",
             detail=response.text.strip()[:200],
