@@ -111,14 +111,21 @@ class Observer:
         await self.bus.nc.flush()
 
     async def publish_grant(
-        self, tokens: TokenResponse, keyring: Keyring, job_id: str | None = None
+        self,
+        tokens: TokenResponse,
+        keyring: Keyring,
+        job_id: str | None = None,
+        *,
+        resource_uri: str | None = None,
     ) -> GrantReceived:
+        """The grant auth would publish for ``tokens``; ``resource_uri`` replaces the token
+        answer's in the event (its ``subscription_id`` stays the token answer's)."""
         job_id = job_id or uuid.uuid4().hex
         assert tokens.resource_uri and tokens.authorization_uri
         grant = GrantReceived(
             job_id=job_id,
             subscription_id=tokens.resource_uri.rstrip("/").rsplit("/", 1)[-1],
-            resource_uri=tokens.resource_uri,
+            resource_uri=resource_uri or tokens.resource_uri,
             authorization_uri=tokens.authorization_uri,
             scope=tokens.scope or "",
             access_token=keyring.seal(tokens.access_token, job_id=job_id),

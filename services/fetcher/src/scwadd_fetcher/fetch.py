@@ -74,16 +74,6 @@ class RangeTooLong(Exception):
         self.max_seconds = max_seconds
 
 
-def subscription_id_from(resource_uri: str) -> str:
-    """``.../Batch/Subscription/{id}`` (or ``.../Subscription/{id}/...``) → ``{id}``."""
-    parts = [p for p in resource_uri.split("?")[0].split("/") if p]
-    if "Subscription" in parts:
-        index = parts.index("Subscription")
-        if index + 1 < len(parts):
-            return parts[index + 1]
-    raise ValueError("the resourceURI names no Subscription")
-
-
 def refusal_of(text: str, window: Window) -> Exception | None:
     """What a 400 to a batch request means: None for "a batch is already being prepared" (wait
     for it, PG&E's "An unprocessed batch request ... already exists"), :class:`RangeTooLong` for
@@ -311,5 +301,4 @@ __all__ = [
     "JobFetch",
     "MalformedDocument",
     "RangeTooLong",
-    "subscription_id_from",
 ]

@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scwadd_fetcher import ledger, metrics
 from scwadd_fetcher.bulk import BulkOptions, BulkRequests
 from scwadd_fetcher.custodian import EspiSession, PermanentError
-from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
+from scwadd_fetcher.fetch import FetchOptions, JobFetch
 from scwadd_fetcher.ledger import COMPLETED, FAILED, ClaimResult, Holder
 from scwadd_fetcher.notifications import BatchWaiters
 from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_list
@@ -256,10 +256,9 @@ class Fetcher:
         """The outcome event, the job status and the custodian calls it took."""
         job_id = event.job_id
         await self._progress(job_id, "fetching", "Fetching your usage data from PG&E.")
-        try:
-            subscription_id = subscription_id_from(event.resource_uri)
-        except ValueError:
-            subscription_id = event.subscription_id
+        # auth read it from the grant's resourceURI (ESPI ``.../Subscription/{id}``) and
+        # checked it there; the event's field is the one place it comes from.
+        subscription_id = event.subscription_id
 
         async def rotate(new_access: str, new_refresh: str | None) -> None:
             sealed_access = self.keyring.seal(new_access, job_id=job_id)
