@@ -1,4 +1,5 @@
-"""What the exporter does with each event, independent of how events arrive.
+"""What the exporter decides: what each event leads to, and the watchdog's pass, independent of
+how events arrive (the wiring is :mod:`scwadd_exporter.runtime`).
 
 The handlers are idempotent by construction, not by luck:
 - ``grant.received`` inserts the grant once (primary key on ``job_id``);
@@ -47,6 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scwadd_exporter import ledger, metrics
 from scwadd_exporter.models import ExporterGrant, ExportRecord, GrantState
 from scwadd_exporter.naming import export_base_name
+from scwadd_exporter.settings import ExporterSettings
 
 log = logging.getLogger("scwadd_exporter")
 
@@ -109,6 +111,19 @@ class ExporterPolicy:
     unrevoked_after: timedelta = timedelta(minutes=60)
     csv_layout: str = "default"
 
+    @classmethod
+    def from_settings(cls, settings: ExporterSettings) -> ExporterPolicy:
+        return cls(
+            grant_deadline=timedelta(minutes=settings.GRANT_DEADLINE_MINUTES),
+            revoke_attempts=settings.REVOKE_MAX_ATTEMPTS,
+            revoke_backoff_seconds=settings.REVOKE_BACKOFF_SECONDS,
+            revoke_backoff_max_seconds=settings.REVOKE_BACKOFF_MAX_SECONDS,
+            revoking_lease=timedelta(seconds=settings.REVOKING_LEASE_SECONDS),
+            flagged_retry=timedelta(minutes=settings.REVOKE_RETRY_FLAGGED_MINUTES),
+            unrevoked_after=timedelta(minutes=settings.UNREVOKED_ALERT_MINUTES),
+            csv_layout=settings.CSV_LAYOUT,
+        )
+
     @property
     def revocation_calls(self) -> CallPolicy:
         """The custodian call policy of one revocation's DELETEs."""
@@ -162,6 +177,17 @@ class Exporter:
                 message=message,
             )
         )
+
+    async def on_event(self, event: Event) -> None:
+        """The consumer's handler: each subscribed event to its own handler below."""
+        if isinstance(event, GrantReceived):
+            await self.on_grant_received(event)
+        elif isinstance(event, FetchCompleted):
+            await self.on_fetch_completed(event)
+        elif isinstance(event, FetchFailed):
+            await self.on_fetch_failed(event)
+        elif isinstance(event, GrantRevokeRequested):
+            await self.on_revoke_requested(event)
 
     # -- grant.received ------------------------------------------------------------------
     async def on_grant_received(self, event: GrantReceived) -> None:
