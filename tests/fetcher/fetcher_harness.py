@@ -31,7 +31,7 @@ from scwadd_core.events import (
 )
 from scwadd_core.sealing import Keyring
 from scwadd_core.testing.service import serving
-from scwadd_fetcher.runtime import FetcherRuntime, build
+from scwadd_fetcher.runtime import main
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox
 from sqlalchemy.orm import Session
@@ -70,12 +70,19 @@ def fetcher_settings(
 
 
 @contextlib.asynccontextmanager
-async def running_fetcher(settings: FetcherSettings) -> AsyncIterator[FetcherRuntime]:
-    runtime = await build(settings)
+async def running_fetcher(settings: FetcherSettings) -> AsyncIterator[None]:
+    """The fetcher's ``main`` for the block, once its ``/readyz`` answers."""
     context = ssl.create_default_context(cafile=str(settings.PGE_CA_FILE))
     url = f"https://127.0.0.1:{settings.HTTP_PORT}/readyz"
-    async with serving(runtime.serve, url, name="the fetcher", verify=context, stop_timeout=60):
-        yield runtime
+    serve = serving(
+        lambda stop: main(settings, stop=stop),
+        url,
+        name="the fetcher",
+        verify=context,
+        stop_timeout=60,
+    )
+    async with serve:
+        yield
 
 
 def in_database(database_url: str, work: Callable[[Session], T]) -> T:

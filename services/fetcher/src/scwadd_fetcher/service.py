@@ -52,6 +52,7 @@ from scwadd_fetcher.fetch import FetchOptions, JobFetch
 from scwadd_fetcher.ledger import COMPLETED, FAILED, ClaimResult, Holder
 from scwadd_fetcher.notifications import BatchWaiters
 from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_list
+from scwadd_fetcher.settings import FetcherSettings
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,29 @@ class FetcherOptions:
     concurrency: int = 4
     retry: CallPolicy = field(default_factory=CallPolicy)
     notify: NotifyLimits = field(default_factory=NotifyLimits)
+
+    @classmethod
+    def from_settings(cls, settings: FetcherSettings) -> FetcherOptions:
+        return cls(
+            api_base=settings.PGE_API_BASE,
+            history_days=settings.HISTORY_DAYS,
+            max_range_days=settings.CUSTODIAN_MAX_RANGE_DAYS,
+            notification_timeout=settings.BATCH_NOTIFICATION_TIMEOUT_SECONDS,
+            rerequests=settings.BATCH_REREQUESTS,
+            batch_scope=settings.BATCH_SCOPE,
+            bulk_gather_seconds=settings.BULK_GATHER_SECONDS,
+            bulk_id=settings.PGE_BULK_ID,
+            concurrency=settings.FETCH_CONCURRENCY,
+            retry=CallPolicy(
+                attempts=settings.FETCH_RETRY_ATTEMPTS,
+                initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,
+                max_wait=settings.FETCH_RETRY_MAX_SECONDS,
+            ),
+            notify=NotifyLimits(
+                per_source_rate=settings.NOTIFY_RATE_PER_SECOND,
+                per_source_burst=settings.NOTIFY_BURST,
+            ),
+        )
 
 
 class Fetcher:
