@@ -7,10 +7,17 @@ import json
 import os
 from collections.abc import AsyncIterator
 
+import nats.js.errors
 import pytest
 from scwadd_core.bus import Bus
-from scwadd_core.events import EXPORTS_BUCKET
-from scwadd_core.objects import ObjectIntegrityError, list_entries, object_entry, stream_object
+from scwadd_core.events import EXPORTS_BUCKET, RAW_BUCKET
+from scwadd_core.objects import (
+    ObjectBuckets,
+    ObjectIntegrityError,
+    list_entries,
+    object_entry,
+    stream_object,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -78,3 +85,13 @@ async def test_a_digest_mismatch_withholds_the_last_chunk(bus: Bus) -> None:
         async for chunk in stream_object(bus.js, EXPORTS_BUCKET, tampered):
             received += chunk
     assert len(received) < len(BODY)  # the client never gets a complete-looking file
+
+
+async def test_object_buckets_write_and_read_whole_objects(bus: Bus) -> None:
+    buckets = ObjectBuckets(bus)
+    await buckets.put(RAW_BUCKET, "job-1/usagepoint-0/0-86400.xml", BODY)
+    await buckets.put(RAW_BUCKET, "job-1/usagepoint-0/0-86400.xml", b"replaced")
+    assert await buckets.get(RAW_BUCKET, "job-1/usagepoint-0/0-86400.xml") == b"replaced"
+    assert await buckets.get(EXPORTS_BUCKET, "a.csv") == BODY
+    with pytest.raises(nats.js.errors.ObjectNotFoundError):
+        await buckets.get(EXPORTS_BUCKET, "absent.csv")

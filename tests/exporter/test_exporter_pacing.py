@@ -22,12 +22,12 @@ from scwadd_core.bus import Bus
 from scwadd_core.events import RATELIMIT_BUCKET, FetchFailed, GrantReceived
 from scwadd_core.ratelimit import BUDGET_KEY
 from scwadd_core.sealing import Keyring, generate_key
-from scwadd_fetcher.runtime import build
+from scwadd_testing import free_port
+from scwadd_testing.service import serving
+from scwadd_fetcher.runtime import main as fetcher_main
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.config import RateLimits
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
-from scwadd_testing import free_port
-from scwadd_testing.service import serving
 
 pytestmark = pytest.mark.anyio
 
@@ -153,13 +153,17 @@ async def test_fetcher_and_exporter_share_one_budget_and_get_no_429(
         )
         exporter_config = exporter_settings(sandbox, nats_server, sqlite_url, exporter_port)
         assert exporter_config.RATE_LIMIT_PER_SECOND == 1.0  # PG&E's default, like the fetcher
-        fetcher = await build(fetcher_settings)
         fetcher_ready = f"https://127.0.0.1:{fetcher_port}/readyz"
         verify = ssl.create_default_context(cafile=str(sandbox.pki.ca_cert))
         bus = await Bus.connect(nats_server, name="test")
         try:
             async with (
-                serving(fetcher.serve, fetcher_ready, name="the fetcher", verify=verify),
+                serving(
+                    lambda stop: fetcher_main(fetcher_settings, stop=stop),
+                    fetcher_ready,
+                    name="the fetcher",
+                    verify=verify,
+                ),
                 run_exporter(exporter_config) as exporter,
             ):
                 keyring = Keyring.parse(keys)

@@ -28,7 +28,7 @@ from scwadd_core.events import (
 )
 from scwadd_exporter import ledger
 from scwadd_exporter.models import ExporterGrant, ExportRecord, GrantState
-from scwadd_exporter.processor import Built, Exporter, ExporterPolicy, NotReady
+from scwadd_exporter.service import Built, Exporter, ExporterPolicy, NotReady
 
 pytestmark = pytest.mark.anyio
 

@@ -11,14 +11,15 @@ import asyncio
 import contextlib
 import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from custodian_support import custodian_settings
 from lxml import etree
 from scwadd_core.bus import Bus, read_object
 from scwadd_core.custodian import TokenResponse
+from scwadd_core.db import make_engine, session_factory
 from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
@@ -29,12 +30,15 @@ from scwadd_core.events import (
     decode,
 )
 from scwadd_core.sealing import Keyring
-from scwadd_fetcher.runtime import FetcherRuntime, build
+from scwadd_testing.service import serving
+from scwadd_fetcher.runtime import main
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox
-from scwadd_testing.service import serving
+from sqlalchemy.orm import Session
 
 ESPI = "http://naesb.org/espi"
+
+T = TypeVar("T")
 
 
 def fetcher_settings(
@@ -66,12 +70,30 @@ def fetcher_settings(
 
 
 @contextlib.asynccontextmanager
-async def running_fetcher(settings: FetcherSettings) -> AsyncIterator[FetcherRuntime]:
-    runtime = await build(settings)
+async def running_fetcher(settings: FetcherSettings) -> AsyncIterator[None]:
+    """The fetcher's ``main`` for the block, once its ``/readyz`` answers."""
     context = ssl.create_default_context(cafile=str(settings.PGE_CA_FILE))
     url = f"https://127.0.0.1:{settings.HTTP_PORT}/readyz"
-    async with serving(runtime.serve, url, name="the fetcher", verify=context, stop_timeout=60):
-        yield runtime
+    serve = serving(
+        lambda stop: main(settings, stop=stop),
+        url,
+        name="the fetcher",
+        verify=context,
+        stop_timeout=60,
+    )
+    async with serve:
+        yield
+
+
+def in_database(database_url: str, work: Callable[[Session], T]) -> T:
+    """Run ``work`` (e.g. a :mod:`scwadd_fetcher.ledger` function) in one transaction on the
+    fetcher's database, over the test's own connection."""
+    engine = make_engine(database_url)
+    try:
+        with session_factory(engine).begin() as session:
+            return work(session)
+    finally:
+        engine.dispose()
 
 
 @dataclass
@@ -96,14 +118,21 @@ class Observer:
         await self.bus.nc.flush()
 
     async def publish_grant(
-        self, tokens: TokenResponse, keyring: Keyring, job_id: str | None = None
+        self,
+        tokens: TokenResponse,
+        keyring: Keyring,
+        job_id: str | None = None,
+        *,
+        resource_uri: str | None = None,
     ) -> GrantReceived:
+        """The grant auth would publish for ``tokens``; ``resource_uri`` replaces the token
+        answer's in the event (its ``subscription_id`` stays the token answer's)."""
         job_id = job_id or uuid.uuid4().hex
         assert tokens.resource_uri and tokens.authorization_uri
         grant = GrantReceived(
             job_id=job_id,
             subscription_id=tokens.resource_uri.rstrip("/").rsplit("/", 1)[-1],
-            resource_uri=tokens.resource_uri,
+            resource_uri=resource_uri or tokens.resource_uri,
             authorization_uri=tokens.authorization_uri,
             scope=tokens.scope or "",
             access_token=keyring.seal(tokens.access_token, job_id=job_id),

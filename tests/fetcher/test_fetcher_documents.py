@@ -3,6 +3,7 @@ from scwadd_fetcher.documents import (
     MalformedDocument,
     batch_list_resources,
     check_feed,
+    read_feed,
     usage_point_ids,
 )
 
@@ -74,3 +75,25 @@ def test_check_feed_counts_readings():
         b"</IntervalBlock></content></entry></feed>"
     )
     assert check_feed(body) == 2
+
+
+def test_a_feed_is_read_once_for_its_readings_and_usage_points():
+    base = "https://api.example/espi/1_1/resource/Subscription/7/UsagePoint"
+    reading = (
+        "<IntervalReading><timePeriod><duration>900</duration><start>{start}</start>"
+        "</timePeriod><value>1</value></IntervalReading>"
+    )
+    body = (
+        '<feed xmlns="http://www.w3.org/2005/Atom">'
+        f'<entry><link rel="self" href="{base}/42"/><content>'
+        '<UsagePoint xmlns="http://naesb.org/espi"/></content></entry>'
+        f'<entry><link rel="self" href="{base}/42/MeterReading/1/IntervalBlock/1"/><content>'
+        '<IntervalBlock xmlns="http://naesb.org/espi">'
+        + "".join(reading.format(start=900 * n) for n in range(3))
+        + "</IntervalBlock></content></entry></feed>"
+    ).encode()
+    feed = read_feed(body)
+    assert (feed.body, feed.readings, feed.usage_points) == (body, 3, ("42",))
+    assert check_feed(body) == 3
+    with pytest.raises(MalformedDocument):
+        read_feed(b'<BatchList xmlns="http://naesb.org/espi"/>')

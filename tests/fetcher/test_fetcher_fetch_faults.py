@@ -8,12 +8,12 @@ import itertools
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import assert_equals_truth, calls_for, running_fetcher
+from fetcher_harness import assert_equals_truth, calls_for, in_database, running_fetcher
 from prometheus_client import REGISTRY
 from scwadd_core.events import FetchCompleted, FetchFailed
 from scwadd_core.sealing import Keyring
 from scwadd_exporter.conversion import convert_documents
-from scwadd_fetcher.jobs import JobLedger
+from scwadd_fetcher import ledger
 from scwadd_fetcher.windows import DAY
 from scwadd_sandbox.config import RateLimits
 
@@ -33,11 +33,10 @@ async def fetch_one(
     tokens = await grant_tokens(sandbox, profile)
     if before is not None:
         before(tokens)
-    async with running_fetcher(settings) as runtime:
+    async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
         outcome = await observer.outcome(grant.job_id)
-        ledger: JobLedger = runtime.fetcher.ledger
-        job = ledger.get(grant.job_id)
+        job = in_database(settings.DATABASE_URL, lambda s: ledger.get(s, grant.job_id))
     return grant, outcome, job
 
 

@@ -31,3 +31,26 @@ async def test_one_meter_customer_in_two_calls_value_for_value(
     calls = calls_for(sandbox, grant.authorization_uri)
     assert calls == {"UsagePoint": 1, "BatchSubscriptionUsagePoint": 1}
     assert outcome.custodian_calls == 2
+
+
+async def test_the_subscription_is_the_events_own_field(
+    sandbox, settings_for, sealing_keys, observer
+):
+    # auth reads the subscription id from the resourceURI once and sends it in the event; the
+    # fetcher trusts that field and does not parse the resourceURI again (its own rules could
+    # differ from auth's).
+    settings = settings_for(sandbox)
+    tokens = await grant_tokens(sandbox, "electric-15min")
+    assert tokens.resource_uri
+    elsewhere = tokens.resource_uri.rstrip("/").rsplit("/", 1)[0] + "/999999999"
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(
+            tokens, Keyring.parse(sealing_keys), resource_uri=elsewhere
+        )
+        outcome = await observer.outcome(grant.job_id)
+    assert isinstance(outcome, FetchCompleted), outcome
+    assert outcome.subscription_id == grant.subscription_id != "999999999"
+    assert calls_for(sandbox, grant.authorization_uri) == {
+        "UsagePoint": 1,
+        "BatchSubscriptionUsagePoint": 1,
+    }

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from custodian_support import grant_tokens
-from fetcher_harness import calls_for, running_fetcher
+from fetcher_harness import calls_for, in_database, running_fetcher
 from scwadd_core.events import FetchFailed, stable_event_id
 from scwadd_core.sealing import Keyring
-from scwadd_fetcher.jobs import ClaimResult, JobLedger
-from scwadd_fetcher.runtime import MIGRATIONS
 from scwadd_testing.database import migrated_sessions
+from scwadd_fetcher import ledger
+from scwadd_fetcher.ledger import ClaimResult, Holder
+from scwadd_fetcher.runtime import MIGRATIONS
+from sqlalchemy.orm import Session, sessionmaker
 
 
 @pytest.fixture
@@ -20,32 +25,47 @@ def sessions(database_url):
         yield sessions
 
 
+def db(sessions: sessionmaker[Session], work: Callable[..., Any], *args: Any) -> Any:
+    """``work(session, *args)`` in one transaction, as the service runs each ledger call."""
+    with sessions.begin() as session:
+        return work(session, *args)
+
+
 def test_one_owner_at_a_time_then_finished_for_everyone(sessions):
-    first = JobLedger(sessions, "replica-a", lease_seconds=60)
-    second = JobLedger(sessions, "replica-b", lease_seconds=60)
-    assert first.claim("job-1").result is ClaimResult.CLAIMED
-    assert second.claim("job-1").result is ClaimResult.BUSY
+    first = Holder("replica-a", timedelta(seconds=60))
+    second = Holder("replica-b", timedelta(seconds=60))
+    assert db(sessions, ledger.claim, "job-1", first).result is ClaimResult.CLAIMED
+    assert db(sessions, ledger.claim, "job-1", second).result is ClaimResult.BUSY
     # The owner itself may pick its job up again (a redelivery to the same replica).
-    assert first.claim("job-1").result is ClaimResult.CLAIMED
-    assert first.finish("job-1", "completed", "scwadd.events.fetch.completed", "{}", 2)
-    claim = second.claim("job-1")
+    assert db(sessions, ledger.claim, "job-1", first).result is ClaimResult.CLAIMED
+    assert db(
+        sessions,
+        ledger.finish,
+        "job-1",
+        first,
+        "completed",
+        "scwadd.events.fetch.completed",
+        "{}",
+        2,
+    )
+    claim = db(sessions, ledger.claim, "job-1", second)
     assert claim.result is ClaimResult.FINISHED
     assert claim.outcome_event == "{}" and not claim.published
-    first.mark_published("job-1")
-    assert second.claim("job-1").published
+    db(sessions, ledger.mark_published, "job-1")
+    assert db(sessions, ledger.claim, "job-1", second).published
 
 
 def test_a_lost_lease_is_taken_over_and_the_old_owner_cannot_finish(sessions):
-    dead = JobLedger(sessions, "replica-dead", lease_seconds=-1)  # its lease is already over
-    alive = JobLedger(sessions, "replica-alive", lease_seconds=60)
-    assert dead.claim("job-2").result is ClaimResult.CLAIMED
-    dead.save_tokens("job-2", '{"sealed": "access"}', '{"sealed": "refresh"}')
-    taken = alive.claim("job-2")
+    dead = Holder("replica-dead", timedelta(seconds=-1))  # its lease is already over
+    alive = Holder("replica-alive", timedelta(seconds=60))
+    assert db(sessions, ledger.claim, "job-2", dead).result is ClaimResult.CLAIMED
+    db(sessions, ledger.save_tokens, "job-2", '{"sealed": "access"}', '{"sealed": "refresh"}')
+    taken = db(sessions, ledger.claim, "job-2", alive)
     assert taken.result is ClaimResult.CLAIMED
     assert taken.sealed_refresh_token == '{"sealed": "refresh"}'  # the rotated one, not the event's
-    assert not dead.renew("job-2")
-    assert not dead.finish("job-2", "failed", "x", "{}", 1)
-    job = alive.get("job-2")
+    assert not db(sessions, ledger.renew, "job-2", dead)
+    assert not db(sessions, ledger.finish, "job-2", dead, "failed", "x", "{}", 1)
+    job = db(sessions, ledger.get, "job-2")
     assert job is not None and job.owner == "replica-alive" and job.attempts == 2
 
 
@@ -55,22 +75,29 @@ async def test_an_outcome_stored_but_never_published_is_published_on_redelivery(
 ):
     settings = settings_for(sandbox)
     tokens = await grant_tokens(sandbox, "electric-15min")
-    async with running_fetcher(settings) as runtime:
+    database = settings.DATABASE_URL
+    async with running_fetcher(settings):
         # A replica crashed after recording its outcome and before publishing it.
-        ledger = runtime.fetcher.ledger
+        crashed = Holder("crashed-replica", timedelta(seconds=60))
         job_id = "crashed-job"
         stored = FetchFailed(
             job_id=job_id,
             reason="The recorded reason.",
             event_id=stable_event_id(job_id, "fetch.failed"),
         )
-        assert ledger.claim(job_id).result is ClaimResult.CLAIMED
-        ledger.finish(job_id, "failed", stored.subject, stored.model_dump_json(), 0)
+        claim = in_database(database, lambda s: ledger.claim(s, job_id, crashed))
+        assert claim.result is ClaimResult.CLAIMED
+        in_database(
+            database,
+            lambda s: ledger.finish(
+                s, job_id, crashed, "failed", stored.subject, stored.model_dump_json(), 0
+            ),
+        )
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys), job_id)
         outcome = await observer.outcome(job_id)
         # Marked right after the publish returns, which may be just after we saw it.
         for _ in range(200):
-            job = ledger.get(job_id)
+            job = in_database(database, lambda s: ledger.get(s, job_id))
             if job is not None and job.published:
                 break
             await asyncio.sleep(0.05)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import uuid
+from datetime import timedelta
 
 import pytest
 from custodian_support import grant_tokens
@@ -13,10 +16,11 @@ from prometheus_client import REGISTRY
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
 from scwadd_core.sealing import Keyring
-from scwadd_fetcher.jobs import ClaimResult, JobLedger
+from scwadd_testing.nats import free_port
+from scwadd_fetcher import ledger
+from scwadd_fetcher.ledger import ClaimResult, Holder
 from scwadd_fetcher.runtime import MIGRATIONS
 from scwadd_sandbox.config import RateLimits
-from scwadd_testing.nats import free_port
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.anyio
@@ -124,17 +128,21 @@ async def test_a_job_held_by_a_dead_replica_resumes_when_its_lease_runs_out(
     job_id = uuid.uuid4().hex
     engine = make_engine(database_url)
     run_migrations(database_url, package=MIGRATIONS)
-    dead = JobLedger(session_factory(engine), "dead-replica", settings.JOB_LEASE_SECONDS)
-    assert dead.claim(job_id).result is ClaimResult.CLAIMED
+    sessions = session_factory(engine)
+    dead = Holder("dead-replica", timedelta(seconds=settings.JOB_LEASE_SECONDS))
+    with sessions.begin() as session:
+        assert ledger.claim(session, job_id, dead).result is ClaimResult.CLAIMED
     before = retried_grants()
-    async with running_fetcher(settings) as runtime:
+    async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, keyring, job_id=job_id)
         outcome = await observer.outcome(grant.job_id)
-        owner = runtime.fetcher.ledger.owner
-    job = dead.get(job_id)
+    # The replica running in this test's process (Holder.of_this_process: host-pid-random).
+    owner = f"{socket.gethostname()}-{os.getpid()}-"
+    with sessions.begin() as session:
+        job = ledger.get(session, job_id)
     engine.dispose()
     assert isinstance(outcome, FetchCompleted)
-    assert job is not None and job.owner == owner and job.attempts == 2
+    assert job is not None and job.owner.startswith(owner) and job.attempts == 2
     # Handed back once, until the dead replica's lease ended; the fixed backoff (2 s, 5 s, ...)
     # would have offered it twice before a 4 s lease ran out.
     assert retried_grants() == before + 1

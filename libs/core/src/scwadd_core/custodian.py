@@ -1,4 +1,5 @@
-"""The data custodian's (PG&E's) OAuth and API client, over mutual TLS.
+"""The data custodian's (PG&E's) OAuth and API client over mutual TLS, and the one policy every
+service calls it with.
 
 Every call to the custodian's API host presents the third party's registered client certificate
 and authenticates the client with HTTP Basic on the token endpoint. One small module, shared by
@@ -9,37 +10,67 @@ Usage::
     config = CustodianConfig.from_settings(settings)   # any object with the PGE_* fields
     async with Custodian(config) as custodian:
         grant = await custodian.exchange_code(code, redirect_uri)      # auth
-        fresh = await custodian.refresh(grant.refresh_token)           # fetcher, on 401/403
-        token = await custodian.client_token()                         # cached, shared
+        token = CustomerToken(custodian, access, refresh)              # fetcher: one per job
+        response = await call_with_retries(                            # any ESPI call
+            CallPolicy(), lambda: custodian.send("GET", url, token, accept=(200, 204))
+        )
         outcome = await custodian.revoke(grant.authorization_uri)      # exporter
-        response = await custodian.http.get(url, headers=bearer(token))  # any ESPI call
+
+The policy, in one place:
+
+* :meth:`Custodian.send` sends one request with a :class:`Credential` (the customer's
+  :class:`CustomerToken` or our :class:`ClientToken`); on a 401/403 it renews the token once
+  (a refresh, at most once per grant; or a new client token) and sends again. A transport
+  failure is a retryable :class:`CustodianError`.
+* :func:`call_with_retries` retries (tenacity) what a retry can help: 5xx, timeouts, transport
+  errors and malformed answers with exponential backoff and full jitter, never sooner than a
+  Retry-After the answer carried; a 429 is waited out for its Retry-After (PG&E documents
+  neither, so an answer without one waits :data:`DEFAULT_RETRY_AFTER_SECONDS`) and counted
+  apart, so a custodian that asks us to slow down does not use up the attempts meant for
+  failures (:class:`CallPolicy`).
+* every answer is counted in ``scwadd_custodian_calls_total`` by :func:`count_custodian_calls`
+  (a hook on the HTTP client, so token requests and a renewed request count too), every
+  transport failure by :meth:`Custodian.send` (``timeout`` / ``error``);
+* every request takes a call from the budget all replicas share
+  (:func:`scwadd_core.ratelimit.pace_custodian_calls`, also a hook), and a 429 holds that
+  budget back by its Retry-After for everyone.
 
 Errors are :class:`CustodianError` with the HTTP status and the RFC 6749 ``error`` code; their
-messages never contain a token, code or secret. Retrying is the caller's policy (tenacity):
-``CustodianError.retryable`` says whether a retry can help.
+messages never contain a token, code or secret. ``CustodianError.retryable`` says whether a
+retry can help.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import logging
+import random
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from scwadd_core.metrics import CUSTODIAN_CALLS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # A token is replaced this long before the custodian says it expires, so a call never starts
 # with a token that dies in flight.
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# PG&E documents no 429 at all, so an answer without Retry-After gets this pause.
+DEFAULT_RETRY_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -184,6 +215,167 @@ def _error_from(response: httpx.Response, what: str) -> CustodianError:
     )
 
 
+@dataclass(frozen=True)
+class CallPolicy:
+    """How one custodian call is retried; the services differ only in these numbers.
+
+    Failures (5xx, timeouts, transport errors, malformed answers) and 429s are counted apart:
+    ``attempts`` failures or ``rate_limited_attempts`` 429s end the call, whichever comes first.
+    """
+
+    attempts: int = 5
+    # Seconds: after failure n the wait is uniform in [0, min(initial_wait * 2**(n-1), max_wait)]
+    # ("full jitter"), never shorter than a Retry-After the failed answer carried.
+    initial_wait: float = 1.0
+    max_wait: float = 60.0
+    rate_limited_attempts: int = 20
+    # A 429 without Retry-After waits this long (PG&E documents neither).
+    default_retry_after: float = DEFAULT_RETRY_AFTER_SECONDS
+
+    def wait(self, error: CustodianError, failures: int) -> float:
+        """Seconds to wait before the next attempt, after ``error`` and ``failures`` failures
+        so far. A 429's Retry-After holds the shared budget back for every replica too
+        (:func:`scwadd_core.ratelimit.pace_custodian_calls`), so waiting it out here costs no
+        time the budget would not cost anyway."""
+        if error.status_code == 429:
+            return error.retry_after if error.retry_after is not None else self.default_retry_after
+        ceiling = self.initial_wait * 2 ** max(0, failures - 1)
+        delay = random.uniform(0, min(ceiling, self.max_wait))  # noqa: S311 - jitter, not a secret
+        # A 5xx may carry Retry-After too (RFC 9110 §10.2.3): never come back sooner than asked.
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        return delay
+
+
+@dataclass
+class _Tally:
+    """One call's answers so far: failures and 429s are counted apart."""
+
+    failed: int = 0
+    rate_limited: int = 0
+
+
+async def call_with_retries(
+    policy: CallPolicy, attempt: Callable[[], Awaitable[T]], *, what: str = "custodian call"
+) -> T:
+    """``await attempt()`` until it returns, retrying each retryable :class:`CustodianError` it
+    raises as ``policy`` says (see :class:`CallPolicy`).
+
+    Raises the last :class:`CustodianError` once the attempts are used up (its ``status_code``
+    429 when the custodian kept asking us to slow down), a non-retryable one at once, and any
+    other exception at once. ``what`` names the call in log lines (no URL: ids are customer
+    data)."""
+    tally = _Tally()
+
+    def retryable(error: BaseException) -> bool:
+        return isinstance(error, CustodianError) and error.retryable
+
+    def stop(_state: RetryCallState) -> bool:
+        return tally.failed >= policy.attempts or tally.rate_limited >= policy.rate_limited_attempts
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        assert isinstance(error, CustodianError)
+        return policy.wait(error, tally.failed)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(retryable), stop=stop, wait=wait, reraise=True
+    )
+    async for attempt_state in retrying:
+        with attempt_state:
+            try:
+                return await attempt()
+            except CustodianError as error:
+                if error.status_code == 429:
+                    tally.rate_limited += 1
+                    log.info(
+                        "%s waits: the custodian asked us to slow down",
+                        what,
+                        extra={"retry_after": error.retry_after},
+                    )
+                elif error.retryable:
+                    tally.failed += 1
+                    log.warning(
+                        "%s attempt failed",
+                        what,
+                        extra={"attempt": tally.failed, "status": error.status_code},
+                    )
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Credential(Protocol):
+    """What authorizes a request: the customer's access token or our client token."""
+
+    async def token(self) -> str:
+        """The bearer token to send now."""
+        ...
+
+    async def renew(self) -> bool:
+        """After a 401/403: get a fresh token; False when none can help (the request's answer
+        stands). Raises a retryable :class:`CustodianError` when the token endpoint failed."""
+        ...
+
+
+class ClientToken:
+    """Our client-credentials token (PG&E's ``client_access_token``), cached by the custodian
+    client and replaced when the custodian refuses it."""
+
+    def __init__(self, custodian: Custodian) -> None:
+        self._custodian = custodian
+
+    async def token(self) -> str:
+        return await self._custodian.client_token()
+
+    async def renew(self) -> bool:
+        self._custodian.forget_client_token()
+        return True
+
+
+class CustomerToken:
+    """The customer's access token for one grant, refreshed at most once (OAuth 2.0 refresh
+    grant, RFC 6749 §6): PG&E rotates the refresh token, so a refusal after a refresh means the
+    grant is gone, not the token. ``on_rotate(access, refresh)`` keeps the new pair (sealed, in
+    the caller's ledger) so another replica taking the job over does not use a spent one."""
+
+    def __init__(
+        self,
+        custodian: Custodian,
+        access_token: str,
+        refresh_token: str | None,
+        on_rotate: Callable[[str, str | None], Awaitable[None]] | None = None,
+    ) -> None:
+        self._custodian = custodian
+        self.value = access_token
+        self._refresh_token = refresh_token
+        self._on_rotate = on_rotate
+        self.refreshed = False
+
+    async def token(self) -> str:
+        return self.value
+
+    async def renew(self) -> bool:
+        """Get a new access token; False when there is no refresh left to try."""
+        if self.refreshed or not self._refresh_token:
+            return False
+        self.refreshed = True
+        try:
+            answer = await self._custodian.refresh(self._refresh_token)
+        except CustodianError as error:
+            if error.retryable:
+                # The token endpoint is down, not the grant: allow the refresh again later.
+                self.refreshed = False
+                raise
+            log.warning("access token refresh refused: %s", error)
+            return False
+        self.value = answer.access_token
+        if answer.refresh_token:
+            self._refresh_token = answer.refresh_token
+        if self._on_rotate is not None:
+            await self._on_rotate(self.value, self._refresh_token)
+        return True
+
+
 class Custodian:
     """An open connection to the custodian: one httpx client and one cached client token."""
 
@@ -290,27 +482,64 @@ class Custodian:
         self._client_token = None
         self._client_token_expires_at = 0.0
 
+    async def send(
+        self,
+        method: str,
+        url: str,
+        credential: Credential,
+        *,
+        params: dict[str, str] | None = None,
+        accept: tuple[int, ...] = (),
+        on_request: Callable[[], None] | None = None,
+        what: str | None = None,
+    ) -> httpx.Response:
+        """One request with ``credential``'s bearer token; the answer, whatever its status.
+
+        A 401 or 403 not in ``accept`` (a caller probing a batch that may be another customer's
+        expects a 403) renews the token once (:meth:`Credential.renew`) and sends again.
+        ``on_request`` is called as each request goes out (a job counts its calls). No answer
+        (timeout, transport error) raises a retryable :class:`CustodianError` and is counted in
+        ``scwadd_custodian_calls_total`` as ``timeout`` / ``error``; a credential that cannot be
+        had raises its own :class:`CustodianError`.
+        """
+        endpoint = endpoint_of(url)
+        what = what or f"{endpoint} request"
+        renewed = False
+        while True:
+            token = await credential.token()
+            if on_request is not None:
+                on_request()
+            try:
+                response = await self.http.request(
+                    method, url, params=params, headers=bearer(token)
+                )
+            except httpx.TimeoutException as exc:
+                CUSTODIAN_CALLS.labels(endpoint, "timeout").inc()
+                raise CustodianError(f"{what} failed: {type(exc).__name__}") from exc
+            except httpx.HTTPError as exc:
+                CUSTODIAN_CALLS.labels(endpoint, "error").inc()
+                raise CustodianError(f"{what} failed: {type(exc).__name__}") from exc
+            status = response.status_code
+            if status in (401, 403) and status not in accept and not renewed:
+                renewed = True
+                if await credential.renew():
+                    continue
+            return response
+
     async def revoke(self, authorization_uri: str) -> RevokeOutcome:
         """DELETE the authorization with the client token; 404/410 mean it is already gone.
 
         A 401/403 gets one more try with a fresh client token. Other failures raise
         :class:`CustodianError` (``retryable`` tells the caller whether to try again).
         """
-        for attempt in range(2):
-            token = await self.client_token()
-            try:
-                response = await self.http.delete(authorization_uri, headers=bearer(token))
-            except httpx.HTTPError as exc:
-                raise CustodianError(f"revocation failed: {type(exc).__name__}") from exc
-            if response.status_code in (200, 202, 204):
-                return RevokeOutcome.REVOKED
-            if response.status_code in (404, 410):
-                return RevokeOutcome.ALREADY_REVOKED
-            if response.status_code in (401, 403) and attempt == 0:
-                self.forget_client_token()
-                continue
-            raise _error_from(response, "revocation")
-        raise AssertionError("unreachable")  # pragma: no cover
+        response = await self.send(
+            "DELETE", authorization_uri, ClientToken(self), what="revocation"
+        )
+        if response.status_code in (200, 202, 204):
+            return RevokeOutcome.REVOKED
+        if response.status_code in (404, 410):
+            return RevokeOutcome.ALREADY_REVOKED
+        raise _error_from(response, "revocation")
 
 
 def endpoint_of(url: str) -> str:
@@ -339,8 +568,9 @@ def endpoint_of(url: str) -> str:
 
 def count_custodian_calls(http: httpx.AsyncClient) -> None:
     """Count every answer ``http`` receives in ``scwadd_custodian_calls_total``, by endpoint and
-    status, for a service whose calls are not counted at each call site (the exporter's
-    revocations and client-token requests)."""
+    status: a hook rather than counting at each call site, so the requests the client makes on
+    its own (a client token, a request sent again with a renewed token) count too. Requests that
+    get no answer are counted by :meth:`Custodian.send`."""
 
     async def count(response: httpx.Response) -> None:
         CUSTODIAN_CALLS.labels(

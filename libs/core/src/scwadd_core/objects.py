@@ -1,20 +1,69 @@
-"""Reading the JetStream object store the way a file server needs to: entries with their
-modification time (nats-py leaves ``ObjectInfo.mtime`` empty), and objects streamed chunk by
-chunk, from an offset, instead of loaded whole into memory.
+"""The JetStream object store buckets (``scwadd-raw``, ``scwadd-exports``), as the services use
+them: whole objects written and read by the fetcher and the exporter (:class:`ObjectBuckets`),
+and, the way a file server needs them, entries with their modification time (nats-py leaves
+``ObjectInfo.mtime`` empty) and objects streamed chunk by chunk, from an offset, instead of
+loaded whole into memory.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
 
 import nats.js.errors
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ObjectInfo
+from nats.js.object_store import ObjectStore
+
+from scwadd_core.bus import Bus, read_object
+
+log = logging.getLogger(__name__)
+
+# A put is tried this often when a chunk's ack times out (a busy server, several large
+# documents at once) before the caller's message is handed back for redelivery.
+PUT_ATTEMPTS = 4
+
+
+class ObjectBuckets:
+    """Whole objects in the bus's object store buckets. Each bucket is opened (created if
+    missing, with the bus's replicas and limits: :meth:`Bus.object_store`) once, on first use
+    or by :meth:`open`."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._stores: dict[str, ObjectStore] = {}
+
+    async def open(self, bucket: str) -> ObjectStore:
+        """The bucket's store, opened now if it was not yet."""
+        if bucket not in self._stores:
+            self._stores[bucket] = await self.bus.object_store(bucket)
+        return self._stores[bucket]
+
+    async def get(self, bucket: str, name: str) -> bytes:
+        """The whole object; raises ``nats.js.errors.ObjectNotFoundError`` if absent."""
+        return await read_object(await self.open(bucket), name)
+
+    async def put(self, bucket: str, name: str, data: bytes) -> None:
+        """Store ``data`` under ``name`` (a put under the same name replaces it). A chunk ack
+        that times out is tried again a few times here (1 s, 2 s, 3 s apart) rather than
+        costing the whole message a redelivery."""
+        store = await self.open(bucket)
+        for attempt in range(1, PUT_ATTEMPTS + 1):
+            try:
+                await store.put(name, data)
+                return
+            except NatsTimeoutError:
+                if attempt == PUT_ATTEMPTS:
+                    raise
+                log.warning("storing an object timed out; trying again (%d)", attempt)
+                await asyncio.sleep(attempt)
 
 
 class ObjectIntegrityError(Exception):

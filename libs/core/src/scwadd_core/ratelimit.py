@@ -54,11 +54,9 @@ import httpx
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from prometheus_client import Counter
 
-from scwadd_core.custodian import retry_after_seconds
+from scwadd_core.custodian import DEFAULT_RETRY_AFTER_SECONDS, retry_after_seconds
 
 BUDGET_KEY = "custodian"
-# PG&E documents no 429 at all, so an answer without Retry-After gets this pause.
-DEFAULT_RETRY_AFTER_SECONDS = 5.0
 # How often a caller waiting for a call in flight to be answered looks at the budget again.
 BUSY_POLL_SECONDS = 0.1
 

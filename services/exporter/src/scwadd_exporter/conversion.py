@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from scwadd_espi.convert import ConversionError, convert
 from scwadd_espi.parser import EspiParseError
 
-from scwadd_exporter.processor import Built
+from scwadd_exporter.service import Built
 
 # Input the engine refuses: converting it again cannot succeed.
 UNCONVERTIBLE = (EspiParseError, ConversionError)

@@ -1,37 +1,28 @@
-"""The exporter process: bus consumer, watchdog loop and operator endpoints in one event loop."""
+"""The exporter process, wiring only: settings → database, bus, custodian client, object store
+→ the consumer, the watchdog loop and the routes (decisions: :mod:`scwadd_exporter.service`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
-from typing import Any
 
-from fastapi import FastAPI, Query
-from nats.js.object_store import ObjectStore
-from scwadd_core.bus import Bus, ConsumerPolicy, read_object
+from scwadd_core.bus import Bus, ConsumerPolicy
 from scwadd_core.custodian import Custodian, CustodianConfig, count_custodian_calls
-from scwadd_core.db import as_utc, make_engine, run_migrations, session_factory
+from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import (
     FETCH_COMPLETED,
     FETCH_FAILED,
     GRANT_RECEIVED,
     GRANT_REVOKE_REQUESTED,
     RATELIMIT_BUCKET,
-    Event,
-    FetchCompleted,
-    FetchFailed,
-    GrantReceived,
-    GrantRevokeRequested,
 )
+from scwadd_core.objects import ObjectBuckets
 from scwadd_core.ratelimit import Limits, SharedRateLimit, pace_custodian_calls
 from scwadd_core.web import bus_check, create_app, database_check, serve
-from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_exporter import ledger
 from scwadd_exporter.conversion import UNCONVERTIBLE, convert_documents
-from scwadd_exporter.models import ExporterGrant, GrantState
-from scwadd_exporter.processor import Exporter, ExporterPolicy
+from scwadd_exporter.http import build_router
+from scwadd_exporter.service import Exporter, ExporterPolicy
 from scwadd_exporter.settings import ExporterSettings
 
 log = logging.getLogger("scwadd_exporter")
@@ -41,81 +32,9 @@ DURABLE = "exporter"
 SUBJECTS = [GRANT_RECEIVED, FETCH_COMPLETED, FETCH_FAILED, GRANT_REVOKE_REQUESTED]
 
 
-class ObjectStoreBlobs:
-    """The exporter's view of the JetStream object store buckets."""
-
-    def __init__(self, bus: Bus) -> None:
-        self.bus = bus
-        self._stores: dict[str, ObjectStore] = {}
-
-    async def _store(self, bucket: str) -> ObjectStore:
-        if bucket not in self._stores:
-            self._stores[bucket] = await self.bus.object_store(bucket)
-        return self._stores[bucket]
-
-    async def get(self, bucket: str, name: str) -> bytes:
-        return await read_object(await self._store(bucket), name)
-
-    async def put(self, bucket: str, name: str, data: bytes) -> None:
-        await (await self._store(bucket)).put(name, data)
-
-
-def policy_from(settings: ExporterSettings) -> ExporterPolicy:
-    return ExporterPolicy(
-        grant_deadline=timedelta(minutes=settings.GRANT_DEADLINE_MINUTES),
-        revoke_attempts=settings.REVOKE_MAX_ATTEMPTS,
-        revoke_backoff_seconds=settings.REVOKE_BACKOFF_SECONDS,
-        revoke_backoff_max_seconds=settings.REVOKE_BACKOFF_MAX_SECONDS,
-        revoking_lease=timedelta(seconds=settings.REVOKING_LEASE_SECONDS),
-        flagged_retry=timedelta(minutes=settings.REVOKE_RETRY_FLAGGED_MINUTES),
-        unrevoked_after=timedelta(minutes=settings.UNREVOKED_ALERT_MINUTES),
-        csv_layout=settings.CSV_LAYOUT,
-    )
-
-
 def migrate(settings: ExporterSettings) -> None:
     # run_migrations waits (bounded) for a database that starts after us.
     run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
-
-
-def _grant_json(grant: ExporterGrant) -> dict[str, Any]:
-    def iso(moment: datetime | None) -> str | None:
-        return as_utc(moment).isoformat() if moment is not None else None
-
-    return {
-        "job_id": grant.job_id,
-        "subscription_id": grant.subscription_id,
-        "status": grant.state,
-        "reason": grant.reason,
-        "detail": grant.detail,
-        "received_at": iso(grant.received_at),
-        "deadline": iso(grant.deadline),
-        "state_changed_at": iso(grant.state_changed_at),
-        "revoke_attempts": grant.revoke_attempts,
-        "revoked_at": iso(grant.revoked_at),
-    }
-
-
-def add_operator_routes(app: FastAPI, sessions: sessionmaker[Session]) -> None:
-    statuses = [state.value for state in GrantState]
-
-    @app.get("/grants")
-    async def grants(status: str | None = Query(default=None)) -> Any:
-        """Grants and where they stand; ``?status=flagged`` lists those the operator must act on."""
-        if status is not None and status not in statuses:
-            from fastapi.responses import JSONResponse
-
-            return JSONResponse(
-                {"error": f"unknown status {status!r}; one of {', '.join(statuses)}"},
-                status_code=400,
-            )
-
-        def read() -> list[dict[str, Any]]:
-            with sessions() as session:
-                return [_grant_json(g) for g in ledger.grants_by_status(session, status)]
-
-        rows = await asyncio.to_thread(read)
-        return {"status": status, "count": len(rows), "grants": rows}
 
 
 async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None) -> int:
@@ -134,29 +53,19 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
     count_custodian_calls(custodian.http)
     exporter = Exporter(
         sessions=sessions,
-        blobs=ObjectStoreBlobs(bus),
+        blobs=ObjectBuckets(bus),
         revoker=custodian,
         publish=bus.publish,
         convert=convert_documents,
-        policy=policy_from(settings),
+        policy=ExporterPolicy.from_settings(settings),
         unconvertible=UNCONVERTIBLE,
     )
-
-    async def handle(event: Event) -> None:
-        if isinstance(event, GrantReceived):
-            await exporter.on_grant_received(event)
-        elif isinstance(event, FetchCompleted):
-            await exporter.on_fetch_completed(event)
-        elif isinstance(event, FetchFailed):
-            await exporter.on_fetch_failed(event)
-        elif isinstance(event, GrantRevokeRequested):
-            await exporter.on_revoke_requested(event)
 
     async def consume() -> None:
         await bus.run_consumer(
             DURABLE,
             SUBJECTS,
-            handle,
+            exporter.on_event,
             # An event held by an exporter that died comes back after 15 s.
             policy=ConsumerPolicy(concurrency=settings.EXPORTER_CONCURRENCY, ack_wait=15.0),
         )
@@ -168,18 +77,13 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
             except Exception:
                 # A database or custodian outage must not end the loop that guards revocation.
                 log.exception("watchdog pass failed; trying again next interval")
-            try:
-                await asyncio.wait_for(
-                    _until_stopping(bus), timeout=settings.WATCHDOG_INTERVAL_SECONDS
-                )
-            except TimeoutError:
-                continue
+            await bus.sleep_unless_stopping(settings.WATCHDOG_INTERVAL_SECONDS)
 
     app = create_app(
         "scwadd exporter",
         checks={"nats": bus_check(bus), "database": database_check(engine)},
     )
-    add_operator_routes(app, sessions)
+    app.include_router(build_router(sessions))
 
     async def close() -> None:
         await custodian.aclose()
@@ -188,8 +92,3 @@ async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None)
     return await serve(
         app, settings, bus=bus, background=[consume, watchdog], on_shutdown=[close], stop=stop
     )
-
-
-async def _until_stopping(bus: Bus) -> None:
-    while not bus.stopping:
-        await asyncio.sleep(0.5)

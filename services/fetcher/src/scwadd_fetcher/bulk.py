@@ -30,18 +30,21 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from scwadd_fetcher.api import EspiSession, PermanentError
-from scwadd_fetcher.documents import MalformedDocument, check_feed, split_by_subscription
+from scwadd_fetcher.custodian import EspiSession, PermanentError
+from scwadd_fetcher.documents import (
+    NO_DATA,
+    Feed,
+    MalformedDocument,
+    check_feed,
+    read_feed,
+    split_by_subscription,
+)
 from scwadd_fetcher.notifications import BatchWaiters, Expectation
 from scwadd_fetcher.windows import Window
 
 log = logging.getLogger(__name__)
 
 ESPI_RESOURCE_URI = "{http://naesb.org/espi}resourceURI"
-
-
-def _check_feed(body: bytes) -> None:
-    check_feed(body)
 
 
 def bulk_id_from_authorizations(body: bytes) -> str | None:
@@ -78,9 +81,9 @@ class BulkOptions:
 @dataclass
 class _Round:
     window: Window
-    members: dict[str, asyncio.Future[bytes | None]] = field(default_factory=dict)
+    members: dict[str, asyncio.Future[Feed | None]] = field(default_factory=dict)
 
-    def waiting(self) -> dict[str, asyncio.Future[bytes | None]]:
+    def waiting(self) -> dict[str, asyncio.Future[Feed | None]]:
         return {sub: fut for sub, fut in self.members.items() if not fut.done()}
 
 
@@ -98,9 +101,10 @@ class BulkRequests:
         self._tasks: set[asyncio.Task[None]] = set()
         self.rounds = 0
 
-    async def data_for(self, subscription_id: str, window: Window) -> bytes | None:
-        """The subscription's part of a Bulk answer covering ``window``: an Atom feed, b"" when
-        the custodian has no data in the window, None when the subscription is in no answer.
+    async def data_for(self, subscription_id: str, window: Window) -> Feed | None:
+        """The subscription's part of a Bulk answer covering ``window``: an Atom feed (read once,
+        :func:`~scwadd_fetcher.documents.read_feed`), :data:`NO_DATA` when the custodian has no
+        data in the window, None when the subscription is in no answer.
         Raises what the round raised (:class:`PermanentError`, a range refusal)."""
         loop = asyncio.get_running_loop()
         current = self._open.get(window)
@@ -139,8 +143,12 @@ class BulkRequests:
         base = self.options.api_base.rstrip("/")
         async with self._bulk_id_lock:
             if self._bulk_id is None:
-                answer = await self.session.call(f"{base}/Authorization", client_token=True)
-                self._bulk_id = bulk_id_from_authorizations(answer.content)
+                answer = await self.session.call(
+                    f"{base}/Authorization",
+                    client_token=True,
+                    read_body=bulk_id_from_authorizations,
+                )
+                self._bulk_id = answer.read
                 if self._bulk_id is None:
                     raise PermanentError(
                         "the utility's Authorization documents name no Bulk resource for this "
@@ -167,7 +175,7 @@ class BulkRequests:
                     url,
                     params=params,
                     client_token=True,
-                    check_body=_check_feed,
+                    read_body=check_feed,
                     ok=(200, 202, 204, 400),
                 )
                 if response.status_code == 200:
@@ -175,7 +183,7 @@ class BulkRequests:
                     return
                 if response.status_code == 204:
                     for future in current.waiting().values():
-                        future.set_result(b"")
+                        future.set_result(NO_DATA)
                     return
                 if response.status_code == 400:
                     refusal = refusal_of(response.text, window)
@@ -201,7 +209,7 @@ class BulkRequests:
                 answer = await self.session.call(
                     item.url,
                     client_token=True,
-                    check_body=_check_feed,
+                    read_body=check_feed,
                     ok=(200, 204, 403, 404),
                 )
                 if answer.status_code in (403, 404):
@@ -210,7 +218,7 @@ class BulkRequests:
                 if answer.status_code == 204:
                     if item.exact:
                         for future in current.waiting().values():
-                            future.set_result(b"")
+                            future.set_result(NO_DATA)
                     continue
                 await self._deliver(current, answer.content, exact=item.exact)
             if not current.waiting():
@@ -229,7 +237,16 @@ class BulkRequests:
         for subscription_id, future in current.waiting().items():
             part = split.parts.get(subscription_id)
             if part is not None:
-                future.set_result(part)
+                # Each member's part is a document of its own, read once here (checked,
+                # readings counted, UsagePoints named); the whole was checked on arrival.
+                try:
+                    feed = await asyncio.to_thread(read_feed, part)
+                except MalformedDocument as error:
+                    if not future.done():
+                        future.set_exception(error)
+                else:
+                    if not future.done():
+                        future.set_result(feed)
                 mine += 1
         log.info(
             "a Bulk document (%s) held %d subscription(s), %d of them waited for here; "

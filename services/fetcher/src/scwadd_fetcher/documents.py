@@ -1,7 +1,8 @@
 """What the fetcher needs to read in the custodian's documents, before the exporter parses them.
 
 Which UsagePoints a subscription has, which resource URLs a BatchList announces, whether a body
-is well-formed ESPI worth storing (and how many readings it holds, for the metric): answered by
+is well-formed ESPI worth storing (and, from the same single read, how many readings and which
+UsagePoints it holds: :func:`read_feed`): answered by
 the ESPI engine's streaming, hostile-input-safe parser (:mod:`scwadd_espi.parser`), by namespace
 URI, never by prefix, no DTD, no entities. And which part of a Bulk answer is whose
 (:func:`split_by_subscription`, lxml's streaming parser with the same settings, on a body the
@@ -32,6 +33,10 @@ def _entries(body: bytes, what: str) -> Iterator[ParsedEntry]:
         raise MalformedDocument(str(error)) from None
 
 
+def _usage_point_id(self_href: str) -> str:
+    return self_href.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 def usage_point_ids(body: bytes) -> list[str]:
     """The UsagePoint ids of a ``Subscription/{id}/UsagePoint`` feed (or a single entry).
 
@@ -44,7 +49,7 @@ def usage_point_ids(body: bytes) -> list[str]:
             continue
         if not entry.self_href:
             raise MalformedDocument("a UsagePoint entry has no self link")
-        up_id = entry.self_href.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        up_id = _usage_point_id(entry.self_href)
         if up_id and up_id not in ids:
             ids.append(up_id)
     return ids
@@ -65,20 +70,46 @@ def batch_list_resources(body: bytes) -> list[str]:
     return urls
 
 
-def check_feed(body: bytes) -> int:
-    """Raise :class:`MalformedDocument` unless ``body`` parses as ESPI from start to end;
-    returns the number of IntervalReadings in it."""
+@dataclass(frozen=True)
+class Feed:
+    """A usage document that parsed as ESPI from start to end (:func:`read_feed`), with what the
+    fetcher needs from it: the number of IntervalReadings and the UsagePoints it holds."""
+
+    body: bytes
+    readings: int = 0
+    usage_points: tuple[str, ...] = ()
+
+
+# The custodian's answer for a window without data (204, or an empty part).
+NO_DATA = Feed(b"")
+
+
+def read_feed(body: bytes) -> Feed:
+    """Read ``body`` once: raise :class:`MalformedDocument` unless it parses as ESPI from start
+    to end, else the :class:`Feed` with its IntervalReadings counted and its UsagePoints' ids
+    (the last segment of each UsagePoint entry's ``self`` link)."""
     readings = 0
     entries = 0
+    usage_points: list[str] = []
     for entry in _entries(body, "usage document"):
         entries += 1
         if isinstance(entry.obj, BatchList):
             raise MalformedDocument("a BatchList is not a usage document")
         if isinstance(entry.obj, IntervalBlock):
             readings += len(entry.obj.readings)
+        elif isinstance(entry.obj, UsagePoint) and entry.self_href:
+            up_id = _usage_point_id(entry.self_href)
+            if up_id and up_id not in usage_points:
+                usage_points.append(up_id)
     if entries == 0 and b"feed" not in body[:2000]:
         raise MalformedDocument("the usage document holds no ESPI object")
-    return readings
+    return Feed(body, readings, tuple(usage_points))
+
+
+def check_feed(body: bytes) -> int:
+    """Raise :class:`MalformedDocument` unless ``body`` parses as ESPI from start to end;
+    returns the number of IntervalReadings in it."""
+    return read_feed(body).readings
 
 
 ATOM_ENTRY = "{http://www.w3.org/2005/Atom}entry"

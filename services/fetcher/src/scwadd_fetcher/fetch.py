@@ -15,12 +15,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from scwadd_core.events import RAW_BUCKET
+
 from scwadd_fetcher import metrics
-from scwadd_fetcher.api import EspiSession, PermanentError
 from scwadd_fetcher.bulk import BulkRequests
+from scwadd_fetcher.custodian import EspiSession, PermanentError
 from scwadd_fetcher.documents import (
+    NO_DATA,
+    Feed,
     MalformedDocument,
     check_feed,
+    read_feed,
     split_by_subscription,
     usage_point_ids,
 )
@@ -33,7 +38,9 @@ UNPROCESSED_BATCH = "unprocessed batch request"
 
 
 class RawStore(Protocol):
-    async def put(self, name: str, data: bytes) -> None: ...
+    """Where the raw documents go (:class:`scwadd_core.objects.ObjectBuckets`)."""
+
+    async def put(self, bucket: str, name: str, data: bytes) -> None: ...
 
 
 Progress = Callable[[str], Awaitable[None]]
@@ -67,16 +74,6 @@ class RangeTooLong(Exception):
         self.max_seconds = max_seconds
 
 
-def subscription_id_from(resource_uri: str) -> str:
-    """``.../Batch/Subscription/{id}`` (or ``.../Subscription/{id}/...``) → ``{id}``."""
-    parts = [p for p in resource_uri.split("?")[0].split("/") if p]
-    if "Subscription" in parts:
-        index = parts.index("Subscription")
-        if index + 1 < len(parts):
-            return parts[index + 1]
-    raise ValueError("the resourceURI names no Subscription")
-
-
 def refusal_of(text: str, window: Window) -> Exception | None:
     """What a 400 to a batch request means: None for "a batch is already being prepared" (wait
     for it, PG&E's "An unprocessed batch request ... already exists"), :class:`RangeTooLong` for
@@ -93,14 +90,6 @@ def refusal_of(text: str, window: Window) -> Exception | None:
     return PermanentError(
         "the utility's data service refused the request for the usage data: " + text.strip()[:200]
     )
-
-
-def _check_usage_point_list(body: bytes) -> None:
-    usage_point_ids(body)
-
-
-def _check_feed(body: bytes) -> None:
-    check_feed(body)
 
 
 class JobFetch:
@@ -138,10 +127,10 @@ class JobFetch:
             return await self._run_bulk(subscription_id)
         listing = await self.session.call(
             f"{base}/Subscription/{subscription_id}/UsagePoint",
-            check_body=_check_usage_point_list,
+            read_body=usage_point_ids,
             ok=(200, 204),
         )
-        ids = usage_point_ids(listing.content) if listing.status_code == 200 else []
+        ids = listing.read or []
         if not ids:
             raise PermanentError("the utility shared no meter (UsagePoint) for this account")
         self.outcome.usage_points = ids
@@ -173,8 +162,8 @@ class JobFetch:
                 raise PermanentError(
                     "the utility's bulk data did not include this customer's subscription"
                 )
-            if part:
-                for usage_point in usage_point_ids(part):
+            if part.body:
+                for usage_point in part.usage_points:
                     if usage_point not in self.outcome.usage_points:
                         self.outcome.usage_points.append(usage_point)
                 await self._store(self._object_name("bulk", window), part)
@@ -202,12 +191,12 @@ class JobFetch:
         suffix = "" if part is None else f"-{part}"
         return f"{self.job_id}/{label}/{window.start}-{window.end}{suffix}.xml"
 
-    async def _store(self, name: str, body: bytes) -> None:
-        readings = await asyncio.to_thread(check_feed, body)
-        await self.store.put(name, body)
+    async def _store(self, name: str, feed: Feed) -> None:
+        """Store a document read once when it arrived (:func:`read_feed`), and count it."""
+        await self.store.put(RAW_BUCKET, name, feed.body)
         self.outcome.raw_objects.append(name)
-        self.outcome.readings += readings
-        metrics.READINGS_FETCHED.inc(readings)
+        self.outcome.readings += feed.readings
+        metrics.READINGS_FETCHED.inc(feed.readings)
 
     async def _fetch_window(self, url: str, label: str, window: Window) -> None:
         correlation_ids: set[str] = set()
@@ -224,11 +213,11 @@ class JobFetch:
                     "correlationID": correlation_id,
                 }
                 response = await self.session.call(
-                    url, params=params, check_body=_check_feed, ok=(200, 202, 204, 400)
+                    url, params=params, read_body=read_feed, ok=(200, 202, 204, 400)
                 )
                 status = response.status_code
-                if status == 200:
-                    await self._store(self._object_name(label, window), response.content)
+                if response.read is not None:  # a 200: the data, read once on arrival
+                    await self._store(self._object_name(label, window), response.read)
                     return
                 if status == 204:
                     self.outcome.empty_windows.append(window)
@@ -257,12 +246,12 @@ class JobFetch:
             for item in announced:
                 if item.url in self._consumed:
                     continue  # a duplicated notification
-                body = await self._get_announced(item)
-                if body is None:
+                feed = await self._get_announced(item)
+                if feed is None:
                     continue
                 self._consumed.add(item.url)
-                if body:
-                    await self._store(self._object_name(label, window, len(self._consumed)), body)
+                if feed.body:
+                    await self._store(self._object_name(label, window, len(self._consumed)), feed)
                 else:
                     self.outcome.empty_windows.append(window)
                 stored += 1
@@ -270,40 +259,40 @@ class JobFetch:
                 return True
         return False
 
-    async def _get_announced(self, item: Announced) -> bytes | None:
-        """The announced document (b"" when it holds no data), or None when it is not ours."""
+    async def _get_announced(self, item: Announced) -> Feed | None:
+        """The announced document (:data:`NO_DATA` when it holds none), or None when it is not
+        ours."""
         if "/Batch/Bulk/" in item.url:
             return await self._get_bulk(item)
         if not item.exact:
             # Somebody's batch: ours only if our customer's token may read it and it is about
             # our subscription.
-            answer = await self.session.call(
-                item.url, check_body=_check_feed, ok=(200, 204, 403, 404)
-            )
+            answer = await self.session.call(item.url, read_body=read_feed, ok=(200, 204, 403, 404))
             if answer.status_code in (403, 404):
                 return None
             if answer.status_code == 200 and self._subscription_marker not in answer.content:
                 return None
         else:
-            answer = await self.session.call(item.url, check_body=_check_feed, ok=(200, 204))
-        return answer.content if answer.status_code == 200 else b""
+            answer = await self.session.call(item.url, read_body=read_feed, ok=(200, 204))
+        return answer.read or NO_DATA
 
-    async def _get_bulk(self, item: Announced) -> bytes | None:
+    async def _get_bulk(self, item: Announced) -> Feed | None:
         """A Bulk URL (PG&E names the answer to ``Batch/Subscription`` that way too): fetched
         with the client token (a customer token gets 403), it may hold every active
         subscription, so only our subscription's part is kept; None when it holds none of it."""
         answer = await self.session.call(
-            item.url, client_token=True, check_body=_check_feed, ok=(200, 204, 403, 404)
+            item.url, client_token=True, read_body=check_feed, ok=(200, 204, 403, 404)
         )
         if answer.status_code in (403, 404):
             return None
         if answer.status_code == 204:
-            return b"" if item.exact else None
+            return NO_DATA if item.exact else None
         split = await asyncio.to_thread(split_by_subscription, answer.content)
         part = split.parts.get(self._subscription_id)
         if part is None and not item.exact:
             return None
-        return part or b""
+        # Our part is a document of its own: read once, here (the whole was checked above).
+        return await asyncio.to_thread(read_feed, part) if part else NO_DATA
 
 
 __all__ = [
@@ -312,5 +301,4 @@ __all__ = [
     "JobFetch",
     "MalformedDocument",
     "RangeTooLong",
-    "subscription_id_from",
 ]

@@ -19,15 +19,15 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js.object_store import ObjectStore
 from scwadd_core.bus import Bus, ConsumerPolicy, RetryLater
-from scwadd_core.custodian import Custodian
+from scwadd_core.custodian import CallPolicy, Custodian, CustomerToken
+from scwadd_core.db import in_transaction
 from scwadd_core.events import (
     BATCH_READY,
     BatchReady,
@@ -41,21 +41,23 @@ from scwadd_core.events import (
     decode,
     stable_event_id,
 )
+from scwadd_core.objects import ObjectBuckets
 from scwadd_core.sealing import Keyring, SealingError
+from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_fetcher import metrics
-from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
+from scwadd_fetcher import ledger, metrics
 from scwadd_fetcher.bulk import BulkOptions, BulkRequests
-from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
-from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
+from scwadd_fetcher.custodian import EspiSession, PermanentError
+from scwadd_fetcher.fetch import FetchOptions, JobFetch
+from scwadd_fetcher.ledger import COMPLETED, FAILED, ClaimResult, Holder
 from scwadd_fetcher.notifications import BatchWaiters
 from scwadd_fetcher.notify import NotifyLimits, check_resource_url, read_batch_list
+from scwadd_fetcher.settings import FetcherSettings
 from scwadd_fetcher.windows import DAY, history_period
 
 log = logging.getLogger(__name__)
 
-
-PUT_ATTEMPTS = 4
+T = TypeVar("T")
 
 
 class JobBusy(RetryLater):
@@ -81,29 +83,31 @@ class FetcherOptions:
     bulk_gather_seconds: float = 5.0
     bulk_id: str | None = None
     concurrency: int = 4
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retry: CallPolicy = field(default_factory=CallPolicy)
     notify: NotifyLimits = field(default_factory=NotifyLimits)
 
-
-class ObjectStoreRaw:
-    """The raw ESPI documents' home: JetStream object store bucket ``scwadd-raw``."""
-
-    def __init__(self, store: ObjectStore) -> None:
-        self._store = store
-
-    async def put(self, name: str, data: bytes) -> None:
-        """Store ``data`` under ``name`` (a put under the same name replaces it). A chunk ack that
-        times out (a busy server, several large documents at once) is tried again a few times
-        here rather than costing the whole fetch a redelivery."""
-        for attempt in range(1, PUT_ATTEMPTS + 1):
-            try:
-                await self._store.put(name, data)
-                return
-            except NatsTimeoutError:
-                if attempt == PUT_ATTEMPTS:
-                    raise
-                log.warning("storing a raw document timed out; trying again (%d)", attempt)
-                await asyncio.sleep(attempt)
+    @classmethod
+    def from_settings(cls, settings: FetcherSettings) -> FetcherOptions:
+        return cls(
+            api_base=settings.PGE_API_BASE,
+            history_days=settings.HISTORY_DAYS,
+            max_range_days=settings.CUSTODIAN_MAX_RANGE_DAYS,
+            notification_timeout=settings.BATCH_NOTIFICATION_TIMEOUT_SECONDS,
+            rerequests=settings.BATCH_REREQUESTS,
+            batch_scope=settings.BATCH_SCOPE,
+            bulk_gather_seconds=settings.BULK_GATHER_SECONDS,
+            bulk_id=settings.PGE_BULK_ID,
+            concurrency=settings.FETCH_CONCURRENCY,
+            retry=CallPolicy(
+                attempts=settings.FETCH_RETRY_ATTEMPTS,
+                initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,
+                max_wait=settings.FETCH_RETRY_MAX_SECONDS,
+            ),
+            notify=NotifyLimits(
+                per_source_rate=settings.NOTIFY_RATE_PER_SECOND,
+                per_source_burst=settings.NOTIFY_BURST,
+            ),
+        )
 
 
 class Fetcher:
@@ -111,14 +115,16 @@ class Fetcher:
         self,
         *,
         bus: Bus,
-        ledger: JobLedger,
+        sessions: sessionmaker[Session],
+        holder: Holder,
         custodian: Custodian,
         keyring: Keyring,
-        raw_store: ObjectStoreRaw,
+        raw_store: ObjectBuckets,
         options: FetcherOptions,
     ) -> None:
         self.bus = bus
-        self.ledger = ledger
+        self.sessions = sessions
+        self.holder = holder
         self.custodian = custodian
         self.keyring = keyring
         self.raw_store = raw_store
@@ -127,7 +133,7 @@ class Fetcher:
         # One Bulk round at a time per window, shared by this process's jobs (BATCH_SCOPE=bulk);
         # its calls use the client token only.
         self.bulk = BulkRequests(
-            EspiSession(custodian, AccessToken(custodian, "", None), options.retry),
+            EspiSession(custodian, CustomerToken(custodian, "", None), options.retry),
             self.waiters,
             BulkOptions(
                 api_base=options.api_base,
@@ -147,6 +153,9 @@ class Fetcher:
         )
         self.notify_limits = options.notify
         self._running: set[str] = set()  # job ids this process is handling now
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        return await in_transaction(self.sessions, work)
 
     # -- batch notifications ---------------------------------------------------------------
 
@@ -216,7 +225,7 @@ class Fetcher:
             # fetching: the ledger would let its own owner claim it again and fetch it twice.
             raise JobBusy(
                 f"job {event.job_id} is being fetched by this replica",
-                delay=self.ledger.lease.total_seconds(),
+                delay=self.holder.lease.total_seconds(),
             )
         self._running.add(event.job_id)
         try:
@@ -225,7 +234,7 @@ class Fetcher:
             self._running.discard(event.job_id)
 
     async def _handle_grant(self, event: GrantReceived) -> None:
-        claim = self.ledger.claim(event.job_id)
+        claim = await self._db(lambda s: ledger.claim(s, event.job_id, self.holder))
         if claim.result is ClaimResult.BUSY:
             until = claim.lease_until or datetime.now(UTC)
             delay = (until - datetime.now(UTC)).total_seconds() + LEASE_SLACK_SECONDS
@@ -245,22 +254,25 @@ class Fetcher:
         except asyncio.CancelledError:
             # Stopping: the bus hands the message back at once, and so do we the lease.
             with contextlib.suppress(Exception):
-                self.ledger.release(event.job_id)
+                await self._db(lambda s: ledger.release(s, event.job_id, self.holder))
             raise
         finally:
             heartbeat.cancel()
         subject = outcome_event.subject
         body = outcome_event.model_dump_json()
-        if not self.ledger.finish(event.job_id, status, subject, body, calls):
+        finished = await self._db(
+            lambda s: ledger.finish(s, event.job_id, self.holder, status, subject, body, calls)
+        )
+        if not finished:
             raise JobBusy(f"job {event.job_id} was taken over by another replica", delay=0)
         metrics.FETCH_JOBS.labels(status).inc()
         await self._publish_outcome(event.job_id, subject, body)
 
     async def _keep_lease(self, job_id: str) -> None:
         while True:
-            await asyncio.sleep(self.ledger.lease.total_seconds() / 3)
+            await asyncio.sleep(self.holder.lease.total_seconds() / 3)
             with contextlib.suppress(Exception):
-                self.ledger.renew(job_id)
+                await self._db(lambda s: ledger.renew(s, job_id, self.holder))
 
     async def _fetch(
         self, event: GrantReceived, access: SealedSecret, refresh: SealedSecret | None
@@ -268,19 +280,16 @@ class Fetcher:
         """The outcome event, the job status and the custodian calls it took."""
         job_id = event.job_id
         await self._progress(job_id, "fetching", "Fetching your usage data from PG&E.")
-        try:
-            subscription_id = subscription_id_from(event.resource_uri)
-        except ValueError:
-            subscription_id = event.subscription_id
+        # auth read it from the grant's resourceURI (ESPI ``.../Subscription/{id}``) and
+        # checked it there; the event's field is the one place it comes from.
+        subscription_id = event.subscription_id
 
         async def rotate(new_access: str, new_refresh: str | None) -> None:
             sealed_access = self.keyring.seal(new_access, job_id=job_id)
             sealed_refresh = self.keyring.seal(new_refresh, job_id=job_id) if new_refresh else None
-            self.ledger.save_tokens(
-                job_id,
-                sealed_access.model_dump_json(),
-                sealed_refresh.model_dump_json() if sealed_refresh else None,
-            )
+            access_json = sealed_access.model_dump_json()
+            refresh_json = sealed_refresh.model_dump_json() if sealed_refresh else None
+            await self._db(lambda s: ledger.save_tokens(s, job_id, access_json, refresh_json))
 
         try:
             opened_access = self.keyring.open(access, job_id=job_id)
@@ -294,7 +303,7 @@ class Fetcher:
                 job_id=job_id, reason=reason, event_id=stable_event_id(job_id, "fetch.failed")
             )
             return failed, FAILED, 0
-        token = AccessToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
+        token = CustomerToken(self.custodian, opened_access, opened_refresh, on_rotate=rotate)
         session = EspiSession(self.custodian, token, self.options.retry)
         period = history_period(self.options.history_days)
         max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
@@ -358,7 +367,7 @@ class Fetcher:
 
     async def _publish_outcome(self, job_id: str, subject: str, body: str) -> None:
         await self.bus.publish(decode(subject, body.encode()))
-        self.ledger.mark_published(job_id)
+        await self._db(lambda s: ledger.mark_published(s, job_id))
 
     async def _progress(self, job_id: str, phase: Any, message: str) -> None:
         try:

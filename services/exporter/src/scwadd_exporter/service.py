@@ -1,4 +1,5 @@
-"""What the exporter does with each event, independent of how events arrive.
+"""What the exporter decides: what each event leads to, and the watchdog's pass, independent of
+how events arrive (the wiring is :mod:`scwadd_exporter.runtime`).
 
 The handlers are idempotent by construction, not by luck:
 - ``grant.received`` inserts the grant once (primary key on ``job_id``);
@@ -18,7 +19,6 @@ import asyncio
 import hashlib
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,8 +26,8 @@ from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from scwadd_core.bus import RetryLater
-from scwadd_core.custodian import CustodianError, RevokeOutcome
-from scwadd_core.db import as_utc
+from scwadd_core.custodian import CallPolicy, CustodianError, RevokeOutcome, call_with_retries
+from scwadd_core.db import as_utc, in_transaction
 from scwadd_core.events import (
     EXPORTS_BUCKET,
     RAW_BUCKET,
@@ -43,13 +43,12 @@ from scwadd_core.events import (
     stable_event_id,
 )
 from scwadd_core.logs import job_context
-from scwadd_core.ratelimit import DEFAULT_RETRY_AFTER_SECONDS
 from sqlalchemy.orm import Session, sessionmaker
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from scwadd_exporter import ledger, metrics
 from scwadd_exporter.models import ExporterGrant, ExportRecord, GrantState
 from scwadd_exporter.naming import export_base_name
+from scwadd_exporter.settings import ExporterSettings
 
 log = logging.getLogger("scwadd_exporter")
 
@@ -112,6 +111,29 @@ class ExporterPolicy:
     unrevoked_after: timedelta = timedelta(minutes=60)
     csv_layout: str = "default"
 
+    @classmethod
+    def from_settings(cls, settings: ExporterSettings) -> ExporterPolicy:
+        return cls(
+            grant_deadline=timedelta(minutes=settings.GRANT_DEADLINE_MINUTES),
+            revoke_attempts=settings.REVOKE_MAX_ATTEMPTS,
+            revoke_backoff_seconds=settings.REVOKE_BACKOFF_SECONDS,
+            revoke_backoff_max_seconds=settings.REVOKE_BACKOFF_MAX_SECONDS,
+            revoking_lease=timedelta(seconds=settings.REVOKING_LEASE_SECONDS),
+            flagged_retry=timedelta(minutes=settings.REVOKE_RETRY_FLAGGED_MINUTES),
+            unrevoked_after=timedelta(minutes=settings.UNREVOKED_ALERT_MINUTES),
+            csv_layout=settings.CSV_LAYOUT,
+        )
+
+    @property
+    def revocation_calls(self) -> CallPolicy:
+        """The custodian call policy of one revocation's DELETEs."""
+        return CallPolicy(
+            attempts=self.revoke_attempts,
+            initial_wait=self.revoke_backoff_seconds,
+            max_wait=self.revoke_backoff_max_seconds,
+            rate_limited_attempts=self.revoke_rate_limited_attempts,
+        )
+
 
 DONE_SENTENCE = "Your data was delivered and access was revoked."
 EXPORTING_SENTENCE = "We are building your file."
@@ -144,12 +166,7 @@ class Exporter:
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         """Run ``work`` in one transaction off the event loop; commit if it returns."""
-
-        def run() -> T:
-            with self.sessions.begin() as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await in_transaction(self.sessions, work)
 
     async def _progress(self, job_id: str, phase: JobPhase, message: str) -> None:
         await self.publish(
@@ -160,6 +177,17 @@ class Exporter:
                 message=message,
             )
         )
+
+    async def on_event(self, event: Event) -> None:
+        """The consumer's handler: each subscribed event to its own handler below."""
+        if isinstance(event, GrantReceived):
+            await self.on_grant_received(event)
+        elif isinstance(event, FetchCompleted):
+            await self.on_fetch_completed(event)
+        elif isinstance(event, FetchFailed):
+            await self.on_fetch_failed(event)
+        elif isinstance(event, GrantRevokeRequested):
+            await self.on_revoke_requested(event)
 
     # -- grant.received ------------------------------------------------------------------
     async def on_grant_received(self, event: GrantReceived) -> None:
@@ -355,42 +383,20 @@ class Exporter:
         await self._announce_final(job_id)
 
     async def _delete_with_retries(self, authorization_uri: str) -> RevokeOutcome:
-        """DELETE until it is answered. A 429 means "wait", not "failed": it is waited out (the
-        custodian client's hook has held the shared budget back by its Retry-After) without
-        using up one of the ``revoke_attempts`` that 5xx, timeouts and transport errors get."""
-        policy = self.policy
-        tally = _Tally()
-        async for attempt in AsyncRetrying(
-            retry=retry_if_exception(
-                lambda e: isinstance(e, CustodianError) and e.retryable and not _already(e)
-            ),
-            stop=lambda _state: (
-                tally.failed >= policy.revoke_attempts
-                or tally.rate_limited >= policy.revoke_rate_limited_attempts
-            ),
-            wait=partial(_revoke_wait, policy, tally),
-            reraise=True,
-        ):
-            with attempt:
-                try:
-                    return await self.revoker.revoke(authorization_uri)
-                except CustodianError as error:
-                    if _already(error):
-                        return RevokeOutcome.ALREADY_REVOKED
-                    if error.status_code == 429:
-                        tally.rate_limited += 1
-                        log.info(
-                            "revocation waits: the custodian asked us to slow down",
-                            extra={"retry_after": error.retry_after},
-                        )
-                    else:
-                        tally.failed += 1
-                        log.warning(
-                            "revocation attempt failed",
-                            extra={"attempt": tally.failed, "status": error.status_code},
-                        )
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        """DELETE until it is answered, under the custodian call policy every service shares
+        (:func:`~scwadd_core.custodian.call_with_retries`). A 429 means "wait", not "failed":
+        it is waited out (its Retry-After also holds the shared budget back) without using up
+        one of the ``revoke_attempts`` that 5xx, timeouts and transport errors get."""
+
+        async def delete() -> RevokeOutcome:
+            try:
+                return await self.revoker.revoke(authorization_uri)
+            except CustodianError as error:
+                if _already(error):
+                    return RevokeOutcome.ALREADY_REVOKED
+                raise
+
+        return await call_with_retries(self.policy.revocation_calls, delete, what="revocation")
 
     async def _announce_final(self, job_id: str) -> None:
         """Publish the grant's end state, if it has one; the same fact gets the same event id."""
@@ -488,26 +494,3 @@ class Exporter:
 def _already(error: CustodianError) -> bool:
     """Some custodians answer a second DELETE with a 400 saying so, rather than 404."""
     return "already revoked" in str(error).lower()
-
-
-@dataclass
-class _Tally:
-    """One revocation's answers so far: real failures and 429s are counted apart."""
-
-    failed: int = 0
-    rate_limited: int = 0
-
-
-def _revoke_wait(policy: ExporterPolicy, tally: _Tally, state: RetryCallState) -> float:
-    """After a 429 its Retry-After (the shared budget holds every caller back that long too);
-    after a failure exponential backoff with full jitter, by the failures alone."""
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    if isinstance(error, CustodianError) and error.status_code == 429:
-        return error.retry_after if error.retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS
-    ceiling = policy.revoke_backoff_seconds * 2 ** max(0, tally.failed - 1)
-    delay = random.uniform(0, min(ceiling, policy.revoke_backoff_max_seconds))  # noqa: S311
-    # A 5xx may carry Retry-After too: never come back sooner than asked.
-    if isinstance(error, CustodianError) and error.retry_after is not None:
-        delay = max(delay, error.retry_after)
-    return delay
