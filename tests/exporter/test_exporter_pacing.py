@@ -22,12 +22,12 @@ from scwadd_core.bus import Bus
 from scwadd_core.events import RATELIMIT_BUCKET, FetchFailed, GrantReceived
 from scwadd_core.ratelimit import BUDGET_KEY
 from scwadd_core.sealing import Keyring, generate_key
-from scwadd_testing import free_port
-from scwadd_testing.service import serving
 from scwadd_fetcher.runtime import main as fetcher_main
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.config import RateLimits
 from scwadd_sandbox.testing import RunningSandbox, start_sandbox
+from scwadd_testing import free_port
+from scwadd_testing.service import serving
 
 pytestmark = pytest.mark.anyio
 

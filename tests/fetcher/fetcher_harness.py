@@ -30,10 +30,10 @@ from scwadd_core.events import (
     decode,
 )
 from scwadd_core.sealing import Keyring
-from scwadd_testing.service import serving
 from scwadd_fetcher.runtime import main
 from scwadd_fetcher.settings import FetcherSettings
 from scwadd_sandbox.testing import RunningSandbox
+from scwadd_testing.service import serving
 from sqlalchemy.orm import Session
 
 ESPI = "http://naesb.org/espi"

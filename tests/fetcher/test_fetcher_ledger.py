@@ -12,10 +12,10 @@ from custodian_support import grant_tokens
 from fetcher_harness import calls_for, in_database, running_fetcher
 from scwadd_core.events import FetchFailed, stable_event_id
 from scwadd_core.sealing import Keyring
-from scwadd_testing.database import migrated_sessions
 from scwadd_fetcher import ledger
 from scwadd_fetcher.ledger import ClaimResult, Holder
 from scwadd_fetcher.runtime import MIGRATIONS
+from scwadd_testing.database import migrated_sessions
 from sqlalchemy.orm import Session, sessionmaker
 
 

@@ -16,11 +16,11 @@ from prometheus_client import REGISTRY
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, FetchCompleted
 from scwadd_core.sealing import Keyring
-from scwadd_testing.nats import free_port
 from scwadd_fetcher import ledger
 from scwadd_fetcher.ledger import ClaimResult, Holder
 from scwadd_fetcher.runtime import MIGRATIONS
 from scwadd_sandbox.config import RateLimits
+from scwadd_testing.nats import free_port
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.anyio
