@@ -427,7 +427,9 @@ class AuthService:
                 lambda s: status.apply_progress(s, event.job_id, event.phase, event.message)
             )
         elif isinstance(event, ExportCompleted):
-            await self._db(lambda s: status.apply_export_completed(s, event.job_id, event.rows))
+            await self._db(
+                lambda s: status.apply_export_completed(s, event.job_id, event.rows, event)
+            )
         elif isinstance(event, GrantRevoked):
             await self._db(
                 lambda s: status.apply_revoked(s, event.job_id, event.outcome, event.reason)
@@ -437,7 +439,10 @@ class AuthService:
     async def status_view(self, status_id: str) -> status.StatusView | None:
         def read(session: Session) -> status.StatusView | None:
             row = session.query(JobStatus).filter(JobStatus.status_id == status_id).one_or_none()
-            return status.view(row) if row is not None else None
+            if row is None:
+                return None
+            grant = session.get(Grant, row.job_id)
+            return status.view(row, grant.scope if grant is not None else None)
 
         return await self._db(read)
 
