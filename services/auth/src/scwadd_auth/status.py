@@ -122,6 +122,13 @@ FAILED_STEP_WORDS = {
     "exporting": "Building your file",
     "revoking": "Revoking our access to your data",
 }
+# ... and the page's step (app.STEPS key) it marks as the one that did not work.
+FAILED_STEP_PHASE = {
+    "exchange": "waiting",
+    "fetching": "fetching",
+    "exporting": "exporting",
+    "revoking": "done",
+}
 SERVICE_WORDS = {"electricity": "Electricity", "gas": "Gas", "water": "Water"}
 
 
@@ -186,6 +193,14 @@ class StatusView:
     shorter: str | None = None
     meters: tuple[Meter, ...] = field(default_factory=tuple)
 
+    @property
+    def failed_phase(self) -> str | None:
+        """The page's step that did not work (a ``PHASES`` key), for the step list."""
+        for key, words in FAILED_STEP_WORDS.items():
+            if words == self.failed_step:
+                return FAILED_STEP_PHASE[key]
+        return None
+
     def as_json(self) -> dict[str, object]:
         return {
             "phase": self.phase,
@@ -196,6 +211,7 @@ class StatusView:
             "rows": self.rows,
             "start_again": self.start_again,
             "failed_step": self.failed_step,
+            "failed_phase": self.failed_phase,
             "period": self.period,
             "shorter": self.shorter,
             "meters": [meter.as_json() for meter in self.meters],
