@@ -136,6 +136,13 @@ def _section(loads: list[Load]) -> str:
         "",
         f"Median navigation → three charts drawn: **{median:.0f} ms** ({verdict} the 1 s target).",
         "",
+        "Points charted are the heat map's filled 15-minute slots of local days: a year's "
+        "35,040 IntervalReadings on one cell per local slot: the spring-forward day's "
+        "missing hour leaves 4 cells empty and the fall-back day's repeated hour shares 4 "
+        "cells. Navigation → drawn includes parsing plotly.js (4.8 MB); a load average well "
+        "above the 2 CPUs means other work competed for them and the figures measure the "
+        "machine as much as the page.",
+        "",
         "| load | points charted | navigation → drawn | script → drawn | draw | daily, heat map, "
         "profile | load average (1, 5, 15 min) |",
         "|---:|---:|---:|---:|---:|---|---|",

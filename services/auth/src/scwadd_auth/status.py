@@ -255,6 +255,8 @@ def _state(row: JobStatus) -> StatusView:
             "alerted and will revoke it; you can also revoke it yourself on pge.com."
         )
         step = "revoking" if row.delivered else _failed_step(row)
+        # Delivered: the data reached the operator, and a new grant would only add a second
+        # authorization to revoke; so "start again" only when nothing was delivered.
         return StatusView(
             "failed",
             message,
@@ -262,7 +264,7 @@ def _state(row: JobStatus) -> StatusView:
             row.delivered,
             False,
             rows,
-            start_again=True,
+            start_again=not row.delivered,
             failed_step=FAILED_STEP_WORDS[step],
         )
     if revoked:
