@@ -234,3 +234,12 @@ async def test_done_page_names_period_meters_and_the_shorter_history_and_a_faile
             await page.keyboard.press("Enter")
             await page.wait_for_url(auth.url + "/")
             await context.close()
+
+
+async def test_the_accessibility_check_does_catch_a_missing_label_and_heading(chromium):
+    """The empty lists above mean something: the same check flags a bare page."""
+    page = await chromium.new_page()
+    await page.set_content("<html><body><input type=text><p>x</p></body></html>")
+    found = {line.split(" ")[0] for line in await axe_violations(page)}
+    assert {"label", "page-has-heading-one", "landmark-one-main", "html-has-lang"} <= found
+    await page.close()
