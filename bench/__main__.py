@@ -14,7 +14,7 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
-BENCHMARKS = ["bench.espi", "bench.pipeline", "bench.recovery"]
+BENCHMARKS = ["bench.espi", "bench.pipeline", "bench.recovery", "bench.console"]
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 import pytest
 from scwadd_core.events import (
     EVENT_TYPES,
+    EXPORT_COMPLETED,
     FETCH_COMPLETED,
     JOB_PROGRESS,
     EventDecodeError,
+    ExportCompleted,
     FetchCompleted,
     JobProgress,
     decode,
@@ -71,3 +73,25 @@ def test_stable_ids_and_dlq_subjects() -> None:
     assert stable_event_id("job", "revoked") == stable_event_id("job", "revoked")
     assert stable_event_id("job", "revoked") != stable_event_id("job", "failed")
     assert dlq_subject("scwadd.events.grant.received") == "scwadd.dlq.grant.received"
+
+
+def test_an_export_completed_from_an_older_exporter_has_no_coverage() -> None:
+    """The coverage fields were added with defaults: an exporter not yet upgraded still
+    publishes events auth reads (its status page then names no period and no meters)."""
+    old = b'{"job_id": "j", "csv_object": "a.csv", "manifest_object": "a.json", "rows": 3}'
+    event = decode(EXPORT_COMPLETED, old)
+    assert isinstance(event, ExportCompleted)
+    assert event.period_start is None and event.requested_end is None
+    assert event.usage_points == []
+    new = ExportCompleted(
+        job_id="j",
+        csv_object="a.csv",
+        manifest_object="a.json",
+        rows=3,
+        period_start=datetime(2025, 1, 1, 8, tzinfo=UTC),
+        usage_points=[{"id": "UP1", "service": "gas"}],
+    )
+    again = decode(EXPORT_COMPLETED, encode(new))
+    assert isinstance(again, ExportCompleted)
+    assert again.usage_points[0].service == "gas" and not again.usage_points[0].received
+    assert again.period_start == datetime(2025, 1, 1, 8, tzinfo=UTC)

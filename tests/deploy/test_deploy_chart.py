@@ -15,6 +15,7 @@ from deploy_support import (
     SERVICES,
     VALUE_SETS,
     Rendered,
+    load_rendered,
     render_chart,
     run,
 )
@@ -477,6 +478,8 @@ def test_helm_test_hook_checks_auth_readiness(rendered: dict[str, Rendered]) -> 
         ({"nats": {"enabled": False}}, "externalUrl"),
         ({"exporter": {"csvLayout": "excel"}}, "csvLayout"),
         ({"surprise": True}, "surprise"),
+        ({"operator": {"name": "", "purpose": "to help"}}, "name"),
+        ({"operator": {"privacyPolicyUrl": "javascript:alert(1)"}}, "privacyPolicyUrl"),
     ],
 )
 def test_schema_rejects_bad_values(
@@ -606,3 +609,42 @@ def test_files_believes_forwarded_addresses_from_the_ingress_only(
             if c["name"] == component
         ]
         assert "FORWARDED_ALLOW_IPS" not in env_of(other)
+
+
+def test_auth_tells_the_customer_the_operator_and_the_files_retention(
+    deploy_tools: Path, generated_secrets: Path, tmp_path: Path
+) -> None:
+    """The landing page's who, why, whom to ask and how long come from the chart's values; the
+    retention it states is the one the files service applies."""
+    operator = tmp_path / "operator.json"
+    operator.write_text(
+        json.dumps(
+            {
+                "operator": {
+                    "name": "Sunrise Solar Co.",
+                    "purpose": "to quote your solar panels",
+                    "privacyContact": "privacy@sunrise-solar.example",
+                    "privacyPolicyUrl": "https://sunrise-solar.example/privacy",
+                },
+                "files": {"retentionDays": 14},
+            }
+        )
+    )
+    out_dir = tmp_path / "out"
+    result = render_chart(
+        out_dir, CHART / "ci" / "default-values.yaml", generated_secrets, operator
+    )
+    assert result.returncode == 0, result.stderr
+    r = load_rendered("operator", out_dir)
+
+    def env(component: str) -> dict[str, Any]:
+        deployment = r.get("Deployment", f"scwadd-{component}")
+        (container,) = [c for c in containers(deployment) if c["name"] == component]
+        return env_of(container)
+
+    auth = env("auth")
+    assert auth["OPERATOR_NAME"] == "Sunrise Solar Co."
+    assert auth["OPERATOR_PURPOSE"] == "to quote your solar panels"
+    assert auth["PRIVACY_CONTACT"] == "privacy@sunrise-solar.example"
+    assert auth["PRIVACY_POLICY_URL"] == "https://sunrise-solar.example/privacy"
+    assert auth["EXPORT_RETENTION_DAYS"] == env("files")["EXPORT_RETENTION_DAYS"] == "14"

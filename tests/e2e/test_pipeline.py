@@ -64,6 +64,12 @@ def test_consent_becomes_a_csv_equal_to_the_truth_and_a_revoked_grant(
 
     rows, manifest = system.export_for(grant["subscription_id"])
     assert rows, "the export has rows"
+    # The customer's page names the UsagePoints the file covers, and no shortfall (a full year
+    # asked for and granted).
+    assert sorted(m["id"] for m in view["meters"]) == sorted(
+        p["id"] for p in manifest["usage_points"]
+    )
+    assert view["period"] and view["shorter"] is None, view
     # Whole-day blocks, DST days (82800/90000 s for daily gas): no gap, no false gap, no
     # duplicate row.
     assert manifest["gap_count"] == 0, manifest["usage_points"]

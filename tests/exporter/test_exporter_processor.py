@@ -427,3 +427,43 @@ async def test_a_live_revocation_renews_its_claim_so_nobody_takes_it_over(sessio
     await asyncio.wait_for(first, 30)
     assert custodian.deletes == [AUTH_URI]
     assert state_of(sessions) == GrantState.REVOKED
+
+
+async def test_export_completed_says_what_the_file_covers_on_a_redelivery_too(sessions):
+    """The customer's status page learns the period, the period asked for and the UsagePoints
+    from ``export.completed``; a redelivery reads them back from the stored manifest."""
+
+    def convert_two_points(documents, layout: str) -> Built:
+        built = convert(documents, layout)
+        electric = {
+            "id": "UP-E",
+            "service": "electricity",
+            "reading_types": [{"flow_direction": 1}, {"flow_direction": 19}],
+            "first_interval_start_utc": "2025-10-01T07:00:00Z",
+            "last_interval_end_utc": "2026-01-01T08:00:00Z",
+        }
+        gas = {"id": "UP-G", "service": "gas", "reading_types": [{"flow_direction": 1}]}
+        manifest = {
+            "usage_points": [electric, gas, "not a point"],
+            "period_start_utc": "2025-10-01T07:00:00Z",
+            "period_end_utc": "2026-01-01T08:00:00Z",
+        }
+        return Built(csv=built.csv, manifest=manifest, rows=built.rows, readings=built.readings)
+
+    exporter, _blobs, published = make(sessions, ScriptedCustodian())
+    exporter.convert = convert_two_points
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event())
+    await exporter.on_fetch_completed(fetch_event())  # redelivered: the export exists already
+
+    first, again = of_type(published, ExportCompleted)
+    assert first.model_dump(exclude={"occurred_at"}) == again.model_dump(exclude={"occurred_at"})
+    assert first.period_start == datetime(2025, 10, 1, 7, tzinfo=UTC)
+    assert first.period_end == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    assert first.requested_start == datetime(2025, 1, 1, tzinfo=UTC)
+    assert first.requested_end == datetime(2026, 1, 1, tzinfo=UTC)
+    assert [(p.id, p.service, p.received) for p in first.usage_points] == [
+        ("UP-E", "electricity", True),
+        ("UP-G", "gas", False),
+    ]
+    assert first.usage_points[1].start is None

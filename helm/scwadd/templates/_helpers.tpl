@@ -282,6 +282,17 @@ reconciler share it. */}}
   value: {{ $values.oauthCallbackPath | quote }}
 - name: HISTORY_DAYS
   value: {{ $values.fetcher.historyDays | quote }}
+{{- /* The landing page says how long the file is kept: files' retention, told to auth. */}}
+- name: EXPORT_RETENTION_DAYS
+  value: {{ $values.files.retentionDays | quote }}
+- name: OPERATOR_NAME
+  value: {{ $values.operator.name | quote }}
+- name: OPERATOR_PURPOSE
+  value: {{ $values.operator.purpose | quote }}
+- name: PRIVACY_CONTACT
+  value: {{ $values.operator.privacyContact | quote }}
+- name: PRIVACY_POLICY_URL
+  value: {{ $values.operator.privacyPolicyUrl | quote }}
 {{- else if eq .component "fetcher" }}
 - name: PGE_API_BASE
   value: {{ $values.custodian.apiBase | quote }}

@@ -149,14 +149,42 @@ class FetchFailed(JobEvent):
     reason: str
 
 
+class ExportedUsagePoint(BaseModel):
+    """One UsagePoint in an export, as the customer's status page names it (no meter values).
+
+    ``service`` is the ServiceCategory kind's name (``electricity``, ``gas``, ...); ``received``
+    says a ReadingType with flowDirection 19 (energy sent to the grid, e.g. solar) was read.
+    ``start``/``end`` bound its IntervalReadings (UTC; None when it had none).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    service: str
+    received: bool = False
+    start: datetime | None = None
+    end: datetime | None = None
+
+
 class ExportCompleted(JobEvent):
-    """exporter → auth: the CSV and its manifest are in bucket ``scwadd-exports``."""
+    """exporter → auth: the CSV and its manifest are in bucket ``scwadd-exports``.
+
+    The coverage fields (added in version 1 with defaults; an older exporter leaves them empty)
+    repeat the manifest's facts for the customer's status page: ``period_start``/``period_end``
+    bound the IntervalReadings actually exported, ``requested_start``/``requested_end`` are the
+    history the fetcher asked the custodian for (what the customer was promised).
+    """
 
     subject: ClassVar[str] = EXPORT_COMPLETED
 
     csv_object: str
     manifest_object: str
     rows: int
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    requested_start: datetime | None = None
+    requested_end: datetime | None = None
+    usage_points: list[ExportedUsagePoint] = Field(default_factory=list)
 
 
 RevocationOutcome = Literal["revoked", "already_revoked", "failed"]

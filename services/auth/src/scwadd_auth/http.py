@@ -41,6 +41,11 @@ def build_router(service: AuthService) -> APIRouter:
             "landing.html",
             {
                 "operator_name": settings.OPERATOR_NAME,
+                "purpose": settings.OPERATOR_PURPOSE.rstrip(". "),
+                "retention_days": f"{settings.EXPORT_RETENTION_DAYS:g}",
+                "raw_days": f"{settings.NATS_RAW_MAX_AGE_DAYS:g}",
+                "privacy_contact": settings.PRIVACY_CONTACT,
+                "privacy_url": settings.PRIVACY_POLICY_URL,
                 "history_months": max(1, round(settings.HISTORY_DAYS / 30.44)),
                 "deadline_hours": max(1, round(settings.GRANT_DEADLINE_MINUTES / 60)),
                 "authorize_path": AUTHORIZE_PATH,

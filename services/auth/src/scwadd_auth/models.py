@@ -73,6 +73,14 @@ class JobStatus(Base):
     # None once confirmed (a ledger row exists).
     exchange: Mapped[str | None] = mapped_column(String(16), default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # From ``export.completed``: the IntervalReadings' span actually exported, the history the
+    # fetcher asked for, and the UsagePoints as JSON ``[{"id", "service", "received", "start",
+    # "end"}]`` (ids and kinds only; no meter values, no names).
+    covered_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    covered_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    requested_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    requested_end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    usage_points: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Exchange(Base):

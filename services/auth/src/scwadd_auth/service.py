@@ -442,7 +442,8 @@ class AuthService:
             )
         elif isinstance(event, ExportCompleted):
             await in_transaction(
-                self.sessions, lambda s: status.apply_export_completed(s, event.job_id, event.rows)
+                self.sessions,
+                lambda s: status.apply_export_completed(s, event.job_id, event.rows, event),
             )
         elif isinstance(event, GrantRevoked):
             await in_transaction(
@@ -454,7 +455,10 @@ class AuthService:
     async def status_view(self, status_id: str) -> status.StatusView | None:
         def read(session: Session) -> status.StatusView | None:
             row = session.query(JobStatus).filter(JobStatus.status_id == status_id).one_or_none()
-            return status.view(row) if row is not None else None
+            if row is None:
+                return None
+            grant = session.get(Grant, row.job_id)
+            return status.view(row, grant.scope if grant is not None else None)
 
         return await in_transaction(self.sessions, read)
 

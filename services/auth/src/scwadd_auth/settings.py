@@ -26,7 +26,21 @@ class AuthSettings(CustodianSettings, DatabaseSettings, SealingSettings, RateLim
     # Only for the landing page's wording; the fetcher decides what is fetched.
     HISTORY_DAYS: int = 365
     GRANT_DEADLINE_MINUTES: int = 120
-    OPERATOR_NAME: str = "SCWADD"
+    # The landing page's "who receives your data, why, for how long, whom to ask" (the chart's
+    # operator.* values). Shown to every customer: plain text, bounded.
+    OPERATOR_NAME: str = Field(default="SCWADD", min_length=1, max_length=120)
+    OPERATOR_PURPOSE: str = Field(
+        default="to analyse your energy use and prepare the report you asked us for",
+        min_length=1,
+        max_length=400,
+    )
+    # A line such as "privacy@example.com" or "Data Protection Officer, 1 Main St"; with
+    # PRIVACY_POLICY_URL a link to the operator's privacy notice.
+    PRIVACY_CONTACT: str = Field(default="", max_length=200)
+    PRIVACY_POLICY_URL: str = Field(default="", max_length=500)
+    # The files service deletes an export this many days after it was written (the same
+    # variable files reads; the chart passes files.retentionDays to both).
+    EXPORT_RETENTION_DAYS: float = Field(default=30.0, gt=0)
     # The ESPI resource root; the reconciler lists ``{PGE_API_BASE}/Authorization`` there.
     PGE_API_BASE: str
     # The code exchange is retried (5xx, 429, timeouts, transport errors) with exponential
@@ -74,6 +88,13 @@ class AuthSettings(CustodianSettings, DatabaseSettings, SealingSettings, RateLim
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("PRIVACY_POLICY_URL")
+    @classmethod
+    def _policy_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
     @field_validator("PGE_API_BASE")
     @classmethod

@@ -33,6 +33,7 @@ from scwadd_core.events import (
     RAW_BUCKET,
     Event,
     ExportCompleted,
+    ExportedUsagePoint,
     FetchCompleted,
     FetchFailed,
     GrantReceived,
@@ -208,12 +209,15 @@ class Exporter:
     async def on_fetch_completed(self, event: FetchCompleted) -> None:
         grant = await self._load_grant(event.job_id)
         export = await self._db(lambda s: s.get(ExportRecord, event.job_id))
+        manifest: dict[str, Any] | None = None
         if export is None:
             try:
-                export = await self._export(grant, event)
+                export, manifest = await self._export(grant, event)
             except Unconvertible as error:
                 await self._export_failed(event.job_id, str(error))
                 return
+        else:
+            manifest = await self._stored_manifest(export.manifest_name)
         await self.publish(
             ExportCompleted(
                 event_id=stable_event_id(event.job_id, "export.completed"),
@@ -221,6 +225,7 @@ class Exporter:
                 csv_object=export.csv_name,
                 manifest_object=export.manifest_name,
                 rows=export.rows,
+                **coverage(manifest or {}),
             )
         )
         await self.revoke(event.job_id, reason="exported")
@@ -237,7 +242,19 @@ class Exporter:
             raise NotReady(f"no grant.received seen yet for job {job_id}")
         return grant
 
-    async def _export(self, grant: ExporterGrant, event: FetchCompleted) -> ExportRecord:
+    async def _stored_manifest(self, name: str) -> dict[str, Any] | None:
+        """The manifest written by an earlier attempt (a redelivery), or None if unreadable:
+        the announcement then carries no coverage rather than failing again."""
+        try:
+            loaded = json.loads(await self.blobs.get(EXPORTS_BUCKET, name))
+        except Exception as error:
+            log.warning("stored manifest unreadable: %s", type(error).__name__)
+            return None
+        return loaded if isinstance(loaded, dict) else None
+
+    async def _export(
+        self, grant: ExporterGrant, event: FetchCompleted
+    ) -> tuple[ExportRecord, dict[str, Any]]:
         await self._progress(grant.job_id, "exporting", EXPORTING_SENTENCE)
         documents = [(name, await self.blobs.get(RAW_BUCKET, name)) for name in event.raw_objects]
         try:
@@ -289,7 +306,7 @@ class Exporter:
             session.expunge(stored)
             return stored
 
-        return await self._db(store)
+        return await self._db(store), manifest
 
     async def _export_failed(self, job_id: str, why: str) -> None:
         """Bad input from the custodian: no CSV, but the grant is still revoked."""
@@ -494,3 +511,38 @@ class Exporter:
 def _already(error: CustodianError) -> bool:
     """Some custodians answer a second DELETE with a 400 saying so, rather than 404."""
     return "already revoked" in str(error).lower()
+
+
+def coverage(manifest: dict[str, Any]) -> dict[str, Any]:
+    """``ExportCompleted``'s coverage fields from a manifest (see docs/csv.md's manifest).
+
+    Shapes: ``period_start_utc``/``period_end_utc`` ISO 8601 UTC strings (or null);
+    ``requested_period`` ``{"start", "end"}``; ``usage_points`` the conversion report's
+    UsagePoints, each with ``reading_types[].flow_direction`` (19 = received, ESPI's
+    FlowDirectionKind "reverse"). Missing or malformed facts are left out, never guessed.
+    """
+    requested = manifest.get("requested_period") or {}
+    points = []
+    for point in manifest.get("usage_points") or []:
+        if not isinstance(point, dict) or not point.get("id"):
+            continue
+        points.append(
+            ExportedUsagePoint(
+                id=str(point["id"])[:200],
+                service=str(point.get("service") or "electricity")[:40],
+                received=any(
+                    isinstance(rt, dict) and rt.get("flow_direction") == 19
+                    for rt in point.get("reading_types") or []
+                ),
+                start=point.get("first_interval_start_utc"),
+                end=point.get("last_interval_end_utc"),
+            )
+        )
+    return {
+        "period_start": manifest.get("period_start_utc"),
+        "period_end": manifest.get("period_end_utc"),
+        "requested_start": requested.get("start"),
+        "requested_end": requested.get("end"),
+        # Bounded: the status page lists the meters; a commercial account's hundreds are cut.
+        "usage_points": points[:100],
+    }
