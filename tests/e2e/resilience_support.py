@@ -37,6 +37,8 @@ T = TypeVar("T")
 RATE_LIMIT_ENV = {"RATE_LIMIT_PER_SECOND": "20"}
 FETCHER_ENV = {
     **RATE_LIMIT_ENV,
+    # The faults below are set on the per-UsagePoint endpoints (customer token).
+    "BATCH_SCOPE": "usagepoint",
     "FETCH_RETRY_ATTEMPTS": "5",
     "FETCH_RETRY_INITIAL_SECONDS": "0.1",
     "FETCH_RETRY_MAX_SECONDS": "0.5",

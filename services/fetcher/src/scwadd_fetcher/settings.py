@@ -24,10 +24,12 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     # How long to wait for the BatchList after a 202 before asking again, and how often.
     BATCH_NOTIFICATION_TIMEOUT_SECONDS: float = Field(default=300.0, gt=0)
     BATCH_REREQUESTS: int = Field(default=2, ge=0)
-    # usagepoint: one synchronous batch request per UsagePoint (PG&E answers 200);
-    # subscription: one asynchronous request for the whole subscription (202 + BatchList);
-    # bulk: grants arriving within BULK_GATHER_SECONDS share one Batch/Bulk request.
-    BATCH_SCOPE: Literal["usagepoint", "subscription", "bulk"] = "usagepoint"
+    # bulk: grants arriving within BULK_GATHER_SECONDS share one Batch/Bulk request (client
+    # token), so a customer costs its code exchange and its revocation plus a share of a round;
+    # usagepoint: the UsagePoint list, then one synchronous batch request per UsagePoint (PG&E
+    # answers 200); subscription: the UsagePoint list, then one asynchronous request for the
+    # whole subscription (202 + BatchList). docs/benchmarks.md has the calls per customer.
+    BATCH_SCOPE: Literal["usagepoint", "subscription", "bulk"] = "bulk"
     BULK_GATHER_SECONDS: float = Field(default=5.0, ge=0, le=300)
     # The third party's Bulk id (Batch/Bulk/{id}); read from the Authorization documents if unset.
     PGE_BULK_ID: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_~=+-]{1,128}$")
