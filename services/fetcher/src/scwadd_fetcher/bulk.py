@@ -66,6 +66,11 @@ def bulk_id_from_authorizations(body: bytes) -> str | None:
     return None
 
 
+class NoBulkResource(PermanentError):
+    """The custodian's Authorization documents name no Bulk resource for this registration (and
+    ``PGE_BULK_ID`` is unset): Bulk rounds cannot be made; a job fetches on its own instead."""
+
+
 @dataclass(frozen=True)
 class BulkOptions:
     api_base: str
@@ -93,6 +98,7 @@ class BulkRequests:
         self.options = options
         self._bulk_id = options.bulk_id
         self._bulk_id_lock = asyncio.Lock()
+        self._no_bulk = False  # the Authorization documents named none: not asked again
         self._open: dict[Window, _Round] = {}
         self._consumed: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -139,10 +145,12 @@ class BulkRequests:
         base = self.options.api_base.rstrip("/")
         async with self._bulk_id_lock:
             if self._bulk_id is None:
-                answer = await self.session.call(f"{base}/Authorization", client_token=True)
-                self._bulk_id = bulk_id_from_authorizations(answer.content)
+                if not self._no_bulk:
+                    answer = await self.session.call(f"{base}/Authorization", client_token=True)
+                    self._bulk_id = bulk_id_from_authorizations(answer.content)
+                    self._no_bulk = self._bulk_id is None
                 if self._bulk_id is None:
-                    raise PermanentError(
+                    raise NoBulkResource(
                         "the utility's Authorization documents name no Bulk resource for this "
                         "application (set PGE_BULK_ID)"
                     )
