@@ -43,7 +43,11 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from scwadd_devstack.demo import Consent, give_consent
 from scwadd_devstack.stack import OPERATOR_USER, Stack, StackConfig, StackPorts
-from scwadd_fetcher.settings import FetcherSettings
+from scwadd_fetcher.settings import (
+    BULK_FETCH_CONCURRENCY,
+    FETCH_CONCURRENCY,
+    FetcherSettings,
+)
 
 TITLE = "Pipeline (20 customers consenting at once)"
 CUSTOMERS = 20
@@ -384,7 +388,8 @@ def _section(
         "callback at the same moment, one thread and cookie jar each. Everything runs as separate "
         "processes (`scwadd_devstack.Stack`: nats-server, `scwadd sandbox --customers 20`, auth, "
         "fetcher, exporter, files) with SQLite, real mutual TLS and the default settings "
-        "(`FETCH_CONCURRENCY` 4, `EXPORTER_CONCURRENCY` 4, `HISTORY_DAYS` 365, "
+        f"(`FETCH_CONCURRENCY` {_concurrency(scope)} for this scope, `EXPORTER_CONCURRENCY` 4, "
+        "`HISTORY_DAYS` 365, "
         f"`BULK_GATHER_SECONDS` 5) but `BATCH_SCOPE={scope}` and `CUSTODIAN_TIMEOUT_SECONDS` "
         "300 (the sandbox makes the data on the same busy machine). The sandbox answers as PG&E "
         "does (decimal ids, whole-day blocks, BatchLists 10-40 s after a 202, `strict` over the "
@@ -465,6 +470,11 @@ def _section(
         "p95": _percentile(to_csv, 95),
     }
     return "\n".join(lines) + "\n", summary
+
+
+def _concurrency(scope: str) -> int:
+    """The fetcher's default FETCH_CONCURRENCY for ``scope``."""
+    return BULK_FETCH_CONCURRENCY if scope == "bulk" else FETCH_CONCURRENCY
 
 
 def _per_hour(calls_per_customer: float) -> str:

@@ -99,6 +99,28 @@ async def test_without_a_bulk_resource_named_a_job_fetches_per_usage_point(
     assert after.get("BatchBulk", 0) == before.get("BatchBulk", 0)
 
 
+def test_bulk_is_the_default_scope_and_gathers_a_burst(tmp_path) -> None:
+    from scwadd_core.sealing import generate_key
+    from scwadd_fetcher.settings import FetcherSettings
+
+    required = {
+        "NATS_URL": "nats://127.0.0.1:4222",
+        "TOKEN_SEALING_KEYS": generate_key("t"),
+        "PGE_CLIENT_ID": "c" * 32,
+        "PGE_CLIENT_SECRET": "s",
+        "PGE_CLIENT_CERT_FILE": tmp_path / "client.pem",
+        "PGE_CLIENT_KEY_FILE": tmp_path / "client.key",
+        "PGE_TOKEN_URL": "https://custodian.invalid/token",
+        "PGE_API_BASE": "https://custodian.invalid/espi",
+    }
+    default = FetcherSettings(**required)
+    # One Bulk round holds at most FETCH_CONCURRENCY jobs: a burst of 20 consents is one round.
+    assert (default.BATCH_SCOPE, default.concurrency) == ("bulk", 32)
+    assert FetcherSettings(**required, BATCH_SCOPE="usagepoint").concurrency == 4
+    assert FetcherSettings(**required, BATCH_SCOPE="subscription").concurrency == 4
+    assert FetcherSettings(**required, FETCH_CONCURRENCY=7).concurrency == 7
+
+
 def test_a_bulk_feed_is_cut_per_subscription_with_the_shared_entries_once() -> None:
     atom = "http://www.w3.org/2005/Atom"
     base = "https://api.example/espi/1_1/resource"

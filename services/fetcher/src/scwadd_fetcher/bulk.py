@@ -17,7 +17,9 @@ it is fetched once and used if it holds a waiting member's subscription. A subsc
 from every answer gets None (its job fails with a sentence and its grant is revoked).
 
 The BulkID comes from ``PGE_BULK_ID`` or, once per process, from the custodian's Authorization
-documents (the third party's Bulk ``resourceURI``).
+documents (the third party's Bulk ``resourceURI``). When they name none, a round raises
+:class:`NoBulkResource` and its jobs fetch per UsagePoint instead (``BATCH_SCOPE=bulk`` is the
+default, and a registration without a Bulk resource must still work).
 """
 
 from __future__ import annotations

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from scwadd_core.settings import (
     CustodianSettings,
     DatabaseSettings,
     RateLimitSettings,
     SealingSettings,
 )
+
+# Jobs per replica by default; with Bulk rounds, the burst of consents one round may gather.
+FETCH_CONCURRENCY = 4
+BULK_FETCH_CONCURRENCY = 32
 
 
 class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, SealingSettings):
@@ -39,8 +43,10 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     FETCH_RETRY_MAX_SECONDS: float = Field(default=60.0, ge=0)
     CUSTODIAN_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     # Jobs one replica works on at once; the shared rate limit still paces their calls, so more
-    # only helps while jobs wait (202 notifications, latency).
-    FETCH_CONCURRENCY: int = Field(default=4, ge=1, le=64)
+    # only helps while jobs wait (202 notifications, latency, Bulk rounds). Unset: 4, or
+    # BULK_FETCH_CONCURRENCY with BATCH_SCOPE=bulk, where a round is at most this many jobs and a
+    # job waiting for its round costs no call.
+    FETCH_CONCURRENCY: int | None = Field(default=None, ge=1, le=64)
     # A replica holds a job this long without renewing it before another may take it over;
     # it renews every third of it. Short, so a job whose replica died resumes within seconds.
     JOB_LEASE_SECONDS: float = Field(default=15.0, gt=0)
@@ -48,3 +54,15 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     # PG&E sends one per batch request, and our own budget allows one request a second.
     NOTIFY_RATE_PER_SECOND: float = Field(default=2.0, gt=0)
     NOTIFY_BURST: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _concurrency_for_the_scope(self) -> FetcherSettings:
+        if self.FETCH_CONCURRENCY is None:
+            bulk = self.BATCH_SCOPE == "bulk"
+            self.FETCH_CONCURRENCY = BULK_FETCH_CONCURRENCY if bulk else FETCH_CONCURRENCY
+        return self
+
+    @property
+    def concurrency(self) -> int:
+        """FETCH_CONCURRENCY as set, or its default for BATCH_SCOPE."""
+        return self.FETCH_CONCURRENCY or FETCH_CONCURRENCY
