@@ -192,8 +192,27 @@ def _measure(stack: Stack, scope: str) -> tuple[str, dict[str, float]]:
         authorizations = _admin_get(admin, "/admin/authorizations")
         report: dict[str, Any] = _admin_get(admin, "/admin/calls")
     fetcher_calls = _fetcher_calls(stack, verify)
+    fetcher = stack.child("fetcher").popen
+    fetcher_peak = _peak_rss_mib(fetcher.pid) if fetcher is not None else None
     outcomes = _check(stack, runs, authorizations, report)
-    return _section(stack, outcomes, report, fetcher_calls, wall, scope)
+    body, summary = _section(stack, outcomes, report, fetcher_calls, wall, scope)
+    if fetcher_peak is not None:
+        body += (
+            f"\nThe fetcher process's peak resident memory over the run: {fetcher_peak:.0f} MiB "
+            "(`VmHWM`).\n"
+        )
+    return body, summary
+
+
+def _peak_rss_mib(pid: int) -> float | None:
+    """A live process's peak resident set size in MiB (Linux ``VmHWM``), None where unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _fetcher_calls(stack: Stack, verify: ssl.SSLContext) -> Counter[tuple[str, str]]:
@@ -474,7 +493,7 @@ def _section(
 
 def _concurrency(scope: str) -> int:
     """The fetcher's default FETCH_CONCURRENCY for ``scope``."""
-    return BULK_FETCH_CONCURRENCY if scope == "bulk" else FETCH_CONCURRENCY
+    return int(BULK_FETCH_CONCURRENCY if scope == "bulk" else FETCH_CONCURRENCY)
 
 
 def _per_hour(calls_per_customer: float) -> str:
