@@ -37,10 +37,14 @@ T = TypeVar("T")
 RATE_LIMIT_ENV = {"RATE_LIMIT_PER_SECOND": "20"}
 FETCHER_ENV = {
     **RATE_LIMIT_ENV,
+    # The faults below are set on the per-UsagePoint endpoints (customer token).
+    "BATCH_SCOPE": "usagepoint",
     "FETCH_RETRY_ATTEMPTS": "5",
     "FETCH_RETRY_INITIAL_SECONDS": "0.1",
     "FETCH_RETRY_MAX_SECONDS": "0.5",
-    "CUSTODIAN_TIMEOUT_SECONDS": "30",
+    # No test here waits for a timeout to fire; on a loaded machine the in-process sandbox may
+    # take minutes to make a year of data, and a timeout would be a failed attempt.
+    "CUSTODIAN_TIMEOUT_SECONDS": "300",
     "JOB_LEASE_SECONDS": "6",
 }
 EXPORTER_ENV = {
@@ -213,7 +217,7 @@ class Resilient:
         return int(report.get(str(status), 0))
 
     def wait_job(self, client: httpx.Client, consent: Consent) -> dict[str, Any]:
-        return dict(wait_for_job(client, consent, timeout=240))
+        return dict(wait_for_job(client, consent, timeout=600))
 
     # -- the exporter's operator face ----------------------------------------------------
     def exporter_url(self, path: str) -> str:

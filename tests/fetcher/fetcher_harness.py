@@ -64,6 +64,9 @@ def fetcher_settings(
         "FETCH_RETRY_INITIAL_SECONDS": 0.05,
         "FETCH_RETRY_MAX_SECONDS": 0.2,
         "BATCH_NOTIFICATION_TIMEOUT_SECONDS": 20.0,
+        # The per-UsagePoint path (calls under the customer's token); the Bulk and subscription
+        # tests ask for theirs.
+        "BATCH_SCOPE": "usagepoint",
     }
     values.update(overrides)
     return FetcherSettings(**values)

@@ -71,6 +71,56 @@ async def test_subscription_scope_follows_a_bulk_url_with_the_client_token(
     assert client_calls(sandbox)["BatchBulk"] == 1
 
 
+async def test_without_a_bulk_resource_named_a_job_fetches_per_usage_point(
+    sandbox, settings_for, sealing_keys, observer
+):
+    # Bulk is the default scope: Authorization documents that name no Bulk resource (here not
+    # even readable) must not fail every job; each fetches on its own, and the Authorization
+    # documents are read once, not once per job.
+    sandbox.admin.put(
+        "/admin/faults", json={"endpoints": {"Authorization": {"malformed_rate": 1.0}}}
+    ).raise_for_status()
+    settings = settings_for(sandbox, BATCH_SCOPE="bulk", BULK_GATHER_SECONDS=0.5)
+    keyring = Keyring.parse(sealing_keys)
+    tokens = [await grant_tokens(sandbox, profile) for profile in ("electric-60min", "solar")]
+    before = client_calls(sandbox)
+    async with running_fetcher(settings):
+        grants = [await observer.publish_grant(t, keyring) for t in tokens]
+        outcomes = await asyncio.gather(*(observer.outcome(g.job_id, 600) for g in grants))
+    after = client_calls(sandbox)
+    for grant, outcome in zip(grants, outcomes, strict=True):
+        assert isinstance(outcome, FetchCompleted), outcome
+        await assert_equals_truth(sandbox, observer, grant, outcome)
+        assert calls_for(sandbox, grant.authorization_uri) == {
+            "UsagePoint": 1,
+            "BatchSubscriptionUsagePoint": 1,
+        }
+    assert after.get("Authorization", 0) - before.get("Authorization", 0) == 1
+    assert after.get("BatchBulk", 0) == before.get("BatchBulk", 0)
+
+
+def test_bulk_is_the_default_scope_and_gathers_a_burst(tmp_path) -> None:
+    from scwadd_core.sealing import generate_key
+    from scwadd_fetcher.settings import FetcherSettings
+
+    required = {
+        "NATS_URL": "nats://127.0.0.1:4222",
+        "TOKEN_SEALING_KEYS": generate_key("t"),
+        "PGE_CLIENT_ID": "c" * 32,
+        "PGE_CLIENT_SECRET": "s",
+        "PGE_CLIENT_CERT_FILE": tmp_path / "client.pem",
+        "PGE_CLIENT_KEY_FILE": tmp_path / "client.key",
+        "PGE_TOKEN_URL": "https://custodian.invalid/token",
+        "PGE_API_BASE": "https://custodian.invalid/espi",
+    }
+    default = FetcherSettings(**required)
+    # One Bulk round holds at most FETCH_CONCURRENCY jobs: a burst of 20 consents is one round.
+    assert (default.BATCH_SCOPE, default.concurrency) == ("bulk", 32)
+    assert FetcherSettings(**required, BATCH_SCOPE="usagepoint").concurrency == 4
+    assert FetcherSettings(**required, BATCH_SCOPE="subscription").concurrency == 4
+    assert FetcherSettings(**required, FETCH_CONCURRENCY=7).concurrency == 7
+
+
 def test_a_bulk_feed_is_cut_per_subscription_with_the_shared_entries_once() -> None:
     atom = "http://www.w3.org/2005/Atom"
     base = "https://api.example/espi/1_1/resource"

@@ -17,7 +17,9 @@ it is fetched once and used if it holds a waiting member's subscription. A subsc
 from every answer gets None (its job fails with a sentence and its grant is revoked).
 
 The BulkID comes from ``PGE_BULK_ID`` or, once per process, from the custodian's Authorization
-documents (the third party's Bulk ``resourceURI``).
+documents (the third party's Bulk ``resourceURI``). When they name none, a round raises
+:class:`NoBulkResource` and its jobs fetch per UsagePoint instead (``BATCH_SCOPE=bulk`` is the
+default, and a registration without a Bulk resource must still work).
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def bulk_id_from_authorizations(body: bytes) -> str | None:
     return None
 
 
+class NoBulkResource(PermanentError):
+    """The custodian's Authorization documents name no Bulk resource for this registration (and
+    ``PGE_BULK_ID`` is unset): Bulk rounds cannot be made; a job fetches on its own instead."""
+
+
 @dataclass(frozen=True)
 class BulkOptions:
     api_base: str
@@ -96,6 +103,7 @@ class BulkRequests:
         self.options = options
         self._bulk_id = options.bulk_id
         self._bulk_id_lock = asyncio.Lock()
+        self._no_bulk = False  # the Authorization documents named none: not asked again
         self._open: dict[Window, _Round] = {}
         self._consumed: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -143,14 +151,16 @@ class BulkRequests:
         base = self.options.api_base.rstrip("/")
         async with self._bulk_id_lock:
             if self._bulk_id is None:
-                answer = await self.session.call(
-                    f"{base}/Authorization",
-                    client_token=True,
-                    read_body=bulk_id_from_authorizations,
-                )
-                self._bulk_id = answer.read
+                if not self._no_bulk:
+                    answer = await self.session.call(
+                        f"{base}/Authorization",
+                        client_token=True,
+                        read_body=bulk_id_from_authorizations,
+                    )
+                    self._bulk_id = answer.read
+                    self._no_bulk = self._bulk_id is None
                 if self._bulk_id is None:
-                    raise PermanentError(
+                    raise NoBulkResource(
                         "the utility's Authorization documents name no Bulk resource for this "
                         "application (set PGE_BULK_ID)"
                     )

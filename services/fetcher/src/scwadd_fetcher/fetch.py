@@ -18,7 +18,7 @@ from typing import Literal, Protocol
 from scwadd_core.events import RAW_BUCKET
 
 from scwadd_fetcher import metrics
-from scwadd_fetcher.bulk import BulkRequests
+from scwadd_fetcher.bulk import BulkRequests, NoBulkResource
 from scwadd_fetcher.custodian import EspiSession, PermanentError
 from scwadd_fetcher.documents import (
     NO_DATA,
@@ -124,7 +124,12 @@ class JobFetch:
         self._subscription_marker = f"/Subscription/{subscription_id}/".encode()
         self._subscription_id = subscription_id
         if self.options.batch_scope == "bulk" and self.bulk is not None:
-            return await self._run_bulk(subscription_id)
+            try:
+                return await self._run_bulk(subscription_id)
+            except NoBulkResource:
+                # bulk is the default, and a registration may have no Bulk resource the
+                # custodian names: the job still completes, one UsagePoint at a time.
+                log.warning("no Bulk resource known; fetching per UsagePoint instead")
         listing = await self.session.call(
             f"{base}/Subscription/{subscription_id}/UsagePoint",
             read_body=usage_point_ids,

@@ -97,7 +97,7 @@ class FetcherOptions:
             batch_scope=settings.BATCH_SCOPE,
             bulk_gather_seconds=settings.BULK_GATHER_SECONDS,
             bulk_id=settings.PGE_BULK_ID,
-            concurrency=settings.FETCH_CONCURRENCY,
+            concurrency=settings.concurrency,
             retry=CallPolicy(
                 attempts=settings.FETCH_RETRY_ATTEMPTS,
                 initial_wait=settings.FETCH_RETRY_INITIAL_SECONDS,
