@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scwadd_sandbox import data, documents
+from scwadd_sandbox import billing, data, documents
 from scwadd_sandbox.config import (
     ESPI_ROOT,
     TEST_TOKEN_PATH,
@@ -31,7 +31,7 @@ from scwadd_sandbox.config import (
     Registration,
     SandboxConfig,
 )
-from scwadd_sandbox.data import Meter, ServicePoint, billing_months
+from scwadd_sandbox.data import Meter, ServicePoint
 from scwadd_sandbox.faults import FaultKind, malform, truncate
 from scwadd_sandbox.notify import Notifier
 from scwadd_sandbox.state import (
@@ -325,12 +325,19 @@ def create_api_app(
         fault = await _apply_faults(state, "UsageSummary")
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
         span = state.served_range(record, start, end)
-        no_month = span is None or next(billing_months(*span), None) is None
-        if span is None or no_month or fault is FaultKind.EMPTY:
+        no_period = span is None or not billing.has_period(record.customer, *span)
+        if span is None or no_period or fault is FaultKind.EMPTY:
             return no_content()
         start, end = span
         body = await asyncio.to_thread(
-            documents.usage_summary_feed, base, seed, record, point, start, end
+            documents.usage_summary_feed,
+            base,
+            seed,
+            record,
+            point,
+            start,
+            end,
+            state.faults.config.billing,
         )
         return await answer(fault, body)
 
@@ -392,7 +399,14 @@ def create_api_app(
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
         body = await asyncio.to_thread(
-            documents.usage_feed, base, seed, record, [point], *span, str(request.url)
+            documents.usage_feed,
+            base,
+            seed,
+            record,
+            [point],
+            *span,
+            str(request.url),
+            state.faults.config.billing,
         )
         return await answer(fault, body)
 
@@ -473,7 +487,9 @@ def create_api_app(
         ]
         if not parts or fault is FaultKind.EMPTY:
             return no_content()
-        body = await asyncio.to_thread(documents.bulk_feed, base, seed, parts, str(request.url))
+        body = await asyncio.to_thread(
+            documents.bulk_feed, base, seed, parts, str(request.url), state.faults.config.billing
+        )
         return await answer(fault, body)
 
     @app.get(ESPI_ROOT + "/Batch/RetailCustomer/{customer_id}")
