@@ -46,6 +46,7 @@ from scwadd_core.sealing import Keyring, SealingError
 from scwadd_fetcher import metrics
 from scwadd_fetcher.api import AccessToken, EspiSession, PermanentError, RetryPolicy
 from scwadd_fetcher.bulk import BulkOptions, BulkRequests
+from scwadd_fetcher.extras import Granted, SummaryWatch, fetch_extras
 from scwadd_fetcher.fetch import FetchOptions, JobFetch, subscription_id_from
 from scwadd_fetcher.jobs import COMPLETED, FAILED, ClaimResult, JobLedger
 from scwadd_fetcher.notifications import BatchWaiters
@@ -298,11 +299,12 @@ class Fetcher:
         session = EspiSession(self.custodian, token, self.options.retry)
         period = history_period(self.options.history_days)
         max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
+        watch = SummaryWatch(self.raw_store)
         fetch = JobFetch(
             job_id,
             session,
             self.waiters,
-            self.raw_store,
+            watch,
             FetchOptions(
                 api_base=self.options.api_base,
                 period=period,
@@ -316,6 +318,18 @@ class Fetcher:
         )
         try:
             outcome = await fetch.run(subscription_id)
+            extras = await fetch_extras(
+                job_id=job_id,
+                session=session,
+                store=self.raw_store,
+                api_base=self.options.api_base,
+                subscription_id=subscription_id,
+                usage_points=outcome.usage_points,
+                period=period,
+                granted=Granted.from_scope(event.scope),
+                carried=watch.usage_points_with_summaries,
+                max_range_seconds=outcome.max_range_seconds,
+            )
         except PermanentError as error:
             reason = str(error)
             log.warning(
@@ -348,6 +362,8 @@ class Fetcher:
             job_id=job_id,
             subscription_id=subscription_id,
             raw_objects=outcome.raw_objects,
+            summary_objects=extras.summary_objects,
+            customer_objects=extras.customer_objects,
             usage_points=outcome.usage_points,
             period_start=datetime.fromtimestamp(period.start, UTC),
             period_end=datetime.fromtimestamp(period.end, UTC),
