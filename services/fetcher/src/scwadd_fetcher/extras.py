@@ -162,9 +162,7 @@ async def fetch_extras(
 
 async def _get(session: EspiSession, url: str, params: dict[str, str] | None) -> bytes | None:
     try:
-        answer = await session.call(
-            url, params=params, check_body=_check, ok=(200, 204, 403, 404)
-        )
+        answer = await session.call(url, params=params, check_body=_check, ok=(200, 204, 403, 404))
     except PermanentError as error:
         # The intervals are fetched and are the export; a bill the custodian will not give is
         # left out (the exporter's manifest then lists no bills for it), not the whole export.
