@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from scwadd_devstack.bill_summary import bill_summary
-from scwadd_devstack.demo import give_consent, wait_for_job
+from scwadd_devstack.demo import give_consent, run_demo, wait_for_job
 
 from .conftest import System
 
@@ -134,3 +134,19 @@ def test_usage_only_grant_fetches_no_bill_and_no_customer(system: System) -> Non
     listed = {str(e["name"]) for e in system.exports()}
     assert manifest["csv"] in listed
     assert manifest["csv"].removesuffix(".csv") + ".bills.csv" not in listed
+
+
+def test_make_demo_prints_its_customers_bill_summary(
+    system: System, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scwadd run --demo`'s own routine: the first sandbox customer, sharing everything."""
+    assert run_demo(system.stack, timeout=300) == 0
+    out = capsys.readouterr().out
+    grant = system.authorization_for(system.sandbox.state.customers[0].profile)
+    _rows, manifest = system.export_for(grant["subscription_id"])
+    assert f"bills: {manifest['bills']['count']} billing period(s)" in out
+    assert manifest["bills"]["total_bill_amount"] in out
+    assert "reconciliation:" in out and " — ok" in out
+    # The summary names no customer: the name and addresses stay in the manifest.
+    customer = system.sandbox.state.customers[0]
+    assert customer.name not in out and customer.service_points[0].address not in out
