@@ -22,6 +22,8 @@ from scwadd_devstack.bill_summary import bill_summary
 from scwadd_devstack.stack import OPERATOR_USER, Stack
 
 TERMINAL_PHASES = ("done", "failed")
+# The exporter's bills beside the interval CSV (`<export>.bills.csv`): not the export's CSV.
+BILLS_SUFFIX = ".bills.csv"
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,11 @@ def newest_export(stack: Stack, client: httpx.Client) -> str:
     auth = (OPERATOR_USER, stack.secrets.operator_password)
     listing = client.get(stack.operator_url, params={"format": "json"}, auth=auth)
     listing.raise_for_status()
-    entries = [e for e in listing.json()["exports"] if str(e["name"]).endswith(".csv")]
+    entries = [
+        e
+        for e in listing.json()["exports"]
+        if str(e["name"]).endswith(".csv") and not str(e["name"]).endswith(BILLS_SUFFIX)
+    ]
     if not entries:
         raise RuntimeError("the files service lists no CSV export")
     return str(max(entries, key=lambda e: str(e["modified"]))["name"])
