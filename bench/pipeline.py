@@ -302,7 +302,11 @@ def _check(
     ) as operator:
         listing = operator.get("", params={"format": "json"})
         listing.raise_for_status()
-        csvs = [e for e in listing.json()["exports"] if str(e["name"]).endswith(".csv")]
+        csvs = [
+            e
+            for e in listing.json()["exports"]
+            if str(e["name"]).endswith(".csv") and not str(e["name"]).endswith(".bills.csv")
+        ]
         outcomes = []
         for customer in runs:
             who = f"customer {customer.retail_customer_id} ({customer.profile})"

@@ -122,7 +122,7 @@ class Run:
         listing.raise_for_status()
         for entry in listing.json()["exports"]:
             name = str(entry["name"])
-            if name.startswith(prefix) and name.endswith(".csv"):
+            if name.startswith(prefix) and name.endswith(".csv") and ".bills." not in name:
                 return datetime.fromisoformat(str(entry["modified"])).timestamp()
         return None
 

@@ -38,10 +38,15 @@ def custodian_config(sandbox: RunningSandbox) -> CustodianConfig:
 
 
 def consent_code(
-    sandbox: RunningSandbox, profile: str, *, history_days: int = 365, state: str = "test"
+    sandbox: RunningSandbox,
+    profile: str,
+    *,
+    history_days: int = 365,
+    state: str = "test",
+    share: str = "all",
 ) -> str:
-    """A customer of ``profile`` approves on the sandbox's consent page; the code it redirects
-    back with."""
+    """A customer of ``profile`` approves on the sandbox's consent page (sharing ``share``:
+    ``all`` or ``usage``); the code it redirects back with."""
     query = httpx.QueryParams(
         {
             "client_id": sandbox.client_id,
@@ -52,17 +57,22 @@ def consent_code(
     )
     with sandbox.web_client() as web:
         answer = submit_consent(
-            web, f"{sandbox.authorize_url}?{query}", profile=profile, history_days=history_days
+            web,
+            f"{sandbox.authorize_url}?{query}",
+            profile=profile,
+            history_days=history_days,
+            share=share,
         )
     assert answer.status_code == 302, answer.text
     return httpx.URL(answer.headers["location"]).params["code"]
 
 
 async def grant_tokens(
-    sandbox: RunningSandbox, profile: str, *, state: str = "test"
+    sandbox: RunningSandbox, profile: str, *, state: str = "test", share: str = "all"
 ) -> TokenResponse:
-    """A year of ``profile``'s data granted, and the code exchanged as a third party does."""
+    """A year of ``profile``'s data granted (``share``: ``all`` or ``usage``), and the code
+    exchanged as a third party does."""
     # The consent pages are plain blocking HTTP: kept off the loop the service under test uses.
-    code = await asyncio.to_thread(consent_code, sandbox, profile, state=state)
+    code = await asyncio.to_thread(consent_code, sandbox, profile, state=state, share=share)
     async with Custodian(custodian_config(sandbox)) as custodian:
         return await custodian.exchange_code(code, sandbox.redirect_uri)

@@ -94,7 +94,11 @@ def main() -> int:
             return 1
         listing = client.get(f"{public}/output/", params={"format": "json"}, auth=operator)
         listing.raise_for_status()
-        exports = [e for e in listing.json()["exports"] if str(e["name"]).endswith(".csv")]
+        exports = [
+            e
+            for e in listing.json()["exports"]
+            if str(e["name"]).endswith(".csv") and not str(e["name"]).endswith(".bills.csv")
+        ]
         if not exports:
             print("demo: the files service lists no CSV")
             return 1

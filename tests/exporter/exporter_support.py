@@ -44,10 +44,11 @@ class SandboxGrant:
     usage_points: list[str]
 
 
-async def obtain_grant(sandbox: RunningSandbox, profile: str) -> SandboxGrant:
-    """A customer of ``profile`` approves on the sandbox's consent form; we exchange the code."""
+async def obtain_grant(sandbox: RunningSandbox, profile: str, share: str = "all") -> SandboxGrant:
+    """A customer of ``profile`` approves on the sandbox's consent form (sharing ``share``); we
+    exchange the code."""
     customer = next(c for c in sandbox.state.customers if c.profile == profile)
-    tokens = await grant_tokens(sandbox, profile, state="exporter-test")
+    tokens = await grant_tokens(sandbox, profile, state="exporter-test", share=share)
     assert tokens.authorization_uri and tokens.resource_uri
     record = next(
         r

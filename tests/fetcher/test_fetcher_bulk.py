@@ -33,7 +33,8 @@ async def test_a_burst_of_grants_costs_one_bulk_request_and_one_get(
         sandbox, BATCH_SCOPE="bulk", BULK_GATHER_SECONDS=1.5, CUSTODIAN_TIMEOUT_SECONDS=300.0
     )
     keyring = Keyring.parse(sealing_keys)
-    tokens = [await grant_tokens(sandbox, profile) for profile in PROFILES]
+    # Usage only: this counts the interval calls (bills and customer details: test_fetcher_extras).
+    tokens = [await grant_tokens(sandbox, profile, share="usage") for profile in PROFILES]
     before = client_calls(sandbox)
     async with running_fetcher(settings):
         grants = [await observer.publish_grant(t, keyring) for t in tokens]

@@ -29,7 +29,7 @@ async def test_202_then_notification_gas_and_electric(
     sandbox, settings_for, sealing_keys, observer
 ):
     settings = settings_for(sandbox)
-    tokens = await grant_tokens(sandbox, "gas-electric")
+    tokens = await grant_tokens(sandbox, "gas-electric", share="usage")  # interval calls only
     async with running_fetcher(settings):
         grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
         outcome = await observer.outcome(grant.job_id)

@@ -30,7 +30,8 @@ def metric(endpoint: str, status: str) -> float:
 async def fetch_one(
     sandbox, observer, settings, sealing_keys, profile="electric-15min", before=None
 ):
-    tokens = await grant_tokens(sandbox, profile)
+    # Usage only: these tests count the interval calls (bills: test_fetcher_extras.py).
+    tokens = await grant_tokens(sandbox, profile, share="usage")
     if before is not None:
         before(tokens)
     async with running_fetcher(settings):

@@ -65,7 +65,8 @@ async def test_two_replicas_share_one_budget_and_one_database(
         ]
         keyring = Keyring.parse(sealing_keys)
         tokens = [
-            await grant_tokens(sandbox, p) for p in ("electric-15min", "solar", "electric-60min")
+            await grant_tokens(sandbox, p, share="usage")  # interval calls only
+            for p in ("electric-15min", "solar", "electric-60min")
         ]
         async with contextlib.AsyncExitStack() as stack:
             for settings in replicas:
@@ -92,7 +93,7 @@ async def test_the_same_grant_twice_is_fetched_once(
     sandbox, settings_for, database_url, sealing_keys, observer
 ):
     settings = settings_for(sandbox, database_url=database_url)
-    tokens = await grant_tokens(sandbox, "electric-15min")
+    tokens = await grant_tokens(sandbox, "electric-15min", share="usage")
     keyring = Keyring.parse(sealing_keys)
     before = acked_grants()
     async with running_fetcher(settings):

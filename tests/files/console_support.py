@@ -8,6 +8,7 @@ import json
 import math
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from scwadd_core.bus import Bus
 from scwadd_core.events import (
@@ -95,6 +96,7 @@ async def publish_exported_job(
     revoked: str | None = "revoked",
     reason: str | None = None,
     gas: bool = True,
+    manifest_extra: dict[str, Any] | None = None,
 ) -> tuple[bytes, bytes]:
     """Everything the other services do for one exported job; returns the default CSV and the
     raw Green Button document."""
@@ -114,6 +116,7 @@ async def publish_exported_job(
         "csv_layout": "default",
         "requested_period": {"start": promised_start.isoformat(), "end": end.isoformat()},
         **report.to_dict(),
+        **(manifest_extra or {}),
     }
     exports = await bus.object_store(EXPORTS_BUCKET)
     await exports.put(csv_name, out.getvalue())

@@ -300,7 +300,11 @@ def test_authorization_times_in_milliseconds_like_older_pge_documents(pki_dir: P
         assert root.findtext(f".//{ESPI}expires_at") == str(record.expires_at * 1000)
 
 
-def test_usage_summaries_add_up_the_month(sandbox: RunningSandbox, api: httpx.Client) -> None:
+def test_usage_summaries_add_up_the_billing_period(
+    sandbox: RunningSandbox, api: httpx.Client
+) -> None:
+    """Billed consumption = the period's readings; billLastPeriod = their cost plus
+    costAdditionalLastPeriod, which its detail lines add up to; the ground truth says the same."""
     grant = grant_for(sandbox, api, "gas-electric")
     customer = next(c for c in sandbox.state.customers if c.profile == "gas-electric")
     gas = customer.service_points[1]
@@ -324,6 +328,16 @@ def test_usage_summaries_add_up_the_month(sandbox: RunningSandbox, api: httpx.Cl
     assert consumption is not None
     assert int(consumption.findtext(f"{ESPI}value") or "") == sum(r["value"] for r in readings)
     assert consumption.findtext(f"{ESPI}uom") == "169"
-    assert int(first.findtext(f"{ESPI}billLastPeriod") or "") == sum(r["cost"] for r in readings)
+    additional = int(first.findtext(f"{ESPI}costAdditionalLastPeriod") or "")
+    lines = [
+        int(line.findtext(f"{ESPI}amount") or "")
+        for line in first.iter(f"{ESPI}costAdditionalDetailLastPeriod")
+    ]
+    assert len(lines) >= 2 and sum(lines) == additional
+    bill = int(first.findtext(f"{ESPI}billLastPeriod") or "")
+    assert bill == sum(r["cost"] for r in readings) + additional
+    assert first.findtext(f"{ESPI}tariffProfile") == "G1"
+    [truth_bill] = [b for b in truth["bills"] if b["usage_point_id"] == gas.usage_point_id]
+    assert (truth_bill["start"], truth_bill["bill_last_period"]) == (period_start, bill)
     short = api.get(url, headers=grant.headers, params={"published-min": end - 5 * DAY})
     assert short.status_code == 204

@@ -336,10 +336,10 @@ def test_the_granted_function_blocks_match_what_is_served(
 ) -> None:
     """FB 12 costs in readings, 15/16 UsageSummary (16: with billLastPeriod), 46 RetailCustomer:
     a customer sharing usage only grants none of them, and none is served."""
-    # A whole billing month inside the granted year.
+    # Two calendar months inside the granted year: a whole billing period (read cycle) fits.
     end = dt.datetime.fromtimestamp(sandbox.state.data_end, PACIFIC).date()
-    first = (end.replace(day=1) - dt.timedelta(days=40)).replace(day=1)
-    following = (first + dt.timedelta(days=32)).replace(day=1)
+    first = (end.replace(day=1) - dt.timedelta(days=70)).replace(day=1)
+    following = (first + dt.timedelta(days=63)).replace(day=1)
     month = {"published-min": _midnight(first), "published-max": _midnight(following)}
     served = {}
     for share in ("all", "usage"):

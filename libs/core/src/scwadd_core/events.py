@@ -129,12 +129,19 @@ class BatchReady(Event):
 
 
 class FetchCompleted(JobEvent):
-    """fetcher → exporter: every raw ESPI document is in bucket ``scwadd-raw``."""
+    """fetcher → exporter: every raw ESPI document is in bucket ``scwadd-raw``.
+
+    ``summary_objects`` (UsageSummary answers) and ``customer_objects`` (RetailCustomer answers)
+    hold what the grant's scope allowed beyond the intervals and the interval documents did not
+    already carry; added within version 1 with empty defaults (an older fetcher's event reads as
+    "none fetched")."""
 
     subject: ClassVar[str] = FETCH_COMPLETED
 
     subscription_id: str
     raw_objects: list[str]
+    summary_objects: list[str] = Field(default_factory=list)
+    customer_objects: list[str] = Field(default_factory=list)
     usage_points: list[str]
     period_start: datetime
     period_end: datetime

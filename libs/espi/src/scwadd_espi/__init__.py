@@ -19,9 +19,13 @@ themselves), and the errors :class:`EspiParseError` and :class:`ConversionError`
 - :mod:`.localtime` — DST rule bitfields and a ``tzinfo`` from LocalTimeParameters.
 - :mod:`.sample` — a generated PG&E-shaped sample feed.
 - :mod:`.readings` — ``iter_readings(source)``: typed, exactly scaled readings per channel.
+- :mod:`.bills` — ``iter_bills(sources)``: UsageSummary documents as typed :class:`Bill` records
+  (exact consumption, amounts in dollars, cost lines, tariff, read cycle, quality);
+  ``read_customer(sources)``: RetailCustomer name, agreements and service addresses.
 - :mod:`.convert_cli` — ``scwadd convert``.
 """
 
+from scwadd_espi.bills import Bill, CostLine, CustomerDetails, iter_bills, read_customer
 from scwadd_espi.convert import convert
 from scwadd_espi.layouts import DEFAULT_COLUMNS, LAYOUTS, Layout
 from scwadd_espi.parser import EspiParseError, ParsedEntry, iter_entries
@@ -38,9 +42,12 @@ from scwadd_espi.report import (
 __all__ = [
     "DEFAULT_COLUMNS",
     "LAYOUTS",
+    "Bill",
     "ChannelInfo",
     "ConversionError",
     "ConversionReport",
+    "CostLine",
+    "CustomerDetails",
     "EspiParseError",
     "Gap",
     "InputReport",
@@ -50,6 +57,8 @@ __all__ = [
     "ReadingTypeReport",
     "UsagePointReport",
     "convert",
+    "iter_bills",
     "iter_entries",
     "iter_readings",
+    "read_customer",
 ]

@@ -27,6 +27,7 @@ from scwadd_espi.model import (
     ESPI_NS,
     Authorization,
     BatchList,
+    CustomerAgreement,
     DateTimeInterval,
     EspiObject,
     IntervalBlock,
@@ -37,8 +38,10 @@ from scwadd_espi.model import (
     RationalNumber,
     ReadingType,
     RetailCustomer,
+    ServiceLocation,
     ServiceStatus,
     SummaryMeasurement,
+    TariffRiderRef,
     UsagePoint,
     UsageSummary,
 )
@@ -56,6 +59,9 @@ _ESPI = f"{{{ESPI_NS}}}"
 _DST_RULE = re.compile(r"[0-9A-Fa-f]{8}")
 # Times beyond this are milliseconds (10**11 seconds is the year 5138).
 _MILLISECONDS_THRESHOLD = 10**11
+# A duration this long (31.7 years) is no period in seconds; in a document whose start is in
+# milliseconds it is read as milliseconds (a month is 2.6 * 10**9 ms).
+_MILLISECOND_DURATION = 10**9
 
 
 class EspiParseError(ValueError):
@@ -219,7 +225,11 @@ class _Reader:
         start = self.req_int(element, inner, "start", f"{what} {name}")
         duration = self.req_int(element, inner, "duration", f"{what} {name}")
         if ms_aware and abs(start) >= _MILLISECONDS_THRESHOLD:
-            start //= 1000  # durations stay in seconds (UInt32 could not hold a year in ms)
+            start //= 1000
+            # Durations stay in seconds (UInt32 cannot hold a year in ms), unless no period in
+            # seconds could be that long while the start shows the document writes milliseconds.
+            if duration >= _MILLISECOND_DURATION and duration % 1000 == 0:
+                duration //= 1000
         return DateTimeInterval(start=start, duration=duration)
 
     def time(self, kids: dict[str, etree._Element], name: str, what: str) -> int | None:
@@ -362,16 +372,27 @@ class _Reader:
             return LocalTimeParameters(tz_offset=0, unusable=str(error))
 
     def usage_summary(self, element: etree._Element) -> UsageSummary:
+        """Every element of ESPI's UsageSummary. Times in epoch milliseconds (older PG&E
+        documents) are read as such where unambiguous: a time >= 10**11 (the year 5138 in
+        seconds) is milliseconds; a period's duration is taken as milliseconds only when its
+        start was and the duration (>= 10**9, 31 years in seconds) could be no billing period in
+        seconds. Amounts stay integers in hundred-thousandths of the currency."""
         kids = self.children(element)
         what = "UsageSummary"
         items = []
+        riders: list[TariffRiderRef] = []
         for child in element:
-            if _local(child) == "costAdditionalDetailLastPeriod":
+            if _namespace(child) not in _ESPI_NAMESPACES:
+                continue
+            name = _local(child)
+            if name == "costAdditionalDetailLastPeriod":
                 inner = self.children(child)
+                if "itemKind" not in inner:
+                    raise self.error(child, "costAdditionalDetailLastPeriod needs an <itemKind>")
                 items.append(
                     LineItem(
                         note=self.opt_text(inner, "note") or "",
-                        item_kind=self.opt_int(inner, "itemKind", "LineItem") or 0,
+                        item_kind=self.req_int(child, inner, "itemKind", "LineItem"),
                         amount=self.opt_int(inner, "amount", "LineItem"),
                         rounding=self.opt_int(inner, "rounding", "LineItem"),
                         date_time=self.time(inner, "dateTime", "LineItem"),
@@ -380,8 +401,27 @@ class _Reader:
                         item_period=self.interval(inner, "itemPeriod", "LineItem", True),
                     )
                 )
+            elif name == "tariffRiderRefs":
+                for ref in child:
+                    if _local(ref) != "tariffRiderRef":
+                        continue
+                    inner = self.children(ref)
+                    rider = self.opt_text(inner, "riderType")
+                    if not rider:
+                        raise self.error(ref, "tariffRiderRef needs a <riderType>")
+                    riders.append(
+                        TariffRiderRef(
+                            rider_type=rider,
+                            enrollment_status=self.opt_text(inner, "enrollmentStatus") or "",
+                            effective_date=self.time(inner, "effectiveDate", "tariffRiderRef"),
+                        )
+                    )
+        status = self.time(kids, "statusTimeStamp", what)
+        if status is None:
+            raise self.error(element, "UsageSummary needs a <statusTimeStamp>")
+        source = kids.get("billingChargeSource")
         return UsageSummary(
-            status_time_stamp=self.time(kids, "statusTimeStamp", what) or 0,
+            status_time_stamp=status,
             billing_period=self.interval(kids, "billingPeriod", what, ms_aware=True),
             bill_last_period=self.opt_int(kids, "billLastPeriod", what),
             bill_to_date=self.opt_int(kids, "billToDate", what),
@@ -392,10 +432,27 @@ class _Reader:
             current_billing_period_overall_consumption=self.summary(
                 kids, "currentBillingPeriodOverAllConsumption"
             ),
+            current_day_last_year_net_consumption=self.summary(
+                kids, "currentDayLastYearNetConsumption"
+            ),
+            current_day_net_consumption=self.summary(kids, "currentDayNetConsumption"),
+            current_day_overall_consumption=self.summary(kids, "currentDayOverallConsumption"),
+            peak_demand=self.summary(kids, "peakDemand"),
+            previous_day_last_year_overall_consumption=self.summary(
+                kids, "previousDayLastYearOverallConsumption"
+            ),
+            previous_day_net_consumption=self.summary(kids, "previousDayNetConsumption"),
+            previous_day_overall_consumption=self.summary(kids, "previousDayOverallConsumption"),
             quality_of_reading=self.opt_int(kids, "qualityOfReading", what),
+            ratchet_demand=self.summary(kids, "ratchetDemand"),
+            ratchet_demand_period=self.interval(kids, "ratchetDemandPeriod", what, ms_aware=True),
             commodity=self.opt_int(kids, "commodity", what),
             tariff_profile=self.opt_text(kids, "tariffProfile"),
             read_cycle=self.opt_text(kids, "readCycle"),
+            tariff_rider_refs=tuple(riders),
+            billing_charge_source=(
+                self.opt_text(self.children(source), "agencyName") if source is not None else None
+            ),
         )
 
     def retail_customer(self, element: etree._Element) -> RetailCustomer:
@@ -406,6 +463,45 @@ class _Reader:
             inner = self.children(organisation)
             name = self.opt_text(inner, "organisationName") or self.opt_text(inner, "name")
         return RetailCustomer(name=name or None)
+
+    def customer_agreement(self, element: etree._Element) -> CustomerAgreement:
+        """``CustomerAgreement`` (customer.xsd): ``agreementId``, ``signDate``, ``type``."""
+        kids = self.children(element)
+        return CustomerAgreement(
+            agreement_id=self.opt_text(kids, "agreementId") or None,
+            sign_date=self.time(kids, "signDate", "CustomerAgreement"),
+            kind=self.opt_text(kids, "type") or None,
+        )
+
+    def service_location(self, element: etree._Element) -> ServiceLocation:
+        """``ServiceLocation/mainAddress`` (customer.xsd StreetAddress): the street from
+        ``streetDetail/addressGeneral`` (PG&E's shape), else its parts joined (number, prefix,
+        name, type, suffix, suiteNumber); town and state from ``townDetail``."""
+        address = self.children(element).get("mainAddress")
+        if address is None:
+            return ServiceLocation()
+        parts = self.children(address)
+        street = None
+        detail = parts.get("streetDetail")
+        if detail is not None:
+            inner = self.children(detail)
+            lines = [self.opt_text(inner, n) for n in ("addressGeneral", "addressGeneral2")]
+            street = ", ".join(line for line in lines if line) or None
+            if street is None:
+                pieces = ("number", "prefix", "name", "type", "suffix", "suiteNumber")
+                street = " ".join(p for p in (self.opt_text(inner, n) for n in pieces) if p)
+        town = state = None
+        town_detail = parts.get("townDetail")
+        if town_detail is not None:
+            inner = self.children(town_detail)
+            town = self.opt_text(inner, "name") or None
+            state = self.opt_text(inner, "stateOrProvince") or None
+        return ServiceLocation(
+            street=street or None,
+            town=town,
+            state=state,
+            postal_code=self.opt_text(parts, "postalCode") or None,
+        )
 
     def authorization(self, element: etree._Element) -> Authorization:
         kids = self.children(element)
@@ -444,8 +540,9 @@ class _Reader:
         (ElectricPowerQualitySummary, ApplicationInformation, ...)."""
         name = _local(element)
         namespace = _namespace(element)
-        if namespace == CUSTOMER_NS or name in ("RetailCustomer", "Customer"):
-            return self.retail_customer(element) if name in ("RetailCustomer", "Customer") else None
+        if namespace == CUSTOMER_NS or name in _CUSTOMER_PARSERS:
+            parse_customer = _CUSTOMER_PARSERS.get(name)
+            return parse_customer(self, element) if parse_customer is not None else None
         if namespace not in _ESPI_NAMESPACES:
             return None
         if name == "MeterReading":
@@ -453,6 +550,13 @@ class _Reader:
         parse = _OBJECT_PARSERS.get(name)
         return parse(self, element) if parse is not None else None
 
+
+_CUSTOMER_PARSERS: dict[str, Callable[[_Reader, etree._Element], EspiObject]] = {
+    "RetailCustomer": _Reader.retail_customer,
+    "Customer": _Reader.retail_customer,
+    "CustomerAgreement": _Reader.customer_agreement,
+    "ServiceLocation": _Reader.service_location,
+}
 
 _OBJECT_PARSERS: dict[str, Callable[[_Reader, etree._Element], EspiObject]] = {
     "UsagePoint": _Reader.usage_point,

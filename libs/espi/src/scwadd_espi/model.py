@@ -10,7 +10,8 @@ explicit helpers at the bottom (:func:`scaled_value`, :func:`display_value`), wh
 Objects:
     :class:`UsagePoint`, :class:`MeterReading`, :class:`ReadingType`, :class:`IntervalBlock`
     (with :class:`IntervalReading`), :class:`LocalTimeParameters`, :class:`UsageSummary`
-    (with :class:`SummaryMeasurement`, :class:`LineItem`), :class:`RetailCustomer`,
+    (with :class:`SummaryMeasurement`, :class:`LineItem`, :class:`TariffRiderRef`),
+    :class:`RetailCustomer`, :class:`CustomerAgreement`, :class:`ServiceLocation`,
     :class:`Authorization`, :class:`BatchList`, :class:`ServiceStatus`.
 
 :class:`Entry` is the Atom envelope around one object: its id, its ``self`` / ``up`` / ``related``
@@ -222,7 +223,22 @@ class LineItem:
 
 
 @dataclass(frozen=True, slots=True)
+class TariffRiderRef:
+    """One ``tariffRiderRefs/tariffRiderRef``: a rate option on the base tariff (e.g. ``NEM2``).
+
+    ``enrollment_status`` is ESPI's EnrollmentStatus (``unenrolled``, ``enrolled``,
+    ``enrolledPending``); ``effective_date`` epoch seconds."""
+
+    rider_type: str
+    enrollment_status: str
+    effective_date: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class UsageSummary:
+    """Every UsageSummary element of the ESPI schema (``espi.xsd`` complexType UsageSummary),
+    in schema order. Amounts are hundred-thousandths of the currency; times epoch seconds."""
+
     status_time_stamp: int
     billing_period: DateTimeInterval | None = None
     bill_last_period: int | None = None
@@ -232,10 +248,22 @@ class UsageSummary:
     currency: int | None = None
     overall_consumption_last_period: SummaryMeasurement | None = None
     current_billing_period_overall_consumption: SummaryMeasurement | None = None
+    current_day_last_year_net_consumption: SummaryMeasurement | None = None
+    current_day_net_consumption: SummaryMeasurement | None = None
+    current_day_overall_consumption: SummaryMeasurement | None = None
+    peak_demand: SummaryMeasurement | None = None
+    previous_day_last_year_overall_consumption: SummaryMeasurement | None = None
+    previous_day_net_consumption: SummaryMeasurement | None = None
+    previous_day_overall_consumption: SummaryMeasurement | None = None
     quality_of_reading: int | None = None
+    ratchet_demand: SummaryMeasurement | None = None
+    ratchet_demand_period: DateTimeInterval | None = None
     commodity: int | None = None
     tariff_profile: str | None = None
     read_cycle: str | None = None
+    tariff_rider_refs: tuple[TariffRiderRef, ...] = ()
+    #: ``billingChargeSource/agencyName``: who bills the charges (e.g. a CCA).
+    billing_charge_source: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +271,33 @@ class RetailCustomer:
     """The customer's name (``Customer/customerName`` in the customer namespace)."""
 
     name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAgreement:
+    """``CustomerAgreement`` (customer namespace): one service agreement; at PG&E one per
+    UsagePoint. ``sign_date`` epoch seconds."""
+
+    agreement_id: str | None = None
+    sign_date: int | None = None
+    kind: str | None = None  # the Document ``type``, e.g. "electric"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLocation:
+    """``ServiceLocation`` (customer namespace): where a UsagePoint is. ``street`` is
+    ``mainAddress/streetDetail/addressGeneral`` (else the street parts joined), ``town`` and
+    ``state`` come from ``townDetail``."""
+
+    street: str | None = None
+    town: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+
+    def one_line(self) -> str:
+        """``12 Alder St, Oakland, CA 94610`` (the parts present)."""
+        region = " ".join(p for p in (self.state, self.postal_code) if p)
+        return ", ".join(p for p in (self.street, self.town, region) if p)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +336,8 @@ EspiObject = (
     | LocalTimeParameters
     | UsageSummary
     | RetailCustomer
+    | CustomerAgreement
+    | ServiceLocation
     | Authorization
     | BatchList
     | ServiceStatus

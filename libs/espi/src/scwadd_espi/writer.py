@@ -70,6 +70,7 @@ from scwadd_espi.model import (
     ESPI_NS,
     Authorization,
     BatchList,
+    CustomerAgreement,
     DateTimeInterval,
     Entry,
     EspiObject,
@@ -81,6 +82,7 @@ from scwadd_espi.model import (
     RationalNumber,
     ReadingType,
     RetailCustomer,
+    ServiceLocation,
     ServiceStatus,
     SummaryMeasurement,
     UsagePoint,
@@ -193,6 +195,8 @@ def object_element(
         root = etree.Element(b.q("Customer"), nsmap=nsmaps["customer"])
         b.text(root, "customerName", obj.name)
         return root
+    if isinstance(obj, CustomerAgreement | ServiceLocation):
+        return _customer_object(obj, nsmaps["customer"])
     b = _Builder(ESPI_NS, times_in_ms)
     root = etree.Element(b.q(type(obj).__name__), nsmap=nsmaps["espi"])
     if isinstance(obj, UsagePoint):
@@ -224,6 +228,29 @@ def object_element(
         b.text(root, "currentStatus", obj.current_status)
     else:  # pragma: no cover - the type union is closed
         raise TypeError(f"not an ESPI object: {obj!r}")
+    return root
+
+
+def _customer_object(
+    obj: CustomerAgreement | ServiceLocation, nsmap: dict[str | None, str]
+) -> etree._Element:
+    """A CustomerAgreement or ServiceLocation in customer.xsd's element order."""
+    b = _Builder(CUSTOMER_NS)
+    if isinstance(obj, CustomerAgreement):
+        root = etree.Element(b.q("CustomerAgreement"), nsmap=nsmap)
+        b.text(root, "type", obj.kind)
+        b.text(root, "signDate", obj.sign_date)
+        b.text(root, "agreementId", obj.agreement_id)
+        return root
+    root = etree.Element(b.q("ServiceLocation"), nsmap=nsmap)
+    address = etree.SubElement(root, b.q("mainAddress"))
+    if obj.street is not None:
+        b.text(etree.SubElement(address, b.q("streetDetail")), "addressGeneral", obj.street)
+    if obj.town is not None or obj.state is not None:
+        town = etree.SubElement(address, b.q("townDetail"))
+        b.text(town, "name", obj.town)
+        b.text(town, "stateOrProvince", obj.state)
+    b.text(address, "postalCode", obj.postal_code)
     return root
 
 
@@ -281,17 +308,35 @@ def _usage_summary(b: _Builder, root: etree._Element, s: UsageSummary) -> None:
     for item in s.cost_additional_detail_last_period:
         _line_item(b, root, item)
     b.text(root, "currency", s.currency)
-    b.summary(root, "overallConsumptionLastPeriod", s.overall_consumption_last_period)
-    b.summary(
-        root,
-        "currentBillingPeriodOverAllConsumption",
-        s.current_billing_period_overall_consumption,
-    )
+    for name, measurement in (
+        ("overallConsumptionLastPeriod", s.overall_consumption_last_period),
+        ("currentBillingPeriodOverAllConsumption", s.current_billing_period_overall_consumption),
+        ("currentDayLastYearNetConsumption", s.current_day_last_year_net_consumption),
+        ("currentDayNetConsumption", s.current_day_net_consumption),
+        ("currentDayOverallConsumption", s.current_day_overall_consumption),
+        ("peakDemand", s.peak_demand),
+        ("previousDayLastYearOverallConsumption", s.previous_day_last_year_overall_consumption),
+        ("previousDayNetConsumption", s.previous_day_net_consumption),
+        ("previousDayOverallConsumption", s.previous_day_overall_consumption),
+    ):
+        b.summary(root, name, measurement)
     b.text(root, "qualityOfReading", s.quality_of_reading)
+    b.summary(root, "ratchetDemand", s.ratchet_demand)
+    b.interval(root, "ratchetDemandPeriod", s.ratchet_demand_period, ms)
     b.time(root, "statusTimeStamp", s.status_time_stamp, ms)
     b.text(root, "commodity", s.commodity)
     b.text(root, "tariffProfile", s.tariff_profile)
     b.text(root, "readCycle", s.read_cycle)
+    if s.tariff_rider_refs:
+        refs = etree.SubElement(root, b.q("tariffRiderRefs"))
+        for rider in s.tariff_rider_refs:
+            ref = etree.SubElement(refs, b.q("tariffRiderRef"))
+            b.text(ref, "riderType", rider.rider_type)
+            b.text(ref, "enrollmentStatus", rider.enrollment_status)
+            b.time(ref, "effectiveDate", rider.effective_date or 0, ms)
+    if s.billing_charge_source is not None:
+        source = etree.SubElement(root, b.q("billingChargeSource"))
+        b.text(source, "agencyName", s.billing_charge_source)
 
 
 def _authorization(b: _Builder, root: etree._Element, a: Authorization) -> None:

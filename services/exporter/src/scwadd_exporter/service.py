@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -83,6 +83,8 @@ class Built:
     manifest: dict[str, Any]
     rows: int
     readings: int
+    # Further files of the export by suffix (``bills.csv`` → ``<base>.bills.csv``).
+    extras: dict[str, bytes] = field(default_factory=dict)
 
 
 # (object name, bytes) of each raw document, and the CSV layout.
@@ -256,7 +258,8 @@ class Exporter:
         self, grant: ExporterGrant, event: FetchCompleted
     ) -> tuple[ExportRecord, dict[str, Any]]:
         await self._progress(grant.job_id, "exporting", EXPORTING_SENTENCE)
-        documents = [(name, await self.blobs.get(RAW_BUCKET, name)) for name in event.raw_objects]
+        names = [*event.raw_objects, *event.summary_objects, *event.customer_objects]
+        documents = [(name, await self.blobs.get(RAW_BUCKET, name)) for name in names]
         try:
             built = await asyncio.to_thread(self.convert, documents, self.policy.csv_layout)
         except self.unconvertible as error:
@@ -280,6 +283,10 @@ class Exporter:
         }
         # The CSV first: a manifest never points at a file that is not there.
         await self.blobs.put(EXPORTS_BUCKET, csv_name, built.csv)
+        for suffix, data in sorted(built.extras.items()):
+            extra_name = f"{base}.{suffix}"
+            await self.blobs.put(EXPORTS_BUCKET, extra_name, data)
+            manifest[suffix.replace(".", "_")] = extra_name
         manifest_bytes = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
         await self.blobs.put(EXPORTS_BUCKET, manifest_name, manifest_bytes)
         record = ExportRecord(

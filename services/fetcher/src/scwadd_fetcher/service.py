@@ -48,6 +48,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scwadd_fetcher import ledger, metrics
 from scwadd_fetcher.bulk import BulkOptions, BulkRequests
 from scwadd_fetcher.custodian import EspiSession, PermanentError
+from scwadd_fetcher.extras import Granted, SummaryWatch, fetch_extras
 from scwadd_fetcher.fetch import FetchOptions, JobFetch
 from scwadd_fetcher.ledger import COMPLETED, FAILED, ClaimResult, Holder
 from scwadd_fetcher.notifications import BatchWaiters
@@ -307,11 +308,12 @@ class Fetcher:
         session = EspiSession(self.custodian, token, self.options.retry)
         period = history_period(self.options.history_days)
         max_range = self.options.max_range_days * DAY if self.options.max_range_days else None
+        watch = SummaryWatch(self.raw_store)
         fetch = JobFetch(
             job_id,
             session,
             self.waiters,
-            self.raw_store,
+            watch,
             FetchOptions(
                 api_base=self.options.api_base,
                 period=period,
@@ -325,6 +327,18 @@ class Fetcher:
         )
         try:
             outcome = await fetch.run(subscription_id)
+            extras = await fetch_extras(
+                job_id=job_id,
+                session=session,
+                store=self.raw_store,
+                api_base=self.options.api_base,
+                subscription_id=subscription_id,
+                usage_points=outcome.usage_points,
+                period=period,
+                granted=Granted.from_scope(event.scope),
+                carried=watch.usage_points_with_summaries,
+                max_range_seconds=outcome.max_range_seconds,
+            )
         except PermanentError as error:
             reason = str(error)
             log.warning(
@@ -357,6 +371,8 @@ class Fetcher:
             job_id=job_id,
             subscription_id=subscription_id,
             raw_objects=outcome.raw_objects,
+            summary_objects=extras.summary_objects,
+            customer_objects=extras.customer_objects,
             usage_points=outcome.usage_points,
             period_start=datetime.fromtimestamp(period.start, UTC),
             period_end=datetime.fromtimestamp(period.end, UTC),

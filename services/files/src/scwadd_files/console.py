@@ -90,6 +90,11 @@ class JobOut(BaseModel):
     rows: int | None
     csv_layout: str | None
     links: dict[str, str]
+    # Shared by the customer (RetailCustomer, UsageSummary): customer data, never logged.
+    customer_name: str | None = None
+    service_addresses: list[dict[str, Any]] = []
+    # The manifest's ``bills`` and ``reconciliation`` (docs/csv.md), None without bills.
+    bills: dict[str, Any] | None = None
 
 
 class JobsOut(BaseModel):
@@ -120,6 +125,8 @@ def job_out(job: ConsoleJob) -> JobOut:
             links[f"raw_{index}"] = f"{base}/raw/{index}"
     if job.manifest_object:
         links["manifest"] = f"/output/{job.manifest_object}"
+    if job.bills_object:
+        links["bills_csv"] = f"/output/{job.bills_object}"
     return JobOut(
         job_id=job.job_id,
         subscription_id=job.subscription_id,
@@ -149,6 +156,9 @@ def job_out(job: ConsoleJob) -> JobOut:
         rows=job.rows,
         csv_layout=job.csv_layout,
         links=links,
+        customer_name=job.customer_name,
+        service_addresses=json.loads(job.service_addresses or "[]"),
+        bills=json.loads(job.bills) if job.bills else None,
     )
 
 

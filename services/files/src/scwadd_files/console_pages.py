@@ -42,7 +42,75 @@ CHARTS = (
 
 def _job_link(job: ConsoleJob) -> str:
     name = escape(job.subscription_id or "(unknown)")
-    return f'<a href="/console/jobs/{escape(job.job_id)}">{name}</a>'
+    link = f'<a href="/console/jobs/{escape(job.job_id)}">{name}</a>'
+    if job.customer_name:
+        link += f'<br><span class="customer-name">{escape(job.customer_name)}</span>'
+    addresses = json.loads(job.service_addresses or "[]")
+    if addresses:
+        first = escape(str(addresses[0].get("address") or ""))
+        more = f" (+{len(addresses) - 1})" if len(addresses) > 1 else ""
+        link += f'<br><span class="muted">{first}{more}</span>'
+    return link
+
+
+def customer_text(job: ConsoleJob) -> str:
+    """The export page's customer line: the name and service addresses when shared."""
+    text = f"subscription {escape(job.subscription_id or '(unknown)')}"
+    if job.customer_name:
+        text = f'<span class="customer-name">{escape(job.customer_name)}</span>, ' + text
+    addresses = json.loads(job.service_addresses or "[]")
+    if addresses:
+        items = "".join(
+            f"<li>{escape(str(a.get('address') or ''))} "
+            f'<span class="muted">(meter {escape(str(a.get("usage_point_id") or "?"))})</span></li>'
+            for a in addresses
+        )
+        text += f'<ul class="addresses">{items}</ul>'
+    return text
+
+
+def bills_section(job: ConsoleJob) -> str:
+    """The bills and their reconciliation against the intervals; discrepancies highlighted."""
+    if not job.bills:
+        return ""
+    data = json.loads(job.bills)
+    bills = data.get("bills") or {}
+    reconciliation = data.get("reconciliation") or {}
+    periods = reconciliation.get("periods") or []
+    warnings = reconciliation.get("warnings") or []
+    rows = "".join(
+        f'<tr class="{"warning" if p.get("warning") else ""}">'
+        f"<td>{escape(str(p.get('usage_point_id') or ''))}</td>"
+        f"<td>{escape(str(p.get('period_start_local') or '')[:10])} → "
+        f"{escape(str(p.get('period_end_local') or '')[:10])}</td>"
+        f"<td>{_or_dash(p.get('billed'))} {escape(str(p.get('unit') or ''))}</td>"
+        f"<td>{_or_dash(p.get('interval'))}</td>"
+        f"<td>{_or_dash(p.get('difference_percent'))}%</td>"
+        f"<td>{escape(str(p.get('status') or ''))}</td></tr>"
+        for p in periods
+    )
+    alert = ""
+    if warnings:
+        items = "".join(f"<li>{escape(str(w))}</li>" for w in warnings)
+        alert = (
+            '<section class="needs-action" aria-labelledby="bill-warnings">'
+            f'<h3 id="bill-warnings">Data-quality warnings ({len(warnings)})</h3>'
+            f"<ul>{items}</ul></section>"
+        )
+    return (
+        '<h2>Bills</h2><p id="bills-summary">'
+        f"{_or_dash(bills.get('count'))} billing period(s), "
+        f"{_or_dash(bills.get('total_bill_amount'))} {escape(str(bills.get('currency') or ''))}"
+        f" in all; tariff {escape(', '.join(bills.get('tariffs') or []) or '—')}. Billed "
+        "consumption against the intervals summed over each period (net: delivered - "
+        f"received), tolerance {_or_dash(reconciliation.get('tolerance_percent'))}%.</p>"
+        + alert
+        + '<div class="table-wrap"><table id="reconciliation"><thead><tr>'
+        '<th scope="col">meter</th><th scope="col">billing period (local)</th>'
+        '<th scope="col">billed</th><th scope="col">intervals</th>'
+        '<th scope="col">difference</th><th scope="col">status</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
 
 
 def _utc(moment: datetime | None) -> str:
@@ -216,7 +284,8 @@ def list_page(
     filters = (
         '<form class="filters" method="get" action="/console/" role="search">'
         f'<label for="f-q">search<input id="f-q" type="search" name="q" maxlength="100" '
-        f'value="{escape(query.q)}" placeholder="subscription, meter, job, reason"></label>'
+        f'value="{escape(query.q)}" '
+        'placeholder="subscription, customer, meter, job, reason"></label>'
         + _select("state", "job", STATES, query.state)
         + _select("grant", "grant", GRANT_STATES, query.grant)
         + f'<label for="f-since">consented from<input id="f-since" type="date" name="since" '
@@ -296,7 +365,7 @@ def job_page(
         )
     summary = (
         '<dl class="summary">'
-        f"<dt>customer</dt><dd>subscription {escape(job.subscription_id or '(unknown)')}</dd>"
+        f"<dt>customer</dt><dd>{customer_text(job)}</dd>"
         f"<dt>job</dt><dd>{escape(job.job_id)} — {state_cell(job)}</dd>"
         f"<dt>grant</dt><dd>{grant_cell(job)}</dd>"
         f"<dt>consented</dt><dd>{_utc(job.received_at)}</dd>"
@@ -336,6 +405,12 @@ def job_page(
                 if job.manifest_object
                 else ""
             )
+            + (
+                f'<li><a href="/output/{escape(job.bills_object)}" download>'
+                "the bills (bills.csv)</a></li>"
+                if job.bills_object
+                else ""
+            )
             + raw_links
             + "</ul>"
         )
@@ -364,6 +439,7 @@ def job_page(
         + revoke
         + f"<h1>Export for subscription {escape(job.subscription_id or job.job_id)}</h1>"
         + summary
+        + bills_section(job)
         + downloads
         + charts
         + history

@@ -286,6 +286,7 @@ class Console:
             job.services,
             job.grant_reason or "",
             job.failure_reason or "",
+            job.customer_name or "",
         ]
         job.search_text = " ".join(p for p in parts if p).lower()
 
@@ -309,6 +310,7 @@ class Console:
             job.gap_count = sum(int(p.get("gap_count", 0)) for p in gaps) if gaps else None
             job.gap_seconds = sum(int(p.get("gap_seconds", 0)) for p in gaps) if gaps else None
             job.covered_start, job.covered_end = covered
+            _record_bills(job, manifest)
             requested = manifest.get("requested_period") or {}
             if job.promised_start is None and requested.get("start"):
                 job.promised_start = as_utc(datetime.fromisoformat(requested["start"]))
@@ -494,3 +496,28 @@ class Console:
             return rows
 
         return await in_transaction(self.sessions, read)
+
+
+def _record_bills(job: ConsoleJob, manifest: dict[str, Any]) -> None:
+    """The manifest's customer details and bills (``docs/csv.md``) onto the job's row."""
+    customer = manifest.get("customer") or {}
+    name = customer.get("name")
+    job.customer_name = str(name)[:500] if name else None
+    addresses = [
+        {
+            "usage_point_id": a.get("usage_point_id"),
+            "address": str(a.get("address") or "")[:500],
+        }
+        for a in (customer.get("service_addresses") or [])[:100]
+        if isinstance(a, dict)
+    ]
+    job.service_addresses = json.dumps(addresses)
+    bills_csv = manifest.get("bills_csv")
+    job.bills_object = str(bills_csv) if bills_csv else None
+    bills = manifest.get("bills")
+    if isinstance(bills, dict) and bills.get("count"):
+        job.bills = json.dumps(
+            {"bills": bills, "reconciliation": manifest.get("reconciliation") or {}}
+        )
+    else:
+        job.bills = None

@@ -65,6 +65,13 @@ class ConsoleJob(Base):
     gap_count: Mapped[int | None] = mapped_column(Integer, default=None)
     gap_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     estimated_share: Mapped[float | None] = mapped_column(Float, default=None)
+    # The customer's details and bills, from the export's manifest when the customer shared
+    # them (customer data: shown to the operator, never logged).
+    customer_name: Mapped[str | None] = mapped_column(Text, default=None)
+    service_addresses: Mapped[str] = mapped_column(Text, default="[]")  # JSON, the manifest's
+    bills_object: Mapped[str | None] = mapped_column(String(255), default=None)
+    # JSON: {"bills": manifest["bills"], "reconciliation": manifest["reconciliation"]}
+    bills: Mapped[str | None] = mapped_column(Text, default=None)
     # Lower-cased subscription, job id, usage points and reasons: what the search box matches.
     search_text: Mapped[str] = mapped_column(Text, default="")
 

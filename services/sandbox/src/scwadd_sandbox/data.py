@@ -442,17 +442,3 @@ def readings(
     """Every reading of ``meter`` starting in [start, end)."""
     for t, duration in interval_starts(meter.spec, start, end):
         yield reading(seed, point, meter, t, duration)
-
-
-def billing_months(start: int, end: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of every whole Pacific calendar month inside [start, end): billing periods."""
-    local = dt.datetime.fromtimestamp(start, PACIFIC)
-    year, month = local.year, local.month
-    while True:
-        first = int(dt.datetime(year, month, 1, tzinfo=PACIFIC).timestamp())
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-        following = int(dt.datetime(year, month, 1, tzinfo=PACIFIC).timestamp())
-        if following > end:
-            return
-        if first >= start:
-            yield first, following

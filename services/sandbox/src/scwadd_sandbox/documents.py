@@ -26,7 +26,6 @@ from scwadd_espi.model import (
     ReadingType,
     RetailCustomer,
     ServiceStatus,
-    SummaryMeasurement,
     UsagePoint,
     UsageSummary,
 )
@@ -41,8 +40,9 @@ from scwadd_espi.writer import (
     uuid_urn,
 )
 
-from scwadd_sandbox import data
+from scwadd_sandbox import billing, data
 from scwadd_sandbox.config import Registration
+from scwadd_sandbox.faults import BillingFaults
 from scwadd_sandbox.state import (
     CLIENT_SCOPE,
     FB_COST,
@@ -152,35 +152,19 @@ def usage_point_data(
 
 
 def usage_summaries(
-    seed: int, point: data.ServicePoint, start: int, end: int, with_cost: bool = True
+    seed: int,
+    record: AuthorizationRecord,
+    point: data.ServicePoint,
+    start: int,
+    end: int,
+    faults: BillingFaults | None = None,
 ) -> list[UsageSummary]:
-    """One summary per whole Pacific month in [start, end): consumption delivered and, when
-    ``with_cost`` (function block 16), its cost."""
-    meter = point.meters[0]  # the delivered (forward) series
-    spec = meter.spec
-    gas = spec.uom == data.UOM_THERM
-    summaries = []
-    for first, following in data.billing_months(start, end):
-        readings = list(data.readings(seed, point, meter, first, following))
-        summaries.append(
-            UsageSummary(
-                status_time_stamp=following,
-                billing_period=DateTimeInterval(first, following - first),
-                bill_last_period=sum(r.cost for r in readings) if with_cost else None,
-                currency=CURRENCY_USD,
-                overall_consumption_last_period=SummaryMeasurement(
-                    power_of_ten_multiplier=spec.power_of_ten_multiplier,
-                    time_stamp=following,
-                    uom=spec.uom,
-                    value=sum(r.value for r in readings),
-                ),
-                quality_of_reading=data.QUALITY_VALIDATED,
-                commodity=spec.commodity,
-                tariff_profile="G1" if gas else "E-TOU-C",
-                read_cycle="1",
-            )
-        )
-    return summaries
+    """The UsageSummaries ``record`` may read for ``point`` over [start, end) (see
+    :mod:`scwadd_sandbox.billing`): none without function block 15 or 16, costs only with 16."""
+    if not record.grants(FB_USAGE_SUMMARY, FB_USAGE_SUMMARY_COST):
+        return []
+    with_cost = record.grants(FB_USAGE_SUMMARY_COST)
+    return billing.usage_summaries(seed, record.customer, point, start, end, with_cost, faults)
 
 
 def usage_summary_feed(
@@ -190,11 +174,11 @@ def usage_summary_feed(
     point: data.ServicePoint,
     start: int,
     end: int,
+    faults: BillingFaults | None = None,
 ) -> bytes:
     paths = resource_paths(espi_base)
     point_data = usage_point_data(seed, point, 0, 0, meters=())
-    with_cost = record.grants(FB_USAGE_SUMMARY_COST)
-    point_data.usage_summaries = usage_summaries(seed, point, start, end, with_cost)
+    point_data.usage_summaries = usage_summaries(seed, record, point, start, end, faults)
     entries = [
         entry
         for entry in usage_entries(
@@ -228,14 +212,21 @@ def _entries(
     start: int,
     end: int,
     meters: Sequence[data.Meter] | None = None,
+    summaries: BillingFaults | None = None,
 ) -> Iterator[Entry]:
+    """The entries of ``points`` over [start, end); with ``summaries`` (a Batch answer: the
+    billing faults in force) also the UsageSummaries of the whole billing periods in the range,
+    when the grant includes them."""
     paths = resource_paths(espi_base)
+    trees = []
+    for point in points:
+        tree = usage_point_data(seed, point, start, end, meters, record.grants(FB_COST))
+        if summaries is not None:
+            tree.usage_summaries = usage_summaries(seed, record, point, start, end, summaries)
+        trees.append(tree)
     entries = usage_entries(
         record.subscription_id,
-        [
-            usage_point_data(seed, point, start, end, meters, record.grants(FB_COST))
-            for point in points
-        ],
+        trees,
         style=STYLE,
         published=_published(record),
         updated=dt.datetime.now(dt.UTC).replace(microsecond=0),
@@ -249,10 +240,10 @@ def _entries(
         elif isinstance(entry.content, UsagePoint):
             # PG&E's UsagePoint links its UsageSummary collection (and LocalTimeParameters/1).
             up_id = entry.self_href.rsplit("/", 1)[1]
-            summaries = paths.usage_summaries(record.subscription_id, up_id)
+            collection = paths.usage_summaries(record.subscription_id, up_id)
             granted = record.grants(FB_USAGE_SUMMARY, FB_USAGE_SUMMARY_COST)
-            if granted and summaries not in entry.related:
-                entry = dataclasses.replace(entry, related=(*entry.related, summaries))
+            if granted and collection not in entry.related:
+                entry = dataclasses.replace(entry, related=(*entry.related, collection))
         yield entry
 
 
@@ -377,10 +368,14 @@ def usage_feed(
     start: int,
     end: int,
     self_href: str,
+    billing_faults: BillingFaults | None = None,
 ) -> bytes:
-    """The whole usage tree of ``points`` with readings in [start, end): a Batch answer. A feed
+    """The whole usage tree of ``points`` with readings in [start, end): a Batch answer, with the
+    UsageSummaries of the whole billing periods in the range when granted (FB 15/16). A feed
     with electric readings starts with the ProgramIdMappings entry that explains their tou codes."""
-    entries: Iterable[AnyEntry] = _entries(espi_base, seed, record, points, start, end)
+    entries: Iterable[AnyEntry] = _entries(
+        espi_base, seed, record, points, start, end, summaries=billing_faults or BillingFaults()
+    )
     if any(point.kind == data.KIND_ELECTRICITY for point in points):
         entries = itertools.chain([program_id_mappings_entry(espi_base)], entries)
     return feed(entries, self_href, "Green Button Usage Feed")
@@ -391,10 +386,13 @@ def bulk_feed(
     seed: int,
     parts: Sequence[tuple[AuthorizationRecord, tuple[int, int]]],
     self_href: str,
+    billing_faults: BillingFaults | None = None,
 ) -> bytes:
-    """A Bulk answer: the usage trees of several subscriptions, each over its own range."""
+    """A Bulk answer: the usage trees of several subscriptions, each over its own range (with
+    their UsageSummaries where granted)."""
+    faults = billing_faults or BillingFaults()
     entries: Iterable[AnyEntry] = itertools.chain.from_iterable(
-        _entries(espi_base, seed, record, record.customer.service_points, *span)
+        _entries(espi_base, seed, record, record.customer.service_points, *span, summaries=faults)
         for record, span in parts
     )
     electric = any(

@@ -63,6 +63,24 @@ class NotificationFaults(BaseModel):
     malformed_rate: float = Rate
 
 
+class BillingFaults(BaseModel):
+    """A billing discrepancy: the UsageSummary's billed consumption
+    (``overallConsumptionLastPeriod``) is the interval energy times ``1 + discrepancy_percent /
+    100``, on the listed UsagePoints (every one when the list is empty), so a client's
+    reconciliation of bills against intervals has something to find. Amounts are not changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discrepancy_percent: float = Field(default=0.0, ge=-90.0, le=900.0)
+    usage_points: list[str] = Field(default_factory=list, max_length=1000)
+
+    def skew_for(self, usage_point_id: str) -> float:
+        """The percent to skew ``usage_point_id``'s billed consumption by (0: none)."""
+        if self.usage_points and usage_point_id not in self.usage_points:
+            return 0.0
+        return self.discrepancy_percent
+
+
 class FaultConfig(BaseModel):
     """The whole fault setting; the admin API replaces it as one document."""
 
@@ -75,6 +93,7 @@ class FaultConfig(BaseModel):
     hang_seconds: float = Field(default=300.0, ge=0.0, le=86400.0)
     # Early token expiry: tokens die after this many seconds while expires_in still says 3600.
     token_lifetime_override: int | None = Field(default=None, ge=0)
+    billing: BillingFaults = Field(default_factory=BillingFaults)
 
     def rule(self, endpoint: str) -> EndpointFaults | None:
         return self.endpoints.get(endpoint) or self.endpoints.get("*")

@@ -18,9 +18,12 @@ from urllib.parse import urljoin
 import httpx
 from lxml import html
 
+from scwadd_devstack.bill_summary import bill_summary
 from scwadd_devstack.stack import OPERATOR_USER, Stack
 
 TERMINAL_PHASES = ("done", "failed")
+# The exporter's bills beside the interval CSV (`<export>.bills.csv`): not the export's CSV.
+BILLS_SUFFIX = ".bills.csv"
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,12 @@ def submit_form(
     return client.request((form.method or "GET").upper(), target, data=values)
 
 
-def give_consent(stack: Stack, client: httpx.Client, customer: str | None = None) -> Consent:
-    """Landing page → custodian consent (approve) → callback → status page."""
+def give_consent(
+    stack: Stack, client: httpx.Client, customer: str | None = None, share: str | None = None
+) -> Consent:
+    """Landing page → custodian consent (approve) → callback → status page. ``share`` is the
+    consent form's choice (``all``: usage, bills and account details; ``usage``: usage only);
+    the form's own default when None."""
     landing = client.get(stack.customer_url)
     landing.raise_for_status()
     to_custodian = submit_form(client, stack.customer_url, landing.text)
@@ -61,6 +68,8 @@ def give_consent(stack: Stack, client: httpx.Client, customer: str | None = None
     consent = client.get(consent_url)
     consent.raise_for_status()
     choices = {"customer": customer} if customer else {}
+    if share is not None:
+        choices["share"] = share
     back = submit_form(client, consent_url, consent.text, "decision=approve", **choices)
     callback_url = back.headers["location"]
     callback = client.get(callback_url)
@@ -90,7 +99,11 @@ def newest_export(stack: Stack, client: httpx.Client) -> str:
     auth = (OPERATOR_USER, stack.secrets.operator_password)
     listing = client.get(stack.operator_url, params={"format": "json"}, auth=auth)
     listing.raise_for_status()
-    entries = [e for e in listing.json()["exports"] if str(e["name"]).endswith(".csv")]
+    entries = [
+        e
+        for e in listing.json()["exports"]
+        if str(e["name"]).endswith(".csv") and not str(e["name"]).endswith(BILLS_SUFFIX)
+    ]
     if not entries:
         raise RuntimeError("the files service lists no CSV export")
     return str(max(entries, key=lambda e: str(e["modified"]))["name"])
@@ -127,6 +140,9 @@ def run_demo(stack: Stack, timeout: float = 600.0) -> int:
         body = client.get(urljoin(stack.operator_url, name), auth=auth)
         body.raise_for_status()
         console = console_page(stack, client, name)
+        manifest_name = name.removesuffix(".csv") + ".manifest.json"
+        manifest = client.get(urljoin(stack.operator_url, manifest_name), auth=auth)
+        manifest.raise_for_status()
     target = stack.run_dir / "exports" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(body.content)
@@ -135,4 +151,6 @@ def run_demo(stack: Stack, timeout: float = 600.0) -> int:
     print(f"console: {console}")
     print(f"rows: {rows}")
     print(f"revoked: {'yes' if view.get('revoked') else 'no'}")
+    for line in bill_summary(manifest.json()):
+        print(line)
     return 0 if view.get("revoked") else 1

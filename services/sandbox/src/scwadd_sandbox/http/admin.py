@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse, Response
 
-from scwadd_sandbox import data
+from scwadd_sandbox import billing, data, documents
 from scwadd_sandbox.config import SandboxConfig
-from scwadd_sandbox.faults import FaultConfig
+from scwadd_sandbox.faults import BillingFaults, FaultConfig
 from scwadd_sandbox.http.access import parse_time
-from scwadd_sandbox.state import FB_COST, SandboxState
+from scwadd_sandbox.state import FB_COST, AuthorizationRecord, SandboxState
 
 TRUTH_MAX_DAYS = 800
 
@@ -116,6 +116,7 @@ def admin_router(config: SandboxConfig, state: SandboxState) -> APIRouter:
             return JSONResponse({"error": "bad range"}, status_code=400)
         chosen: data.Customer | None
         with_cost = True
+        record = None
         if subscription_id is not None:
             record = state.authorization_by_subscription(subscription_id)
             chosen = record.customer if record else None
@@ -130,9 +131,39 @@ def admin_router(config: SandboxConfig, state: SandboxState) -> APIRouter:
             return JSONResponse({"error": "unknown customer or subscription"}, status_code=404)
         first = max(first, state.data_start)
         last = min(last, state.data_end)
-        return JSONResponse(_truth(config.seed, chosen, first, last, usage_point_id, with_cost))
+        truth = _truth(config.seed, chosen, first, last, usage_point_id, with_cost)
+        truth["bills"] = _bills_truth(
+            config.seed, chosen, record, first, last, usage_point_id, state.faults.config.billing
+        )
+        return JSONResponse(truth)
 
     return router
+
+
+def _bills_truth(
+    seed: int,
+    customer: data.Customer,
+    record: AuthorizationRecord | None,
+    start: int,
+    end: int,
+    usage_point_id: str | None,
+    faults: BillingFaults,
+) -> list[dict[str, Any]]:
+    """The UsageSummaries served for the whole billing periods in [start, end), with the billing
+    faults in force: for ``record``'s grant (none without FB 15/16, no amounts without 16), or
+    everything when no authorization is named."""
+    bills: list[dict[str, Any]] = []
+    if end <= start:
+        return bills
+    for point in customer.service_points:
+        if usage_point_id is not None and point.usage_point_id != usage_point_id:
+            continue
+        if record is None:
+            summaries = billing.usage_summaries(seed, customer, point, start, end, True, faults)
+        else:
+            summaries = documents.usage_summaries(seed, record, point, start, end, faults)
+        bills.extend(billing.summary_json(point.usage_point_id, s) for s in summaries)
+    return bills
 
 
 class AdminRefused(Exception):

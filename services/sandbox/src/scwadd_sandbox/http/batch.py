@@ -49,7 +49,14 @@ def batch_router(access: EspiAccess, notifier: Notifier) -> APIRouter:
         if span is None or fault is FaultKind.EMPTY:
             return no_content()
         body = await asyncio.to_thread(
-            documents.usage_feed, base, seed, record, [point], *span, str(request.url)
+            documents.usage_feed,
+            base,
+            seed,
+            record,
+            [point],
+            *span,
+            str(request.url),
+            state.faults.config.billing,
         )
         return await answer(fault, body)
 
@@ -130,7 +137,9 @@ def batch_router(access: EspiAccess, notifier: Notifier) -> APIRouter:
         ]
         if not parts or fault is FaultKind.EMPTY:
             return no_content()
-        body = await asyncio.to_thread(documents.bulk_feed, base, seed, parts, str(request.url))
+        body = await asyncio.to_thread(
+            documents.bulk_feed, base, seed, parts, str(request.url), state.faults.config.billing
+        )
         return await answer(fault, body)
 
     return router

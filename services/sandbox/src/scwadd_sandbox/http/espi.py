@@ -9,9 +9,8 @@ import asyncio
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from scwadd_sandbox import documents
+from scwadd_sandbox import billing, documents
 from scwadd_sandbox.config import ESPI_ROOT
-from scwadd_sandbox.data import billing_months
 from scwadd_sandbox.faults import FaultKind
 from scwadd_sandbox.http.access import (
     XML,
@@ -135,12 +134,19 @@ def espi_router(access: EspiAccess) -> APIRouter:
         fault = await apply_faults(state, "UsageSummary")
         start, end = parse_range(request, state.data_end, config.max_range_seconds)
         span = state.served_range(record, start, end)
-        no_month = span is None or next(billing_months(*span), None) is None
-        if span is None or no_month or fault is FaultKind.EMPTY:
+        no_period = span is None or not billing.has_period(record.customer, *span)
+        if span is None or no_period or fault is FaultKind.EMPTY:
             return no_content()
         start, end = span
         body = await asyncio.to_thread(
-            documents.usage_summary_feed, base, seed, record, point, start, end
+            documents.usage_summary_feed,
+            base,
+            seed,
+            record,
+            point,
+            start,
+            end,
+            state.faults.config.billing,
         )
         return await answer(fault, body)
 
