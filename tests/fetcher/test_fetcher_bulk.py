@@ -83,7 +83,10 @@ async def test_without_a_bulk_resource_named_a_job_fetches_per_usage_point(
     ).raise_for_status()
     settings = settings_for(sandbox, BATCH_SCOPE="bulk", BULK_GATHER_SECONDS=0.5)
     keyring = Keyring.parse(sealing_keys)
-    tokens = [await grant_tokens(sandbox, profile) for profile in ("electric-60min", "solar")]
+    tokens = [
+        await grant_tokens(sandbox, profile, share="usage")
+        for profile in ("electric-60min", "solar")
+    ]
     before = client_calls(sandbox)
     async with running_fetcher(settings):
         grants = [await observer.publish_grant(t, keyring) for t in tokens]
