@@ -467,3 +467,20 @@ async def test_export_completed_says_what_the_file_covers_on_a_redelivery_too(se
         ("UP-G", "gas", False),
     ]
     assert first.usage_points[1].start is None
+
+
+async def test_granted_resources_not_received_are_named_in_the_manifest(sessions):
+    """A bill or customer document the fetcher was granted but did not receive is said in the
+    manifest (``missing_resources``), never silently absent; without any, the key is absent."""
+    missing = ["the customer's details (RetailCustomer): refused by the utility (HTTP 403)"]
+    exporter, blobs, _published = make(sessions, ScriptedCustodian())
+    await exporter.on_grant_received(grant_event())
+    await exporter.on_fetch_completed(fetch_event().model_copy(update={"extras_missing": missing}))
+    manifest = json.loads(blobs.objects[(EXPORTS_BUCKET, "Sub-ject-7-20260115-job1.manifest.json")])
+    assert manifest["missing_resources"] == missing
+
+    exporter, blobs, _published = make(sessions, ScriptedCustodian())
+    await exporter.on_grant_received(grant_event("job-2"))
+    await exporter.on_fetch_completed(fetch_event("job-2"))
+    [name] = [n for (b, n) in blobs.objects if b == EXPORTS_BUCKET and n.endswith(".json")]
+    assert "missing_resources" not in json.loads(blobs.objects[(EXPORTS_BUCKET, name)])

@@ -91,3 +91,23 @@ async def test_everything_granted_costs_one_more_call_for_the_customer(
     assert [a.location.street for a in customer.addresses] == [
         p.address for p in expected.service_points
     ]
+
+
+async def test_granted_customer_details_that_never_come_are_named_not_dropped(
+    sandbox, settings_for, sealing_keys, observer
+):
+    """RetailCustomer granted, but the custodian keeps failing it: the intervals still complete,
+    and the event names what is missing (the exporter puts it in the manifest)."""
+    sandbox.admin.put(
+        "/admin/faults", json={"endpoints": {"BatchRetailCustomer": {"error_500_rate": 1.0}}}
+    )
+    settings = settings_for(sandbox, FETCH_RETRY_ATTEMPTS=2, FETCH_RETRY_INITIAL_SECONDS=0.1)
+    tokens = await grant_tokens(sandbox, "solar")
+    async with running_fetcher(settings):
+        grant = await observer.publish_grant(tokens, Keyring.parse(sealing_keys))
+        outcome = await observer.outcome(grant.job_id)
+    assert isinstance(outcome, FetchCompleted), outcome
+    assert outcome.raw_objects and outcome.customer_objects == []
+    [missing] = outcome.extras_missing
+    assert missing.startswith("the customer's details (RetailCustomer): ")
+    assert calls_for(sandbox, grant.authorization_uri)["BatchRetailCustomer"] == 2

@@ -133,8 +133,10 @@ class FetchCompleted(JobEvent):
 
     ``summary_objects`` (UsageSummary answers) and ``customer_objects`` (RetailCustomer answers)
     hold what the grant's scope allowed beyond the intervals and the interval documents did not
-    already carry; added within version 1 with empty defaults (an older fetcher's event reads as
-    "none fetched")."""
+    already carry; ``extras_missing`` one sentence per such resource that was granted but not
+    received (refused, or the custodian kept failing), so the export says what it lacks. Added
+    within version 1 with empty defaults (an older fetcher's event reads as "none fetched",
+    "nothing missing")."""
 
     subject: ClassVar[str] = FETCH_COMPLETED
 
@@ -142,6 +144,7 @@ class FetchCompleted(JobEvent):
     raw_objects: list[str]
     summary_objects: list[str] = Field(default_factory=list)
     customer_objects: list[str] = Field(default_factory=list)
+    extras_missing: list[str] = Field(default_factory=list)
     usage_points: list[str]
     period_start: datetime
     period_end: datetime

@@ -281,6 +281,9 @@ class Exporter:
             },
             **built.manifest,
         }
+        if event.extras_missing:
+            # Granted but not received (bills, customer details): said, never silently absent.
+            manifest["missing_resources"] = list(event.extras_missing)
         # The CSV first: a manifest never points at a file that is not there.
         await self.blobs.put(EXPORTS_BUCKET, csv_name, built.csv)
         for suffix, data in sorted(built.extras.items()):

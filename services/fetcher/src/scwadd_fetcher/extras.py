@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from scwadd_core.events import RAW_BUCKET
 
@@ -117,6 +118,9 @@ def carried_completely(period: Window, max_range_seconds: int | None) -> bool:
 class ExtrasOutcome:
     summary_objects: list[str] = field(default_factory=list)
     customer_objects: list[str] = field(default_factory=list)
+    # Granted yet not received: one sentence each (the resource and why; no customer data), so
+    # the manifest says what is missing instead of the export silently lacking it.
+    missing: list[str] = field(default_factory=list)
 
 
 async def fetch_extras(
@@ -148,13 +152,19 @@ async def fetch_extras(
             url = f"{base}/Subscription/{subscription_id}/UsagePoint/{usage_point}/UsageSummary"
             for window in summary_windows(period, max_range_seconds):
                 params = {"published-min": str(window.start), "published-max": str(window.end)}
-                body = await _get(session, url, params)
+                what = (
+                    f"the bills (UsageSummary) of UsagePoint {usage_point}, "
+                    f"{_day(window.start)} to {_day(window.end)}"
+                )
+                body = await _get(session, url, params, what, outcome.missing)
                 if body:
                     name = f"{job_id}/summary/usagepoint-{index}/{window.start}-{window.end}.xml"
                     await store.put(RAW_BUCKET, name, body)
                     outcome.summary_objects.append(name)
     if granted.retail_customer:
-        body = await _get(session, f"{base}/Batch/RetailCustomer/{subscription_id}", None)
+        url = f"{base}/Batch/RetailCustomer/{subscription_id}"
+        what = "the customer's details (RetailCustomer)"
+        body = await _get(session, url, None, what, outcome.missing)
         if body:
             name = f"{job_id}/customer/retailcustomer.xml"
             await store.put(RAW_BUCKET, name, body)
@@ -162,7 +172,20 @@ async def fetch_extras(
     return outcome
 
 
-async def _get(session: EspiSession, url: str, params: dict[str, str] | None) -> bytes | None:
+def _day(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).date().isoformat()
+
+
+async def _get(
+    session: EspiSession,
+    url: str,
+    params: dict[str, str] | None,
+    what: str,
+    missing: list[str],
+) -> bytes | None:
+    """The 200 answer's body, None for 204 (nothing in the range) or, noted in ``missing``, for
+    a refusal (403/404) or a custodian that kept failing: the intervals are the export, and a
+    granted extra the custodian will not give must not fail it, nor be left out unsaid."""
     try:
         answer = await session.call(
             url, params=params, read_body=check_feed, ok=(200, 204, 403, 404)
@@ -171,9 +194,11 @@ async def _get(session: EspiSession, url: str, params: dict[str, str] | None) ->
         # The intervals are fetched and are the export; a bill the custodian will not give is
         # left out (the exporter's manifest then lists no bills for it), not the whole export.
         log.warning("a granted resource could not be fetched: %s", error)
+        missing.append(f"{what}: {error}")
         return None
     if answer.status_code in (403, 404):
         # Granted, yet refused: nothing to store, and no reason to fail the intervals' export.
         log.warning("a granted resource was refused (%d); going on without it", answer.status_code)
+        missing.append(f"{what}: refused by the utility (HTTP {answer.status_code})")
         return None
     return answer.content if answer.status_code == 200 else None

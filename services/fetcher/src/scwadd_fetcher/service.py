@@ -373,6 +373,7 @@ class Fetcher:
             raw_objects=outcome.raw_objects,
             summary_objects=extras.summary_objects,
             customer_objects=extras.customer_objects,
+            extras_missing=extras.missing,
             usage_points=outcome.usage_points,
             period_start=datetime.fromtimestamp(period.start, UTC),
             period_end=datetime.fromtimestamp(period.end, UTC),

@@ -78,6 +78,7 @@ def bills_section(job: ConsoleJob) -> str:
     reconciliation = data.get("reconciliation") or {}
     periods = reconciliation.get("periods") or []
     warnings = reconciliation.get("warnings") or []
+    missing = data.get("missing") or []
     rows = "".join(
         f'<tr class="{"warning" if p.get("warning") else ""}">'
         f"<td>{escape(str(p.get('usage_point_id') or ''))}</td>"
@@ -95,6 +96,13 @@ def bills_section(job: ConsoleJob) -> str:
         alert = (
             '<section class="needs-action" aria-labelledby="bill-warnings">'
             f'<h3 id="bill-warnings">Data-quality warnings ({len(warnings)})</h3>'
+            f"<ul>{items}</ul></section>"
+        )
+    if missing:
+        items = "".join(f"<li>{escape(str(m))}</li>" for m in missing)
+        alert += (
+            '<section class="needs-action" aria-labelledby="bill-missing">'
+            f'<h3 id="bill-missing">Granted but not received ({len(missing)})</h3>'
             f"<ul>{items}</ul></section>"
         )
     return (

@@ -515,9 +515,14 @@ def _record_bills(job: ConsoleJob, manifest: dict[str, Any]) -> None:
     bills_csv = manifest.get("bills_csv")
     job.bills_object = str(bills_csv) if bills_csv else None
     bills = manifest.get("bills")
-    if isinstance(bills, dict) and bills.get("count"):
+    missing = [str(m)[:500] for m in (manifest.get("missing_resources") or [])[:100]]
+    if (isinstance(bills, dict) and bills.get("count")) or missing:
         job.bills = json.dumps(
-            {"bills": bills, "reconciliation": manifest.get("reconciliation") or {}}
+            {
+                "bills": bills if isinstance(bills, dict) else {},
+                "reconciliation": manifest.get("reconciliation") or {},
+                "missing": missing,
+            }
         )
     else:
         job.bills = None
