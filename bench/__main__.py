@@ -12,10 +12,10 @@ import sys
 import time
 import traceback
 from datetime import UTC, datetime
-from pathlib import Path
+
+from bench.sections import OUTPUT
 
 BENCHMARKS = ["bench.espi", "bench.pipeline", "bench.recovery", "bench.console"]
-OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 def main() -> int:

@@ -39,7 +39,7 @@ from scwadd_devstack.demo import console_page, give_consent, newest_export, wait
 from scwadd_devstack.stack import OPERATOR_USER, Stack, StackConfig, StackPorts
 from scwadd_testing.browser import launch_chromium
 
-from bench.pipeline import OUTPUT, _machine
+from bench.sections import machine, run_alone
 
 TITLE = "Console charts (a year of 15-minute data, 35,040 points)"
 PROFILE = "electric-15min"
@@ -147,7 +147,7 @@ def _section(loads: list[Load]) -> str:
     verdict = "within" if rendered < TARGET_MS else "**over**"
     contexts = len(loads) // 2
     lines = [
-        f"{_machine()}; the export page loaded in {contexts} fresh browser contexts at 1280 px, "
+        f"{machine()}; the export page loaded in {contexts} fresh browser contexts at 1280 px, "
         "each once cold and once reloaded warm, by Debian's headless chromium.",
         "",
         f"Median script → three charts drawn (the series fetched and drawn): **{rendered:.0f} ms** "
@@ -174,25 +174,8 @@ def _section(loads: list[Load]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_section(document: str, body: str) -> str:
-    """``document`` with this benchmark's section set to ``body`` (appended when absent)."""
-    heading = f"## {TITLE}\n"
-    section = f"{heading}\n{body.strip()}\n"
-    start = document.find(heading)
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + section
-    end = document.find("\n## ", start + len(heading))
-    rest = "" if end < 0 else document[end:]
-    return document[:start] + section + rest
-
-
 def main() -> int:
-    print(f"bench: {__name__} alone ...", file=sys.stderr, flush=True)
-    body = run()
-    existing = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n"
-    OUTPUT.write_text(replace_section(existing, body))
-    print(f"bench: wrote its section of {OUTPUT}", file=sys.stderr)
-    return 0
+    return run_alone(__name__, TITLE, run)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ docs/benchmarks.md; `make bench` runs every benchmark and rewrites the whole doc
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import ssl
 import statistics
@@ -49,13 +48,14 @@ from scwadd_fetcher.settings import (
     FetcherSettings,
 )
 
+from bench.sections import OUTPUT, machine, run_alone
+
 TITLE = "Pipeline (20 customers consenting at once)"
 CUSTOMERS = 20
 PGE_PER_SECOND, PGE_PER_HOUR, PGE_PER_DAY = 1, 2000, 20000
 ORIGINAL_CALLS_PER_CUSTOMER = 16  # the NodeJS original, one-meter customer (seed-scwadd.md)
 STATUS_POLL_SECONDS = 0.5
 JOB_TIMEOUT_SECONDS = 1800.0
-OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
 
 @dataclass(frozen=True)
@@ -419,7 +419,7 @@ def _section(
         "limit); the sandbox and the fetcher both apply PG&E's default limits: "
         f"{PGE_PER_SECOND} call/s, {PGE_PER_HOUR:,}/hour, {PGE_PER_DAY:,}/day per client ID.",
         "",
-        f"Machine: {_machine()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average "
+        f"Machine: {machine()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load average "
         + " / ".join(f"{n:.1f}" for n in os.getloadavg())
         + " (1 / 5 / 15 min) at the end of the run.",
         "",
@@ -514,41 +514,8 @@ def _latency_row(label: str, values: list[float]) -> str:
     )
 
 
-def _machine() -> str:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    memory = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-    except OSError:
-        pass
-    return (
-        f"{platform.machine()}, {cpus} CPUs (nproc), {memory} memory, "
-        f"Python {platform.python_version()}"
-    )
-
-
-def replace_section(document: str, body: str) -> str:
-    """``document`` with this benchmark's section (from its heading to the next ``## ``) set to
-    ``body``; appended when absent, every other section left as it is."""
-    heading = f"## {TITLE}\n"
-    section = f"{heading}\n{body.strip()}\n"
-    start = document.find(heading)
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + section
-    end = document.find("\n## ", start + len(heading))
-    rest = "" if end < 0 else document[end:]
-    return document[:start] + section + rest
-
-
 def main() -> int:
-    print(f"bench: {__name__} alone ...", file=sys.stderr, flush=True)
-    body = run()
-    existing = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n"
-    OUTPUT.write_text(replace_section(existing, body))
-    print(f"bench: wrote its section of {OUTPUT}", file=sys.stderr)
-    return 0
+    return run_alone(__name__, TITLE, run)
 
 
 if __name__ == "__main__":

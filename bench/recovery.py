@@ -37,7 +37,7 @@ from scwadd_devstack.demo import Consent, give_consent
 from scwadd_devstack.processes import ChildProcess, free_port, venv_binary, wait_until_ready
 from scwadd_devstack.stack import OPERATOR_USER, Stack, StackConfig, StackPorts
 
-from bench.pipeline import OUTPUT, _machine
+from bench.sections import machine, run_alone
 
 TITLE = "Recovery (kill -9 of the fetcher and of the exporter mid-job)"
 CUSTOMERS = 3
@@ -226,7 +226,7 @@ def _measure(stack: Stack) -> str:
         "sharing their database and consumer); the one holding the job is killed with "
         "`kill -9` and not restarted: the other must finish. One customer per scenario.",
         "",
-        f"Machine: {_machine()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        f"Machine: {machine()}; measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "",
         "| | seconds |",
         "|---|---:|",
@@ -246,22 +246,7 @@ def _measure(stack: Stack) -> str:
 
 
 def main() -> int:
-    print(f"bench: {__name__} alone ...", file=sys.stderr, flush=True)
-    body = run()
-    existing = OUTPUT.read_text() if OUTPUT.exists() else "# Benchmarks\n"
-    OUTPUT.write_text(_replace(existing, body))
-    print(f"bench: wrote its section of {OUTPUT}", file=sys.stderr)
-    return 0
-
-
-def _replace(document: str, body: str) -> str:
-    heading = f"## {TITLE}\n"
-    section = f"{heading}\n{body.strip()}\n"
-    start = document.find(heading)
-    if start < 0:
-        return document.rstrip("\n") + "\n\n" + section
-    end = document.find("\n## ", start + len(heading))
-    return document[:start] + section + ("" if end < 0 else document[end:])
+    return run_alone(__name__, TITLE, run)
 
 
 if __name__ == "__main__":
