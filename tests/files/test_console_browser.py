@@ -11,27 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.async_playwright import Axe
+from browser_support import WATCH_CSP, axe_violations
 from console_support import publish_exported_job, publish_failed_job
 from files_support import OPERATOR, ConsoleServer
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser
 from test_console import wait_for_jobs
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
-
-WATCH_CSP = """
-window.__csp = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__csp.push(
-    [e.violatedDirective, e.blockedURI, e.sourceFile + ":" + e.lineNumber, e.sample].join(" ")
-  );
-});
-"""
-
-
-async def axe_violations(page: Page) -> list[str]:
-    results = await Axe().run(page)
-    return [f"{v['id']} ({v['impact']}): {v['help']}" for v in results.response["violations"]]
 
 
 async def test_console_in_chromium(
