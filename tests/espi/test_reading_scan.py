@@ -15,6 +15,7 @@ import pytest
 from espi_support import (
     ELECTRIC,
     PACIFIC,
+    assert_schema_valid,
     both_readers,
     feed_bytes,
     local_day_blocks,
@@ -25,9 +26,10 @@ from espi_support import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
-from scwadd_espi import _reading_scan, _split
-from scwadd_espi.model import DateTimeInterval, IntervalBlock, IntervalReading
+from scwadd_espi import _elements, _reading_scan, _split
+from scwadd_espi.model import ESPI_NS, DateTimeInterval, IntervalBlock, IntervalReading
 from scwadd_espi.parser import EspiParseError, ParsedEntry, read_all
+from scwadd_espi.readings import iter_readings
 
 
 class ScanCount:
@@ -85,7 +87,8 @@ def _feed(blocks: list[IntervalBlock], style: str = "pge") -> bytes:
     )
 
 
-OPTIONAL_INT = st.none() | st.integers(-(2**47), 2**47 - 1)
+INT = st.integers(-(2**47), 2**47 - 1)
+OPTIONAL_INT = st.none() | INT
 
 
 @st.composite
@@ -93,18 +96,43 @@ def reading_blocks(draw: st.DrawFn) -> list[IntervalBlock]:
     blocks = []
     start = 1_700_000_000
     for _ in range(draw(st.integers(1, 3))):
+        count = draw(st.integers(1, 20))
+        codes = st.sampled_from([0, 7, 8, 17, 19])
+        if draw(st.booleans()):
+            qualities = [tuple(draw(st.lists(codes, max_size=3))) for _ in range(count)]
+        else:
+            # As many codes as readings, dealt unevenly: block-wide counts then match the
+            # readings while some reading has two codes and another none.
+            qualities = [() for _ in range(count)]
+            for _ in range(count):
+                owner = draw(st.integers(0, count - 1))
+                qualities[owner] += (draw(codes),)
+        if draw(st.booleans()):  # any optional field on any reading
+            fields = [
+                (
+                    draw(OPTIONAL_INT),
+                    draw(OPTIONAL_INT),
+                    draw(st.none() | st.integers(0, 20)),
+                    draw(st.none() | st.integers(0, 5)),
+                    draw(st.none() | st.integers(0, 3)),
+                )
+                for _ in range(count)
+            ]
+        else:  # every reading alike, the shape lxml's block-wide XPath path takes
+            cost, tou = draw(st.none() | st.just(5)), draw(st.none() | st.just(1))
+            fields = [(draw(INT), cost, tou, None, None) for _ in range(count)]
         readings = [
             IntervalReading(
                 start=start + 900 * index,
                 duration=draw(st.sampled_from([900, 900, 3600])),
-                value=draw(OPTIONAL_INT),
-                cost=draw(OPTIONAL_INT),
-                qualities=tuple(draw(st.lists(st.sampled_from([0, 7, 8, 17, 19]), max_size=3))),
-                tou=draw(st.none() | st.integers(0, 20)),
-                consumption_tier=draw(st.none() | st.integers(0, 5)),
-                cpp=draw(st.none() | st.integers(0, 3)),
+                value=value,
+                cost=cost,
+                qualities=qualities[index],
+                tou=tou,
+                consumption_tier=tier,
+                cpp=cpp,
             )
-            for index in range(draw(st.integers(1, 20)))
+            for index, (value, cost, tou, tier, cpp) in enumerate(fields)
         ]
         blocks.append(IntervalBlock(DateTimeInterval(start, 900 * len(readings)), readings))
         start += 900 * len(readings)
@@ -284,3 +312,67 @@ def test_the_marker_replaces_the_run_and_keeps_its_lines() -> None:
 def test_the_split_reader_plans_these_documents() -> None:
     """Every document above takes the split reader, so the scanner is really in play."""
     assert _split.plan(_split.opener_for(io.BytesIO(ONE_DAY))) is not None
+
+
+# ReadingQuality is 0..n per IntervalReading (espi.xsd): a code given twice is kept twice, on
+# every path. The block-wide XPath path once read [(0, 0), ()] as [(0,), (0,)].
+REPEATED_QUALITIES = [
+    [(0, 0)],
+    [(0, 0), (0, 0)],
+    [(0, 0), ()],
+    [(), (0, 0)],
+    [(0, 0), (), (7,)],
+    [(17, 17, 17), (19,), ()],
+]
+
+
+def _quality_block(qualities: list[tuple[int, ...]]) -> IntervalBlock:
+    readings = [
+        IntervalReading(1_700_000_000 + 900 * index, 900, 100 + index, qualities=codes)
+        for index, codes in enumerate(qualities)
+    ]
+    return IntervalBlock(DateTimeInterval(1_700_000_000, 900 * len(readings)), readings)
+
+
+@pytest.mark.parametrize("qualities", REPEATED_QUALITIES, ids=str)
+@pytest.mark.parametrize("style", ["pge", "generic"])
+@pytest.mark.parametrize("layout", ["compact", "pretty", "not-scanned"])
+def test_a_repeated_reading_quality_is_kept_by_both_readers(
+    qualities: list[tuple[int, ...]], style: str, layout: str, scans: ScanCount
+) -> None:
+    block = _quality_block(qualities)
+    data = _feed([block], style)
+    assert_schema_valid(data)  # the repeat is valid ESPI
+    if layout == "pretty":
+        data = pretty_printed(data)
+    elif layout == "not-scanned":  # a comment in a reading: the split reader leaves it to lxml
+        data = re.sub(rb"(<(?:\w+:)?IntervalReading>)", rb"\1<!-- -->", data, count=1)
+    split, streamed = _both(data)
+    assert [list(b.readings) for b in _blocks(split)] == [block.readings]
+    assert [list(b.readings) for b in _blocks(streamed)] == [block.readings]
+    assert scans.claimed == (0 if layout == "not-scanned" else 1)
+
+
+@pytest.mark.parametrize("qualities", REPEATED_QUALITIES, ids=str)
+def test_a_repeated_reading_quality_is_kept_by_each_block_reader(
+    qualities: list[tuple[int, ...]],
+) -> None:
+    """The parts one by one: the scanner on compact and spaced bytes, the block-wide XPath path
+    (which may only decline), the element-by-element reader, and iter_readings over them."""
+    block = _quality_block(qualities)
+    data = _feed([block])
+    for document in (data, pretty_printed(data)):
+        start = document.index(b"<ns0:IntervalReading>")
+        end = document.rindex(b"</ns0:IntervalReading>") + len(b"</ns0:IntervalReading>")
+        run = _reading_scan.cut_readings(document[start:end])
+        assert run is not None and list(run.readings) == block.readings
+    element = next(etree.fromstring(data).iter(f"{{{ESPI_NS}}}IntervalBlock"))
+    fast = _elements._fast_block(element)
+    assert fast is None or list(fast.readings) == block.readings
+    reader = _elements._Reader("doc.xml", None)
+    by_element = [
+        reader.interval_reading(reading)
+        for reading in element.iterchildren(f"{{{ESPI_NS}}}IntervalReading")
+    ]
+    assert by_element == block.readings
+    assert [r.qualities for r in iter_readings(data)] == qualities

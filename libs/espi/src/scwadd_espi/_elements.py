@@ -581,13 +581,17 @@ def _xpath(expression: str) -> etree.XPath:
 
 _X_COUNT = _xpath("count(e:IntervalReading)")
 _X_CHILDREN = _xpath("count(e:IntervalReading/*)")
-_X_START = _xpath("e:IntervalReading/e:timePeriod/e:start/text()")
-_X_DURATION = _xpath("e:IntervalReading/e:timePeriod/e:duration/text()")
-_X_VALUE = _xpath("e:IntervalReading/e:value/text()")
-_X_COST = _xpath("e:IntervalReading/e:cost/text()")
-_X_QUALITY = _xpath("e:IntervalReading/e:ReadingQuality/e:quality/text()")
-_X_TOU = _xpath("e:IntervalReading/e:tou/text()")
-
+# Each query takes at most one text per reading (the first child of its name, as the element
+# reader does), so a list as long as the block has readings has exactly one for each of them.
+# Block-wide lists could not say whose a value is: ReadingQuality is 0..n per reading (espi.xsd),
+# and two readings' two quality codes may be one reading's two. ``[1]`` also runs faster in
+# libxml2 than taking every match.
+_X_START = _xpath("e:IntervalReading/e:timePeriod[1]/e:start[1]/text()[1]")
+_X_DURATION = _xpath("e:IntervalReading/e:timePeriod[1]/e:duration[1]/text()[1]")
+_X_VALUE = _xpath("e:IntervalReading/e:value[1]/text()[1]")
+_X_COST = _xpath("e:IntervalReading/e:cost[1]/text()[1]")
+_X_QUALITY = _xpath("e:IntervalReading/e:ReadingQuality[1]/e:quality[1]/text()[1]")
+_X_TOU = _xpath("e:IntervalReading/e:tou[1]/text()[1]")
 
 _QUALITY_TUPLES: dict[str, tuple[int, ...]] = {str(code): (code,) for code in range(32)}
 _new_reading = cast(
@@ -605,6 +609,9 @@ def _fast_block(element: etree._Element) -> IntervalBlock | None:
         return None
     qualities = _X_QUALITY(element)
     # Children beyond timePeriod, value and ReadingQuality: only then look for cost and tou.
+    # Every reading has a timePeriod and a value, and the readings counted in qualities, costs
+    # and tous have one of those: the children add up only when there is no other child, so
+    # none is repeated (a second ReadingQuality, say) and none is left unread.
     extra = int(_X_CHILDREN(element)) - 2 * count - len(qualities)
     costs = _X_COST(element) if extra else []
     tous = _X_TOU(element) if extra else []
