@@ -512,3 +512,41 @@ async def test_a_grant_the_pipeline_left_active_past_its_deadline_is_flagged_not
     with sessions() as session:
         (row,) = session.query(CustodianAuthorization).all()
         assert (row.state, row.reason) == ("flagged", "pipeline_overdue")
+
+
+async def test_an_orphan_we_revoked_that_is_still_listed_active_is_flagged_not_deleted_again(
+    sandbox, sessions, nats_server
+):
+    """Our DELETE was answered 2xx, yet the custodian lists the authorization active: a second
+    DELETE would revoke twice (or be answered 410); the operator is told instead."""
+    from custodian_support import grant_tokens
+    from scwadd_auth.reconciler import Reconciler, normalise_uri
+
+    settings = auth_settings(sandbox, nats_server, "sqlite://", 8080, **FAST_RECONCILER)
+    tokens = await grant_tokens(sandbox, "electric-60min")  # active, and in no ledger of ours
+    assert tokens.authorization_uri
+    uri = normalise_uri(tokens.authorization_uri)
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    with sessions.begin() as session:
+        session.add(
+            CustodianAuthorization(
+                authorization_uri=uri,
+                first_seen_at=long_ago,
+                state="revoked",
+                reason="orphan",
+                attempts=1,
+                updated_at=long_ago,
+            )
+        )
+    (record,) = authorizations(sandbox)
+    deletes_before = sandbox.state.calls_by_client[(sandbox.client_id, "Authorization")]
+    async with Custodian(custodian_config(sandbox)) as custodian:
+        worker = Reconciler(settings=settings, sessions=sessions, custodian=custodian, holder="t")
+        assert await worker.reconcile_once() == {"flagged": 1}
+        assert await worker.reconcile_once() == {}
+    assert record.active
+    # Two list GETs, no DELETE (the sandbox counts both under "Authorization").
+    assert sandbox.state.calls_by_client[(sandbox.client_id, "Authorization")] == deletes_before + 2
+    with sessions() as session:
+        row = session.get(CustodianAuthorization, uri)
+        assert row is not None and (row.state, row.reason) == ("flagged", "revoked_but_active")

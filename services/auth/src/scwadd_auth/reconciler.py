@@ -410,6 +410,7 @@ class Reconciler:
             in (
                 "revocation_refused",
                 "foreign_uri",
+                "revoked_but_active",
             )
         ):
             return None  # the operator's now; refusing again would only repeat the log line
