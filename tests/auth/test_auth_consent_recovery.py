@@ -243,6 +243,125 @@ async def test_the_reconciler_leaves_grants_alone_and_revokes_only_orphans(
     assert len(await grant_events(nats_server)) == 1
 
 
+class LateCallbackCustodian(Custodian):
+    """The real custodian client, whose first DELETE lets ``before_delete`` run first: the
+    customer's callback arriving while the reconciler's DELETE is on its way (in a burst it
+    waits for the shared call budget), in a fixed order rather than by timing."""
+
+    def __init__(self, *args: Any, before_delete: Callable[[], Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_delete: Callable[[], Any] | None = before_delete
+
+    async def revoke(self, authorization_uri: str) -> Any:
+        hook, self.before_delete = self.before_delete, None
+        if hook is not None:
+            await hook()
+        return await super().revoke(authorization_uri)
+
+
+async def test_a_callback_arriving_during_an_orphans_revocation_is_not_revoked_twice(
+    sandbox, nats_server, database_url, auth_port
+):
+    """The pipeline bench's 410: the reconciler took an authorization for an orphan (its
+    callback had not arrived within the grace), the callback arrived before the DELETE, the
+    exchange recorded the grant and handed it to the exporter, whose DELETE came second.
+    Before: a grant event and a revoked authorization (the exporter's DELETE answered 410).
+    Now the exchange sees the reconciler's claim and gives up: one DELETE, no grant."""
+    from scwadd_auth.reconciler import Reconciler
+
+    settings = auth_settings(
+        sandbox,
+        nats_server,
+        database_url,
+        auth_port,
+        # The service's own reconciler makes its first pass at start-up, then sleeps: the
+        # passes that matter are this test's.
+        **FAST_RECONCILER | {"RECONCILE_INTERVAL_SECONDS": 3600.0, "CALLBACK_WAIT_SECONDS": 20},
+    )
+    engine = make_engine(database_url)
+    answers: list[httpx.Response] = []
+    try:
+        async with running_auth(settings) as auth, httpx.AsyncClient(base_url=auth.url) as browser:
+            callback = await consent(sandbox, await begin(browser))
+            (record,) = authorizations(sandbox)
+
+            async def late_callback() -> None:
+                answers.append(await browser.get(callback))
+
+            async with LateCallbackCustodian(
+                custodian_config(sandbox), before_delete=late_callback
+            ) as custodian:
+                worker = Reconciler(
+                    settings=settings,
+                    sessions=session_factory(engine),
+                    custodian=custodian,
+                    holder="test",
+                )
+                assert await worker.reconcile_once() == {"waiting": 1}  # first seen
+                later = datetime.now(UTC) + timedelta(seconds=5)  # past the grace
+                assert await worker.reconcile_once(now=later) == {"revoked": 1}
+                assert await worker.reconcile_once(now=later) == {}  # revoked: not listed active
+            (answer,) = answers
+            assert answer.status_code == 502, answer.text
+            assert "we will revoke it within" in answer.text
+            assert not record.active and record.revoked_by == "third_party"
+        with session_factory(engine)() as session:
+            (row,) = session.query(CustodianAuthorization).all()
+            assert row.state == "revoked"
+            (exchange,) = session.query(Exchange).all()
+            assert (exchange.state, exchange.reason) == ("failed", "revoked_as_orphan")
+    finally:
+        engine.dispose()
+    # No grant for the exporter to revoke a second time.
+    assert await grant_events(nats_server) == []
+
+
+async def test_a_grant_recorded_after_the_pass_read_our_tables_makes_the_reconciler_back_off(
+    sandbox, nats_server, database_url, auth_port
+):
+    """The other order: the pass read our tables (no grant, no exchange: an orphan), then the
+    callback's grant was recorded before the reconciler claimed the authorization. The claim
+    reads the ledger again and backs off; the exporter alone revokes the grant."""
+    from scwadd_auth.reconciler import Reconciler
+
+    settings = auth_settings(
+        sandbox,
+        nats_server,
+        database_url,
+        auth_port,
+        **FAST_RECONCILER | {"RECONCILE_INTERVAL_SECONDS": 3600.0},
+    )
+    engine = make_engine(database_url)
+    answers: list[httpx.Response] = []
+
+    class LateCallbackReconciler(Reconciler):
+        async def _revoke(self, *args: Any, **kwargs: Any) -> str | None:
+            answers.append(await browser.get(callback))
+            return await super()._revoke(*args, **kwargs)
+
+    try:
+        async with running_auth(settings) as auth, httpx.AsyncClient(base_url=auth.url) as browser:
+            callback = await consent(sandbox, await begin(browser))
+            (record,) = authorizations(sandbox)
+            async with Custodian(custodian_config(sandbox)) as custodian:
+                worker = LateCallbackReconciler(
+                    settings=settings,
+                    sessions=session_factory(engine),
+                    custodian=custodian,
+                    holder="test",
+                )
+                assert await worker.reconcile_once() == {"waiting": 1}
+                later = datetime.now(UTC) + timedelta(seconds=5)
+                assert await worker.reconcile_once(now=later) == {}  # backed off
+            (answer,) = answers
+            assert answer.status_code == 303, answer.text
+            assert record.active  # the exporter's to revoke
+    finally:
+        engine.dispose()
+    (event,) = await grant_events(nats_server)
+    assert event.authorization_uri.endswith(record.authorization_id)
+
+
 async def test_one_reconciler_at_a_time(sessions):
     """The lease works the same on SQLite and PostgreSQL (the ``sessions`` fixture runs both)."""
     now = datetime.now(UTC)
@@ -393,3 +512,41 @@ async def test_a_grant_the_pipeline_left_active_past_its_deadline_is_flagged_not
     with sessions() as session:
         (row,) = session.query(CustodianAuthorization).all()
         assert (row.state, row.reason) == ("flagged", "pipeline_overdue")
+
+
+async def test_an_orphan_we_revoked_that_is_still_listed_active_is_flagged_not_deleted_again(
+    sandbox, sessions, nats_server
+):
+    """Our DELETE was answered 2xx, yet the custodian lists the authorization active: a second
+    DELETE would revoke twice (or be answered 410); the operator is told instead."""
+    from custodian_support import grant_tokens
+    from scwadd_auth.reconciler import Reconciler, normalise_uri
+
+    settings = auth_settings(sandbox, nats_server, "sqlite://", 8080, **FAST_RECONCILER)
+    tokens = await grant_tokens(sandbox, "electric-60min")  # active, and in no ledger of ours
+    assert tokens.authorization_uri
+    uri = normalise_uri(tokens.authorization_uri)
+    long_ago = datetime.now(UTC) - timedelta(minutes=10)
+    with sessions.begin() as session:
+        session.add(
+            CustodianAuthorization(
+                authorization_uri=uri,
+                first_seen_at=long_ago,
+                state="revoked",
+                reason="orphan",
+                attempts=1,
+                updated_at=long_ago,
+            )
+        )
+    (record,) = authorizations(sandbox)
+    deletes_before = sandbox.state.calls_by_client[(sandbox.client_id, "Authorization")]
+    async with Custodian(custodian_config(sandbox)) as custodian:
+        worker = Reconciler(settings=settings, sessions=sessions, custodian=custodian, holder="t")
+        assert await worker.reconcile_once() == {"flagged": 1}
+        assert await worker.reconcile_once() == {}
+    assert record.active
+    # Two list GETs, no DELETE (the sandbox counts both under "Authorization").
+    assert sandbox.state.calls_by_client[(sandbox.client_id, "Authorization")] == deletes_before + 2
+    with sessions() as session:
+        row = session.get(CustodianAuthorization, uri)
+        assert row is not None and (row.state, row.reason) == ("flagged", "revoked_but_active")

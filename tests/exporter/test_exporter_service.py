@@ -18,6 +18,7 @@ import re
 from datetime import datetime
 from decimal import Decimal
 
+import httpx
 import pytest
 from exporter_support import (
     DAY,
@@ -270,3 +271,76 @@ async def test_an_unrevocable_grant_is_flagged_then_revoked_when_the_custodian_r
     finally:
         await bus.close()
     assert sandbox.state.authorizations[grant.authorization_id].status == "revoked"
+
+
+async def test_a_delete_whose_answer_was_lost_is_recorded_revoked_not_failed(sandbox, sessions):
+    """The one second DELETE the normal flow keeps: the custodian revoked, its answer never came
+    back (the client's read timeout), so the retry is answered 410. That ends the grant
+    ``already_revoked`` (revoked, the customer told so), not an error or a flag."""
+    from custodian_support import custodian_config
+    from scwadd_core.custodian import Custodian, make_http_client
+    from scwadd_core.events import GrantRevoked
+    from scwadd_exporter.models import ExporterGrant, GrantState
+    from scwadd_exporter.service import Exporter, ExporterPolicy
+
+    grant = await obtain_grant(sandbox, "electric-15min")
+    record = sandbox.state.authorizations[grant.authorization_id]
+    published: list = []
+
+    async def publish(event) -> None:
+        published.append(event)
+
+    def set_latency(ms: int) -> None:
+        answer = sandbox.admin.put(
+            "/admin/faults", json={"endpoints": {"Authorization": {"latency_ms": ms}}}
+        )
+        answer.raise_for_status()
+
+    config = custodian_config(sandbox)
+    # The custodian acts after 1.5 s; we stop listening after 0.5 s.
+    http = make_http_client(config, timeout=httpx.Timeout(0.5, connect=10.0))
+    async with Custodian(config, http=http) as custodian:
+        await custodian.client_token()  # the token request is not the call under test
+        exporter = Exporter(
+            sessions=sessions,
+            blobs=None,  # type: ignore[arg-type]  # a failed fetch reads no object
+            revoker=custodian,
+            publish=publish,
+            convert=lambda documents, layout: None,  # type: ignore[arg-type,return-value]
+            policy=ExporterPolicy(
+                revoke_attempts=10, revoke_backoff_seconds=0.3, revoke_backoff_max_seconds=1.0
+            ),
+        )
+        await publish_grant_to(exporter, grant)
+        await asyncio.to_thread(set_latency, 1500)
+        revoking = asyncio.create_task(
+            exporter.on_fetch_failed(FetchFailed(job_id="job-lost", reason="no data"))
+        )
+        for _ in range(600):  # the first DELETE lands at the custodian, its answer lost
+            if not record.active or revoking.done():
+                break
+            await asyncio.sleep(0.05)
+        assert not record.active, "the DELETE never reached the custodian"
+        await asyncio.to_thread(set_latency, 0)
+        await asyncio.wait_for(revoking, timeout=120)
+    with sessions() as session:
+        row = session.get(ExporterGrant, "job-lost")
+        assert row is not None and row.state == GrantState.ALREADY_REVOKED
+    (revoked,) = [e for e in published if isinstance(e, GrantRevoked)]
+    assert revoked.outcome == "already_revoked"
+    assert record.revoked_by == "third_party"
+    assert deletes(sandbox) >= 2  # the lost one, and the one answered 410
+
+
+async def publish_grant_to(exporter, grant) -> None:
+    keyring = Keyring.parse("t:" + base64.b64encode(os.urandom(32)).decode())
+    await exporter.on_grant_received(
+        GrantReceived(
+            job_id="job-lost",
+            subscription_id=grant.subscription_id,
+            resource_uri=grant.tokens.resource_uri,
+            authorization_uri=grant.tokens.authorization_uri,
+            scope=grant.tokens.scope or "",
+            access_token=keyring.seal(grant.tokens.access_token, job_id="job-lost"),
+        )
+    )

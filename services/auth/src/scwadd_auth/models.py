@@ -129,7 +129,8 @@ class CustodianAuthorization(Base):
 
     authorization_uri: Mapped[str] = mapped_column(String(512), primary_key=True)
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    # seen (waiting out its grace), revoked, already_revoked, flagged
+    # seen (waiting out its grace), revoking (claimed: its DELETE under way; a late exchange of
+    # it gives up), revoked, already_revoked, flagged
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64), default=None)
     detail: Mapped[str | None] = mapped_column(Text, default=None)

@@ -8,6 +8,17 @@ the custodian's answer and our record), so nobody else would ever revoke it. The
 revoking the grants it knows (its state machine and watchdog); the reconciler never DELETEs an
 authorization the ledger knows, so a grant is never revoked by both.
 
+"Knows" is decided at the DELETE, not at the list: a customer's callback may arrive after the
+reconciler took an authorization for an orphan and before its DELETE reached the custodian
+(the DELETE waits for the shared call budget; a burst of consents keeps it busy), and its grant
+would then be revoked by the reconciler and again by the exporter (the second DELETE answered
+410). So the reconciler first claims the authorization (``seen`` → ``revoking``, a
+compare-and-set on its ``auth_custodian_authorizations`` row, then the ledger and the exchange
+outbox read again in that transaction), and the code exchange, before it records a grant, locks
+the same row (:func:`orphan_revocation_claimed`): whichever commits first wins. A grant recorded
+first makes the claim back off; a claim made first makes the exchange give up (the customer is
+told to start again), so the grant never reaches the exporter.
+
 One pass, by one replica at a time (a database lease, :func:`take_lease`):
 
 1. ``GET {PGE_API_BASE}/Authorization`` with the client token (PG&E's Share My Data API lists
@@ -22,10 +33,13 @@ One pass, by one replica at a time (a database lease, :func:`take_lease`):
    * not in the ledger, but possibly about to be: first seen less than
      ``RECONCILE_GRACE_SECONDS`` ago (its callback may be on its way), or an exchange still
      pending that started after the authorization was created: left for the next pass.
-   * otherwise an orphan: revoked (DELETE with the client token; 404/410 count as revoked). A
-     refusal flags it (``revocation_refused``); a custodian that keeps failing flags it
+   * otherwise an orphan: claimed (see above), then revoked (DELETE with the client token;
+     404/410 count as revoked). One the reconciler revoked that is still listed active is
+     flagged (``revoked_but_active``), never sent a second DELETE. A refusal flags it
+     (``revocation_refused``); a custodian that keeps failing flags it
      (``revocation_unavailable``) after ``RECONCILE_FLAG_AFTER_SECONDS`` and it is tried again
-     at every pass.
+     at every pass (a DELETE that got no answer may have landed: the next one's 404/410 is
+     recorded ``already_revoked``, not an error).
 
 Every action is one log line (no token, code or customer data: the authorization URI names
 only the custodian's id) and a count in ``scwadd_reconcile_actions_total{action,reason}``;
@@ -70,6 +84,18 @@ CLOCK_SKEW = timedelta(minutes=2)
 # Epoch values this large are milliseconds (older PG&E Authorization documents carry them;
 # 10**11 seconds would be the year 5138, so the reading is unambiguous).
 MILLISECONDS_FROM = 10**11
+
+# ``auth_custodian_authorizations.state``: what the reconciler did about an authorization.
+SEEN, REVOKING, REVOKED, ALREADY_REVOKED, FLAGGED = (
+    "seen",
+    "revoking",
+    "revoked",
+    "already_revoked",
+    "flagged",
+)
+# States in which the reconciler has sent (or is sending) its DELETE: a code exchange that
+# finds one gives up rather than hand the grant to the exporter (a second DELETE).
+ORPHAN_REVOCATION = (REVOKING, REVOKED, ALREADY_REVOKED)
 
 
 FLAG_REASONS = (
@@ -384,9 +410,17 @@ class Reconciler:
             in (
                 "revocation_refused",
                 "foreign_uri",
+                "revoked_but_active",
             )
         ):
             return None  # the operator's now; refusing again would only repeat the log line
+        if record is not None and record.state in (REVOKED, ALREADY_REVOKED):
+            # Our DELETE was answered, yet it is listed active: a second DELETE is not the
+            # answer (it would be answered 410, or revoke twice); the operator's matter.
+            await self._flag(
+                uri, "revoked_but_active", "revoked as an orphan, still listed active", now
+            )
+            return "flagged"
         first_seen = as_utc(record.first_seen_at) if record is not None else now
         if record is None:
             await in_transaction(self.sessions, lambda s: _note_seen(s, uri, now))
@@ -398,7 +432,7 @@ class Reconciler:
         if not self._ours(item.authorization_uri):
             await self._flag(uri, "foreign_uri", "its URI is not on PGE_API_BASE's host", now)
             return "flagged"
-        return await self._revoke(uri, item.authorization_uri, first_seen, now)
+        return await self._revoke(uri, item.authorization_uri, first_seen, born, now)
 
     async def _check_owned(
         self,
@@ -430,7 +464,22 @@ class Reconciler:
             return "flagged"
         return None
 
-    async def _revoke(self, uri: str, target: str, first_seen: datetime, now: datetime) -> str:
+    async def _revoke(
+        self, uri: str, target: str, first_seen: datetime, born: datetime, now: datetime
+    ) -> str | None:
+        # Claimed at the DELETE, not at the list: the pass's snapshot of our tables may be a
+        # while old by now (see the module's docstring).
+        stale_before = datetime.now(UTC) - timedelta(seconds=self.lease_seconds)
+        try:
+            await in_transaction(
+                self.sessions, lambda s: _claim(s, uri, born, datetime.now(UTC), stale_before)
+            )
+        except _ClaimLost as lost:
+            log.info(
+                "authorization not revoked: it has an owner now",
+                extra={"authorization": uri, "outcome": lost.outcome},
+            )
+            return "waiting" if lost.outcome == "waiting" else None
         try:
             outcome = await self.custodian.revoke(target)
         except CustodianError as exc:
@@ -468,6 +517,79 @@ class Reconciler:
                 "authorization at the custodian flagged for the operator: NOT revoked",
                 extra={"authorization": uri, "reason": reason, "detail": detail},
             )
+
+
+class _ClaimLost(Exception):
+    """The claim's transaction is rolled back: a grant or a pending exchange owns it now."""
+
+    def __init__(self, outcome: str) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+def _grant_owns(session: Session, uri: str) -> bool:
+    """Does a ledger row name the (normalised) authorization ``uri``?"""
+    tail = uri.rsplit("/", 1)[-1]
+    candidates = session.scalars(
+        select(Grant.authorization_uri).where(
+            Grant.authorization_uri.contains(tail, autoescape=True)
+        )
+    )
+    return any(normalise_uri(found) == uri for found in candidates)
+
+
+def _claim(
+    session: Session, uri: str, born: datetime, now: datetime, stale_before: datetime
+) -> None:
+    """Take the right to DELETE the orphan ``uri`` (its row ``seen`` → ``revoking``).
+
+    The UPDATE comes first, so it holds the row (PostgreSQL's row lock, SQLite's write lock)
+    against :func:`orphan_revocation_claimed` before the ledger is read again. Claimable: a row
+    still ``seen``, one flagged ``revocation_unavailable`` (tried again at every pass), and a
+    ``revoking`` claim not renewed since ``stale_before`` (its reconciler died mid-DELETE).
+    Raises :class:`_ClaimLost` (``owned``, ``waiting``) so the caller's transaction rolls back.
+    """
+    claimable = (
+        (CustodianAuthorization.state == SEEN)
+        | (
+            (CustodianAuthorization.state == FLAGGED)
+            & (CustodianAuthorization.reason == "revocation_unavailable")
+        )
+        | (
+            (CustodianAuthorization.state == REVOKING)
+            & (CustodianAuthorization.updated_at < stale_before)
+        )
+    )
+    result = session.execute(
+        update(CustodianAuthorization)
+        .where(CustodianAuthorization.authorization_uri == uri, claimable)
+        .values(state=REVOKING, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if int(result.rowcount) != 1:  # type: ignore[attr-defined]
+        raise _ClaimLost("waiting")
+    if _grant_owns(session, uri):
+        raise _ClaimLost("owned")
+    if any(started >= born - CLOCK_SKEW for started in exchanges.pending_since(session)):
+        raise _ClaimLost("waiting")
+
+
+def orphan_revocation_claimed(session: Session, authorization_uri: str, now: datetime) -> bool:
+    """For the code exchange, in the transaction that would record the grant: True if the
+    reconciler has claimed (or revoked) ``authorization_uri`` as an orphan, so recording it
+    would make a second DELETE (the exporter's). The row is written first (locked until the
+    caller commits), so a claim cannot slip in between this answer and the ledger row."""
+    uri = normalise_uri(authorization_uri)
+    session.execute(
+        update(CustodianAuthorization)
+        .where(CustodianAuthorization.authorization_uri == uri)
+        .values(updated_at=CustodianAuthorization.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    state = session.scalar(
+        select(CustodianAuthorization.state).where(CustodianAuthorization.authorization_uri == uri)
+    )
+    return state in ORPHAN_REVOCATION
 
 
 def _note_seen(session: Session, uri: str, now: datetime) -> None:

@@ -25,7 +25,7 @@ from scwadd_core.sealing import Keyring
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from scwadd_auth import exchanges, ledger, metrics, oauth_state, status
+from scwadd_auth import exchanges, ledger, metrics, oauth_state, reconciler, status
 from scwadd_auth.models import Grant, JobStatus
 from scwadd_auth.oauth_state import Verdict
 from scwadd_auth.settings import AuthSettings
@@ -36,6 +36,9 @@ T = TypeVar("T")
 Publish = Callable[[Event], Awaitable[Any]]
 
 INLINE_PUBLISH_SECONDS = 3.0
+# The exchange's failure reason when the reconciler had already taken its authorization for an
+# orphan (the callback came too late): the reconciler revokes it, the pipeline never sees it.
+ORPHAN_REVOKED = "revoked_as_orphan"
 
 
 class CodeExchanger(Protocol):
@@ -352,17 +355,39 @@ class AuthService:
             log.error("token answer unusable", extra={"why": str(exc)})
             return await self._give_up(job_id, "incomplete")
 
-        def record(session: Session) -> bool:
+        def record(session: Session) -> str | None:
+            # First, so a reconciler's claim on this authorization and our ledger row are
+            # decided one after the other: the grant goes to the exporter only if the
+            # reconciler has not taken it for an orphan (one DELETE, never both).
+            if reconciler.orphan_revocation_claimed(session, event.authorization_uri, now):
+                sentence = status.exchange_failed_sentence(self.settings.orphan_revoke_minutes)
+                decided = exchanges.finish(
+                    session,
+                    job_id,
+                    self.owner,
+                    now,
+                    state=exchanges.FAILED,
+                    reason=ORPHAN_REVOKED,
+                    failure_sentence=sentence,
+                )
+                return exchanges.FAILED if decided else None
             if not exchanges.finish(session, job_id, self.owner, now, state=exchanges.GRANTED):
-                return False
+                return None
             ledger.record_grant(session, status_id=status_id, event=event)
-            return True
+            return exchanges.GRANTED
 
         try:
             recorded = await in_transaction(self.sessions, record)
         except IntegrityError:
-            recorded = False
-        if not recorded:
+            recorded = None
+        if recorded == exchanges.FAILED:
+            metrics.GRANTS.labels("exchange_failed").inc()
+            log.warning(
+                "code exchange given up: the reconciler is revoking its authorization",
+                extra={"reason": ORPHAN_REVOKED},
+            )
+            return exchanges.FAILED
+        if recorded is None:
             # Lost the row to another holder meanwhile: whatever it decides stands.
             metrics.GRANTS.labels("duplicate").inc()
             return exchanges.PENDING
