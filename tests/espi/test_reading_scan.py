@@ -376,3 +376,170 @@ def test_a_repeated_reading_quality_is_kept_by_each_block_reader(
     ]
     assert by_element == block.readings
     assert [r.qualities for r in iter_readings(data)] == qualities
+
+
+# IntervalReading's children other than ReadingQuality, DateTimeInterval's start and duration,
+# and ReadingQuality's quality are at most one each (espi.xsd): a second one is refused with an
+# error at its line on every path, never read as the first with the rest dropped.
+REPEATABLE_ONCE = {
+    # element: (its parent, relative to the reading; the reading's shape the block takes)
+    "value": (".", "plain"),
+    "cost": (".", "plain"),
+    "timePeriod": (".", "plain"),
+    "tou": (".", "plain"),
+    "start": ("{*}timePeriod", "plain"),
+    "duration": ("{*}timePeriod", "plain"),
+    "quality": ("{*}ReadingQuality", "plain"),
+    "consumptionTier": (".", "full"),
+    "cpp": (".", "full"),
+}
+
+
+def _repeat_block(shape: str) -> IntervalBlock:
+    """Three readings; "plain" is the shape the XPath block path reads (value, a quality code,
+    cost and tou on every reading), "full" adds consumptionTier and cpp."""
+    full = shape == "full"
+    readings = [
+        IntervalReading(
+            1_700_000_000 + 900 * index,
+            900,
+            100 + index,
+            cost=5,
+            qualities=(0,),
+            tou=1,
+            consumption_tier=2 if full else None,
+            cpp=0 if full else None,
+        )
+        for index in range(3)
+    ]
+    return IntervalBlock(DateTimeInterval(1_700_000_000, 2700), readings)
+
+
+def _with_repeat(data: bytes, name: str, reading: int = 1, pretty: bool = False) -> bytes:
+    """``data`` with the ``name`` child of its ``reading``-th IntervalReading given twice (the
+    copy right after the original, its text changed so that the two differ)."""
+    root = etree.fromstring(data)
+    target = list(root.iter("{*}IntervalReading"))[reading]
+    parent_path, _ = REPEATABLE_ONCE[name]
+    parent = target if parent_path == "." else target.find(parent_path)
+    assert parent is not None
+    original = parent.find("{*}" + name)
+    assert original is not None
+    copy = etree.fromstring(etree.tostring(original))
+    for element in copy.iter():
+        if element.text and element.text.strip():
+            element.text = str(int(element.text) + 1)
+    original.addnext(copy)
+    repeated = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return pretty_printed(repeated) if pretty else repeated
+
+
+def _repeat_line(data: bytes, name: str, reading: int = 1) -> int:
+    """lxml's line of the second ``name`` in the reading: where the error must point."""
+    target = list(etree.fromstring(data).iter("{*}IntervalReading"))[reading]
+    parent_path, _ = REPEATABLE_ONCE[name]
+    parent = target if parent_path == "." else target.find(parent_path)
+    assert parent is not None
+    line = parent.findall("{*}" + name)[1].sourceline
+    assert line is not None
+    return line
+
+
+@pytest.mark.parametrize("name", REPEATABLE_ONCE)
+@pytest.mark.parametrize("style", ["pge", "generic"])
+@pytest.mark.parametrize("pretty", [False, True], ids=["compact", "pretty"])
+def test_a_repeated_single_child_is_refused_by_both_readers(
+    name: str, style: str, pretty: bool, scans: ScanCount
+) -> None:
+    block = _repeat_block(REPEATABLE_ONCE[name][1])
+    data = _with_repeat(_feed([block], style), name, pretty=pretty)
+    split, streamed = _both(data)
+    assert split == streamed  # the same error at the same line and column
+    assert isinstance(split, tuple), split
+    line, _, message = split
+    assert line == _repeat_line(data, name)
+    assert f"a second <{name}>" in message
+    assert scans.claimed == 0  # the scanner left the entry to lxml
+
+
+@pytest.mark.parametrize("name", REPEATABLE_ONCE)
+def test_a_repeated_single_child_is_refused_by_each_block_reader(name: str) -> None:
+    """The parts one by one: the scanner declines the run on compact and spaced bytes, the
+    block-wide XPath path declines the block, the element-by-element reader refuses the reading
+    at the repeated element's line, and iter_readings and a file path end in that error."""
+    block = _repeat_block(REPEATABLE_ONCE[name][1])
+    clean = _feed([block])
+    # The clean block is read by every path: the repeat is what each one declines.
+    clean_block = next(etree.fromstring(clean).iter(f"{{{ESPI_NS}}}IntervalBlock"))
+    if REPEATABLE_ONCE[name][1] == "plain":
+        fast = _elements._fast_block(clean_block)
+        assert fast is not None and list(fast.readings) == block.readings
+    for pretty in (False, True):
+        data = _with_repeat(clean, name, pretty=pretty)
+        start = data.index(b"<ns0:IntervalReading>")
+        end = data.rindex(b"</ns0:IntervalReading>") + len(b"</ns0:IntervalReading>")
+        assert _reading_scan.cut_readings(data[start:end]) is None
+        element = next(etree.fromstring(data).iter(f"{{{ESPI_NS}}}IntervalBlock"))
+        assert _elements._fast_block(element) is None
+        reader = _elements._Reader("doc.xml", None)
+        readings = list(element.iterchildren(f"{{{ESPI_NS}}}IntervalReading"))
+        assert reader.interval_reading(readings[0]) == block.readings[0]
+        with pytest.raises(EspiParseError, match=f"a second <{name}>") as refused:
+            reader.interval_reading(readings[1])
+        assert refused.value.line == _repeat_line(data, name)
+        with pytest.raises(EspiParseError, match=f"a second <{name}>") as by_readings:
+            list(iter_readings(data))
+        assert by_readings.value.line == refused.value.line
+
+
+def test_the_error_points_at_the_repeated_element(tmp_path) -> None:
+    """With a path, the column is found too: that of the second <value>, on its own line."""
+    data = _with_repeat(_feed([_repeat_block("plain")]), "value", pretty=True)
+    path = tmp_path / "doc.xml"
+    path.write_bytes(data)
+    with pytest.raises(EspiParseError) as refused:
+        read_all(path)
+    line = _repeat_line(data, "value")
+    text = data.splitlines()[line - 1]
+    assert (refused.value.line, refused.value.column) == (line, text.index(b"<ns0:value>") + 1)
+    assert refused.value.message == (
+        "IntervalReading holds a second <value>: expected at most one (espi.xsd "
+        "IntervalReading: only ReadingQuality repeats)"
+    )
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    blocks=reading_blocks(),
+    style=st.sampled_from(["pge", "generic"]),
+    pretty=st.booleans(),
+    data=st.data(),
+)
+def test_a_repeat_anywhere_is_the_same_error_for_both_readers(
+    blocks: list[IntervalBlock], style: str, pretty: bool, data: st.DataObject
+) -> None:
+    """Any reading of any shape the property test above makes, any of its single children
+    given twice: both readers refuse the document at the same place, naming the element."""
+    document = _feed(blocks, style)
+    readings = [r for b in blocks for r in b.readings]
+    index = data.draw(st.integers(0, len(readings) - 1))
+    present = ["timePeriod", "start", "duration"] + [
+        name
+        for name, field in (
+            ("value", "value"),
+            ("cost", "cost"),
+            ("tou", "tou"),
+            ("consumptionTier", "consumption_tier"),
+            ("cpp", "cpp"),
+        )
+        if getattr(readings[index], field) is not None
+    ]
+    if readings[index].qualities:
+        present.append("quality")
+    name = data.draw(st.sampled_from(present))
+    repeated = _with_repeat(document, name, index, pretty)
+    split, streamed = _both(repeated)
+    assert split == streamed
+    assert isinstance(split, tuple), split
+    assert split[0] == _repeat_line(repeated, name, index)
+    assert f"a second <{name}>" in split[2]

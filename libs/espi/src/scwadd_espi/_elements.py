@@ -59,6 +59,11 @@ _ESPI = f"{{{ESPI_NS}}}"
 _DST_RULE = re.compile(r"[0-9A-Fa-f]{8}")
 # Times beyond this are milliseconds (10**11 seconds is the year 5138).
 _MILLISECONDS_THRESHOLD = 10**11
+# Children espi.xsd allows at most once: an IntervalReading's (ReadingQuality alone repeats, and
+# Object's extension, which is not read), a DateTimeInterval's and a ReadingQuality's.
+_READING_SINGLES = frozenset({"cost", "timePeriod", "value", "consumptionTier", "tou", "cpp"})
+_INTERVAL_SINGLES = frozenset({"duration", "start"})
+_QUALITY_SINGLES = frozenset({"quality"})
 # A duration this long (31.7 years) is no period in seconds; in a document whose start is in
 # milliseconds it is read as milliseconds (a month is 2.6 * 10**9 ms).
 _MILLISECOND_DURATION = 10**9
@@ -188,6 +193,24 @@ class _Reader:
                 found.setdefault(_local(child), child)
         return found
 
+    def single_children(
+        self, element: etree._Element, singles: frozenset[str], what: str, rule: str
+    ) -> dict[str, etree._Element]:
+        """:meth:`children` (local name to the first ESPI child of that name), refusing a second
+        child of a name in ``singles``: the schema allows one at most (``rule`` says where), and
+        reading the first would silently drop the others.
+
+        Raises :class:`EspiParseError` at the repeated child, naming it and ``what`` holds it."""
+        found: dict[str, etree._Element] = {}
+        for child in element:
+            if isinstance(child.tag, str) and _namespace(child) in _ESPI_NAMESPACES:
+                name = _local(child)
+                if name not in found:
+                    found[name] = child
+                elif name in singles:
+                    raise self.error(child, f"{what} holds a second <{name}>: {rule}")
+        return found
+
     def integer(self, element: etree._Element, what: str) -> int:
         text = (element.text or "").strip()
         try:
@@ -300,18 +323,40 @@ class _Reader:
         )
 
     def interval_reading(self, element: etree._Element) -> IntervalReading:
-        kids = self.children(element)
-        period = self.interval(kids, "timePeriod", "IntervalReading")
+        """One IntervalReading. Raises :class:`EspiParseError` for a missing timePeriod, start or
+        duration, a non-integer, a ReadingQuality without its quality, and a repeated child
+        espi.xsd allows once (a second value, cost, timePeriod, start, duration, tou,
+        consumptionTier or cpp, a second quality in one ReadingQuality): one reading cannot
+        hold two values, and keeping the first would silently drop the other."""
+        kids = self.single_children(
+            element,
+            _READING_SINGLES,
+            "IntervalReading",
+            "expected at most one (espi.xsd IntervalReading: only ReadingQuality repeats)",
+        )
+        period = kids.get("timePeriod")
         if period is None:
             raise self.error(element, "IntervalReading needs a <timePeriod> (start, duration)")
+        what = "IntervalReading timePeriod"
+        times = self.single_children(
+            period, _INTERVAL_SINGLES, what, "expected one (espi.xsd DateTimeInterval)"
+        )
+        start = self.req_int(period, times, "start", what)
+        duration = self.req_int(period, times, "duration", what)
         qualities = []
         for child in element:
             if _local(child) == "ReadingQuality" and _namespace(child) in _ESPI_NAMESPACES:
-                inner = self.children(child)
+                inner = self.single_children(
+                    child,
+                    _QUALITY_SINGLES,
+                    "ReadingQuality",
+                    "expected one (espi.xsd ReadingQuality: each code is a ReadingQuality "
+                    "of its own)",
+                )
                 qualities.append(self.req_int(child, inner, "quality", "ReadingQuality"))
         return IntervalReading(
-            start=period.start,
-            duration=period.duration,
+            start=start,
+            duration=duration,
             value=self.opt_int(kids, "value", "IntervalReading"),
             cost=self.opt_int(kids, "cost", "IntervalReading"),
             qualities=tuple(qualities),
@@ -579,19 +624,21 @@ def _xpath(expression: str) -> etree.XPath:
     return etree.XPath(expression, namespaces={"e": ESPI_NS}, smart_strings=False)
 
 
-_X_COUNT = _xpath("count(e:IntervalReading)")
-_X_CHILDREN = _xpath("count(e:IntervalReading/*)")
 # Each query takes at most one text per reading (the first child of its name, as the element
 # reader does), so a list as long as the block has readings has exactly one for each of them.
 # Block-wide lists could not say whose a value is: ReadingQuality is 0..n per reading (espi.xsd),
 # and two readings' two quality codes may be one reading's two. ``[1]`` also runs faster in
-# libxml2 than taking every match.
-_X_START = _xpath("e:IntervalReading/e:timePeriod[1]/e:start[1]/text()[1]")
-_X_DURATION = _xpath("e:IntervalReading/e:timePeriod[1]/e:duration[1]/text()[1]")
+# libxml2 than taking every match. Only the value query tests the reading's name: once it has
+# proven every child but the interval an ESPI IntervalReading, the others take any child
+# (``*``, cheaper in libxml2), the interval holding only its start and duration.
 _X_VALUE = _xpath("e:IntervalReading/e:value[1]/text()[1]")
-_X_COST = _xpath("e:IntervalReading/e:cost[1]/text()[1]")
-_X_QUALITY = _xpath("e:IntervalReading/e:ReadingQuality[1]/e:quality[1]/text()[1]")
-_X_TOU = _xpath("e:IntervalReading/e:tou[1]/text()[1]")
+_X_START = _xpath("*/e:timePeriod[1]/e:start[1]/text()[1]")
+_X_DURATION = _xpath("*/e:timePeriod[1]/e:duration[1]/text()[1]")
+_X_COST = _xpath("*/e:cost[1]/text()[1]")
+_X_QUALITY = _xpath("*/e:ReadingQuality[1]/e:quality[1]/text()[1]")
+_X_TOU = _xpath("*/e:tou[1]/text()[1]")
+# Every element one and two levels below the block's children (the readings and the interval).
+_X_ELEMENTS = _xpath("count(*/*) + count(*/*/*)")
 
 _QUALITY_TUPLES: dict[str, tuple[int, ...]] = {str(code): (code,) for code in range(32)}
 _new_reading = cast(
@@ -600,19 +647,32 @@ _new_reading = cast(
 
 
 def _fast_block(element: etree._Element) -> IntervalBlock | None:
-    count = int(_X_COUNT(element))
-    # Only IntervalReadings, and at most one other child (the interval, checked below).
-    if count == 0 or len(element) - count not in (0, 1):
+    """The block read with a few XPath queries when its readings have the plain shape (a
+    timePeriod and a value each, alike in carrying a ReadingQuality, cost and tou or not,
+    nothing else); None sends it to the element-by-element reader."""
+    # The interval, if any, comes first (espi.xsd IntervalBlock). Every other child must be an
+    # ESPI IntervalReading: the value query proves it by finding a value in each.
+    first = element[0] if len(element) else None
+    has_interval = (
+        first is not None and _local(first) == "interval" and _namespace(first) in _ESPI_NAMESPACES
+    )
+    count = len(element) - has_interval
+    if count == 0:
         return None
-    starts, durations, values = _X_START(element), _X_DURATION(element), _X_VALUE(element)
-    if not len(starts) == len(durations) == len(values) == count:
+    values = _X_VALUE(element)
+    if len(values) != count:
+        return None
+    starts, durations = _X_START(element), _X_DURATION(element)
+    if not len(starts) == len(durations) == count:
         return None
     qualities = _X_QUALITY(element)
-    # Children beyond timePeriod, value and ReadingQuality: only then look for cost and tou.
-    # Every reading has a timePeriod and a value, and the readings counted in qualities, costs
-    # and tous have one of those: the children add up only when there is no other child, so
-    # none is repeated (a second ReadingQuality, say) and none is left unread.
-    extra = int(_X_CHILDREN(element)) - 2 * count - len(qualities)
+    # The elements read so far are all distinct: per reading its timePeriod, start, duration
+    # and value, a ReadingQuality and its quality per code, the interval's start and duration.
+    # More elements below the readings are costs and tous, or the block is not plain: the
+    # counts add up only when nothing is repeated (a second value, start or quality, a second
+    # ReadingQuality) and nothing is left unread. Anything else goes to the element reader,
+    # which reads it or refuses it with the precise error.
+    extra = int(_X_ELEMENTS(element)) - 4 * count - 2 * len(qualities) - 2 * has_interval
     costs = _X_COST(element) if extra else []
     tous = _X_TOU(element) if extra else []
     if (
@@ -624,11 +684,9 @@ def _fast_block(element: etree._Element) -> IntervalBlock | None:
         return None
     try:
         interval = None
-        if len(element) == count + 1:
-            first = element[0]
-            if _local(first) != "interval" or _namespace(first) not in _ESPI_NAMESPACES:
-                return None
-            # Document order of <start>/<duration> is not fixed: read them by name.
+        if first is not None and has_interval:
+            # Document order of <start>/<duration> is not fixed: read them by name. Nothing
+            # else: the queries above took any child of the block for a reading.
             interval_kids = {
                 _local(c): c
                 for c in first
