@@ -52,6 +52,8 @@ NAMESPACE = "scwadd"
 CHECKERS = REPO / ".tools" / "deploy" / "bin" / "python"
 # Start order: the bus and the database, the custodian, then the services.
 ORDER = ("nats", "postgresql", "sandbox", "auth", "fetcher", "exporter", "files")
+# The fetcher's HTTP port as the chart sets it (helm/scwadd/values.yaml fetcher.port).
+FETCHER_PORT = 8081
 DEADLINE = 300.0  # seconds any one container may take to become ready
 OPERATOR = "operator"
 
@@ -105,7 +107,10 @@ def generate_inputs(tag: str) -> tuple[Path, dict[str, dict[str, bytes]], dict[s
                 "client_id": client_id,
                 "client_secret": client_secret,
                 "redirect_uris": [f"{public_base_url}/OAuthCallback"],
-                "notification_uri": f"{public_base_url}/espi/notify",
+                # The chart's ingress routes {public_base_url}/espi/notify to the fetcher; the
+                # pod has no ingress, so PG&E's BatchList goes where that route leads (the
+                # fetcher's port on the pod's loopback). BATCH_SCOPE=bulk waits for it.
+                "notification_uri": f"http://127.0.0.1:{FETCHER_PORT}/espi/notify",
                 "client_cert": "client.pem",
             }
         ]
