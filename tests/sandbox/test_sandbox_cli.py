@@ -108,3 +108,38 @@ def test_a_bad_registration_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "registration lacks 'client_secret'" in result.stderr
+
+
+def test_public_host_names_the_sandbox_in_the_urls_it_hands_out(tmp_path: Path) -> None:
+    """Bound to every address behind a Kubernetes Service, the sandbox must name itself by the
+    Service (the chart passes --public-host): its resourceURIs and BatchLists are checked
+    against the client's API host, and 127.0.0.1 is not the sandbox from another pod."""
+    web_port, api_port = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [
+            SCWADD,
+            "sandbox",
+            "--pki-dir",
+            str(tmp_path / "pki"),
+            "--host",
+            "0.0.0.0",
+            "--public-host",
+            "scwadd-sandbox",
+            "--web-port",
+            str(web_port),
+            "--api-port",
+            str(api_port),
+        ],
+        env={**os.environ, "SANDBOX_ADMIN_TOKEN": "admin-credential"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = [process.stdout.readline() for _ in range(4)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert f"https://scwadd-sandbox:{web_port}/myAuthorization" in banner[1]
+    assert f"https://scwadd-sandbox:{api_port}/GreenButtonConnect/espi/1_1/resource" in banner[3]

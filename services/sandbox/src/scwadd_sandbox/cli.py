@@ -48,6 +48,12 @@ def register(subparsers: Any) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_argument_group("where")
     where.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    where.add_argument(
+        "--public-host",
+        default=None,
+        help="the host name clients reach the sandbox by, used in every URL it hands out "
+        "(resource URIs, BatchList entries); default the bind address, 127.0.0.1 for a wildcard",
+    )
     where.add_argument("--web-port", type=int, default=9443, help="browser face (default 9443)")
     where.add_argument("--api-port", type=int, default=9444, help="API face (default 9444)")
     where.add_argument(
@@ -172,7 +178,11 @@ def config_from_args(
         if args.no_rate_limit
         else RateLimits(args.rate_per_second, args.rate_per_hour, args.rate_per_day)
     )
-    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    # The URLs the sandbox hands out (resourceURIs, BatchLists) name the host its clients reach
+    # it by: behind a Kubernetes Service that is the Service's name, not the bind address.
+    host = args.public_host or (
+        "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host  # noqa: S104
+    )
     config = SandboxConfig(
         registrations=tuple(registrations),
         admin_token=admin_token,
