@@ -508,9 +508,12 @@ def test_sandbox_is_optional_and_listens_on_its_port_values(rendered: dict[str, 
     assert not rendered["default"].has("Deployment", "scwadd-sandbox")
     staging = rendered["existing-secrets"]
     sandbox = pod_spec(staging.get("Deployment", "scwadd-sandbox"))["containers"][0]
-    assert sandbox["args"][:5] == [
+    # It names itself by its Service, as the other pods reach it (not by the bind address).
+    assert staging.has("Service", "scwadd-sandbox")
+    assert sandbox["args"][:6] == [
         "sandbox",
         "--host=0.0.0.0",
+        "--public-host=scwadd-sandbox",
         "--web-port=9443",
         "--api-port=9444",
         "--pki-dir=/etc/scwadd/sandbox",
