@@ -62,6 +62,9 @@ MANIFEST: dict[str, Any] = {
         "warnings": [PERIODS[1]["warning"]],
         "discrepancies": 1,
     },
+    "missing_resources": [
+        "the customer's details (RetailCustomer): refused by the utility (HTTP 403)",
+    ],
 }
 
 
@@ -107,6 +110,9 @@ async def test_customer_details_and_bills_on_the_console_and_api(
         assert "630" in rows[1].text_content() and "600" in rows[1].text_content()
         warnings = page.get_element_by_id("bill-warnings").getparent().text_content()
         assert "5% difference" in warnings
+        missing = page.get_element_by_id("bill-missing").getparent().text_content()
+        assert "Granted but not received (1)" in missing and "HTTP 403" in missing
+        assert job["bills"]["missing"] == MANIFEST["missing_resources"]
         assert "Avery Quinn" in page.text_content()
         assert "12 Alder St, Oakland, CA 94610" in page.text_content()
         hrefs = [a.get("href") for a in page.iter("a")]

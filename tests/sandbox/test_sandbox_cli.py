@@ -23,6 +23,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _start_sandbox(*args: str) -> subprocess.Popen[str]:
+    """``scwadd sandbox ARGS`` with a known admin credential, its output on one text pipe."""
+    return subprocess.Popen(
+        [SCWADD, "sandbox", *args],
+        env={**os.environ, "SANDBOX_ADMIN_TOKEN": "admin-credential"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_scwadd_sandbox_serves_with_a_registration_file(tmp_path: Path) -> None:
     pki_dir = tmp_path / "pki"
     pki = devpki.ensure_dev_pki(pki_dir)
@@ -44,23 +55,15 @@ def test_scwadd_sandbox_serves_with_a_registration_file(tmp_path: Path) -> None:
         )
     )
     web_port, api_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [
-            SCWADD,
-            "sandbox",
-            "--pki-dir",
-            str(pki_dir),
-            "--web-port",
-            str(web_port),
-            "--api-port",
-            str(api_port),
-            "--registration",
-            str(registration),
-        ],
-        env={**os.environ, "SANDBOX_ADMIN_TOKEN": "admin-credential"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = _start_sandbox(
+        "--pki-dir",
+        str(pki_dir),
+        "--web-port",
+        str(web_port),
+        "--api-port",
+        str(api_port),
+        "--registration",
+        str(registration),
     )
     try:
         assert process.stdout is not None
@@ -115,25 +118,17 @@ def test_public_host_names_the_sandbox_in_the_urls_it_hands_out(tmp_path: Path) 
     Service (the chart passes --public-host): its resourceURIs and BatchLists are checked
     against the client's API host, and 127.0.0.1 is not the sandbox from another pod."""
     web_port, api_port = _free_port(), _free_port()
-    process = subprocess.Popen(
-        [
-            SCWADD,
-            "sandbox",
-            "--pki-dir",
-            str(tmp_path / "pki"),
-            "--host",
-            "0.0.0.0",
-            "--public-host",
-            "scwadd-sandbox",
-            "--web-port",
-            str(web_port),
-            "--api-port",
-            str(api_port),
-        ],
-        env={**os.environ, "SANDBOX_ADMIN_TOKEN": "admin-credential"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    process = _start_sandbox(
+        "--pki-dir",
+        str(tmp_path / "pki"),
+        "--host",
+        "0.0.0.0",
+        "--public-host",
+        "scwadd-sandbox",
+        "--web-port",
+        str(web_port),
+        "--api-port",
+        str(api_port),
     )
     try:
         assert process.stdout is not None

@@ -90,21 +90,9 @@ def bills_section(job: ConsoleJob) -> str:
         f"<td>{escape(str(p.get('status') or ''))}</td></tr>"
         for p in periods
     )
-    alert = ""
-    if warnings:
-        items = "".join(f"<li>{escape(str(w))}</li>" for w in warnings)
-        alert = (
-            '<section class="needs-action" aria-labelledby="bill-warnings">'
-            f'<h3 id="bill-warnings">Data-quality warnings ({len(warnings)})</h3>'
-            f"<ul>{items}</ul></section>"
-        )
-    if missing:
-        items = "".join(f"<li>{escape(str(m))}</li>" for m in missing)
-        alert += (
-            '<section class="needs-action" aria-labelledby="bill-missing">'
-            f'<h3 id="bill-missing">Granted but not received ({len(missing)})</h3>'
-            f"<ul>{items}</ul></section>"
-        )
+    alert = _needs_action("bill-warnings", "Data-quality warnings", warnings) + _needs_action(
+        "bill-missing", "Granted but not received", missing
+    )
     return (
         '<h2>Bills</h2><p id="bills-summary">'
         f"{_or_dash(bills.get('count'))} billing period(s), "
@@ -118,6 +106,17 @@ def bills_section(job: ConsoleJob) -> str:
         '<th scope="col">billed</th><th scope="col">intervals</th>'
         '<th scope="col">difference</th><th scope="col">status</th></tr></thead>'
         f"<tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _needs_action(section_id: str, title: str, items: list[Any]) -> str:
+    """A highlighted list headed ``title (count)``; empty without items."""
+    if not items:
+        return ""
+    listed = "".join(f"<li>{escape(str(item))}</li>" for item in items)
+    return (
+        f'<section class="needs-action" aria-labelledby="{section_id}">'
+        f'<h3 id="{section_id}">{title} ({len(items)})</h3><ul>{listed}</ul></section>'
     )
 
 
