@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -13,14 +12,9 @@ from pathlib import Path
 
 import httpx
 from scwadd_core import devpki
+from scwadd_testing import free_port
 
 SCWADD = str(Path(sys.executable).with_name("scwadd"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_sandbox(*args: str) -> subprocess.Popen[str]:
@@ -54,7 +48,7 @@ def test_scwadd_sandbox_serves_with_a_registration_file(tmp_path: Path) -> None:
             }
         )
     )
-    web_port, api_port = _free_port(), _free_port()
+    web_port, api_port = free_port(), free_port()
     process = _start_sandbox(
         "--pki-dir",
         str(pki_dir),
@@ -117,7 +111,7 @@ def test_public_host_names_the_sandbox_in_the_urls_it_hands_out(tmp_path: Path) 
     """Bound to every address behind a Kubernetes Service, the sandbox must name itself by the
     Service (the chart passes --public-host): its resourceURIs and BatchLists are checked
     against the client's API host, and 127.0.0.1 is not the sandbox from another pod."""
-    web_port, api_port = _free_port(), _free_port()
+    web_port, api_port = free_port(), free_port()
     process = _start_sandbox(
         "--pki-dir",
         str(tmp_path / "pki"),

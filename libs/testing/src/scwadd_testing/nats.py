@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -17,11 +18,49 @@ class NatsServerError(RuntimeError):
     pass
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+# Its own source: a test that seeds the global `random` must not make every run pick alike.
+_chooser = random.SystemRandom()
+
+
+def _ports_outside_ephemeral_range() -> range:
+    """Ports the kernel never gives an outgoing connection (``ip_local_port_range``, Linux)."""
+    try:
+        low, _high = (int(part) for part in _EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return range(0)
+    return range(10_000, low) if low > 11_000 else range(0)
+
+
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
+    """A TCP port free on 127.0.0.1 now, not handed out before by this process.
+
+    It is chosen outside the kernel's ephemeral range: a port the kernel picked for us and we
+    released could be given to any outgoing connection (the suite makes thousands) before the
+    service under test binds it, which failed a run with EADDRINUSE. Where the range is unknown
+    the kernel picks, as before.
+    """
+    candidates = _ports_outside_ephemeral_range()
+    for _ in range(200 if candidates else 0):
+        port = _chooser.choice(candidates)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        port = int(sock.getsockname()[1])
+    _handed_out.add(port)
+    return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def nats_server_binary() -> str:
