@@ -194,11 +194,6 @@ def _block_with_interval(interval: str) -> bytes:
     ("interval", "expected"),
     [
         ("<interval><start>0</start><duration>2700</duration></interval>", (0, 2700)),
-        # A repeated child: the first one counts, as everywhere else in the document.
-        (
-            "<interval><duration>2700</duration><start>0</start><start>9</start></interval>",
-            (0, 2700),
-        ),
         # An interval in another namespace is not ESPI's: ignored, the readings still read.
         ('<interval xmlns="urn:other"><duration>1</duration><start>2</start></interval>', None),
     ],
@@ -208,6 +203,13 @@ def test_block_interval_is_read_by_name_and_namespace(interval: str, expected) -
     found = block.interval
     assert (None if found is None else (found.start, found.duration)) == expected
     assert [(r.start, r.value) for r in block.readings] == [(0, 0), (900, 1), (1800, 2)]
+
+
+def test_a_block_interval_with_two_starts_is_refused() -> None:
+    # Which start is the block's? Taking the first would silently drop the other.
+    twice = "<interval><duration>2700</duration><start>0</start><start>9</start></interval>"
+    with pytest.raises(EspiParseError, match="interval holds a second <start>"):
+        _parse(_block_with_interval(twice))
 
 
 _SEED_FEED = feed_bytes(

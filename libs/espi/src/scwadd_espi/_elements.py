@@ -154,6 +154,40 @@ def _is_atom(element: etree._Element, name: str) -> bool:
     return _local(element) == name and _namespace(element) in (ATOM_NS, "")
 
 
+class _RepeatedChildren(dict[str, etree._Element]):
+    """:meth:`_Reader.children` of an element with a repeated child name: reading that name
+    raises :class:`EspiParseError` at its second occurrence; the other names read as usual."""
+
+    def __init__(
+        self,
+        found: dict[str, etree._Element],
+        seconds: dict[str, etree._Element],
+        reader: _Reader,
+        parent: str,
+    ) -> None:
+        super().__init__(found)
+        self._seconds = seconds
+        self._reader = reader
+        self._parent = parent
+
+    def _refuse_repeated(self, name: str) -> None:
+        second = self._seconds.get(name)
+        if second is not None:
+            raise self._reader.error(
+                second,
+                f"{self._parent} holds a second <{name}>: expected at most one (ESPI's schema "
+                "allows one; reading the first would drop the other)",
+            )
+
+    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._refuse_repeated(name)
+        return super().get(name, default)
+
+    def __getitem__(self, name: str) -> etree._Element:
+        self._refuse_repeated(name)
+        return super().__getitem__(name)
+
+
 class _Reader:
     """Per-source context for turning elements into model objects with precise errors."""
 
@@ -187,11 +221,25 @@ class _Reader:
         return None
 
     def children(self, element: etree._Element) -> dict[str, etree._Element]:
+        """Local name to the ESPI child of that name. A name that occurs twice is refused when
+        it is read (:class:`_RepeatedChildren`): each one this reader reads is single in
+        espi.xsd / customer.xsd, and taking the first would silently drop the others. Names
+        that repeat by the schema (IntervalReading, costAdditionalDetailLastPeriod) are read
+        by iterating the element, never through this map."""
         found: dict[str, etree._Element] = {}
+        seconds: dict[str, etree._Element] | None = None
         for child in element:
             if isinstance(child.tag, str) and _namespace(child) in _ESPI_NAMESPACES:
-                found.setdefault(_local(child), child)
-        return found
+                name = _local(child)
+                if name not in found:
+                    found[name] = child
+                elif seconds is None:
+                    seconds = {name: child}
+                else:
+                    seconds.setdefault(name, child)
+        if seconds is None:
+            return found
+        return _RepeatedChildren(found, seconds, self, _local(element))
 
     def single_children(
         self, element: etree._Element, singles: frozenset[str], what: str, rule: str
