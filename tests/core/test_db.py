@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from scwadd_core.db import (
     database_reachable,
+    ensure_database,
     make_engine,
     normalize_url,
     run_migrations,
     session_factory,
 )
 from scwadd_testing.example_migrations.models import Note
-from sqlalchemy import inspect, select
+from scwadd_testing.postgres import postgres_unavailable_reason, postgres_url
+from sqlalchemy import create_engine, inspect, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 PACKAGE = "scwadd_testing.example_migrations"
@@ -70,3 +76,33 @@ def test_concurrent_migrations_from_two_replicas_both_succeed(database_url: str)
     engine = make_engine(database_url)
     assert "example_notes" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_a_missing_postgresql_database_is_created_once_even_by_racing_replicas(
+    sqlite_url: str,
+) -> None:
+    assert ensure_database(sqlite_url) is False  # SQLite: the file is made by connecting
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    names = [f"scwadd_t_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    urls = [
+        make_url(postgres_url()).set(database=name).render_as_string(hide_password=False)
+        for name in names
+    ]
+    admin = create_engine(postgres_url(), isolation_level="AUTOCOMMIT")
+    try:
+        run_migrations(urls[0], package=PACKAGE, create_database=True)
+        engine = make_engine(urls[0])
+        assert "example_notes" in inspect(engine).get_table_names()
+        engine.dispose()
+        assert ensure_database(urls[0]) is False
+        # Four init containers at once: one creates it, none fails.
+        with ThreadPoolExecutor(4) as pool:
+            created = list(pool.map(lambda _: ensure_database(urls[1]), range(4)))
+        assert created.count(True) == 1
+    finally:
+        with admin.connect() as connection:
+            for name in names:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

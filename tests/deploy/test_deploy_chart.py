@@ -192,6 +192,10 @@ def test_services_probe_their_health_endpoints_and_migrate_first(
         # Every service has a database now (files: the console's read model).
         assert [c["args"] for c in init] == [[service, "migrate"]]
         assert env_of(init[0])["DATABASE_URL"] == env_of(main)["DATABASE_URL"]
+        # The in-chart PostgreSQL: a volume from an older chart gets the newer databases.
+        assert env_of(init[0]).get("DATABASE_CREATE") == (
+            "true" if r.has("StatefulSet", "scwadd-postgresql") else None
+        )
     ports = {
         s: pod_spec(r.get("Deployment", f"scwadd-{s}"))["containers"][0]["ports"][0]
         for s in SERVICES
@@ -288,6 +292,7 @@ def test_external_database_and_nats_replace_the_statefulsets(rendered: dict[str,
             "secretKeyRef": {"name": "scwadd-database-urls", "key": f"{service}-url"}
         }
         assert env["NATS_URL"] == "tls://nats.internal.example.com:4222"
+        assert "DATABASE_CREATE" not in env  # a managed database is its operator's to create
     policy = r.get("NetworkPolicy", "scwadd-auth")
     egress_ports = {
         (p["port"], rule["to"][0].get("ipBlock", {}).get("cidr"))

@@ -168,6 +168,11 @@ auth fetcher exporter files{{ if .Values.webhooks.enabled }} webhooks{{ end }}
       name: {{ include "scwadd.databaseSecretName" $root }}
       key: {{ .component }}-url
 {{- end }}
+{{- if $root.Values.postgresql.enabled }}
+{{- /* A data volume made by an older chart lacks newer services' databases. */}}
+- name: DATABASE_CREATE
+  value: "true"
+{{- end }}
 {{- end -}}
 
 {{/* The custodian registration: id and secret from the Secret, certificate as files. */}}

@@ -168,6 +168,53 @@ def _advisory_lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
+# PostgreSQL's SQLSTATEs for a database created meanwhile by another replica: duplicate_database,
+# or unique_violation on pg_database when both CREATE DATABASEs ran at once.
+_CREATED_MEANWHILE = {"42P04", "23505"}
+
+
+def ensure_database(url: str, *, wait_seconds: float = 60.0) -> bool:
+    """Create the PostgreSQL database ``url`` names if it does not exist yet; True if created.
+
+    Connects to the server's ``postgres`` maintenance database with ``url``'s own credentials,
+    which must hold CREATEDB (the in-chart PostgreSQL's owner does; a managed database usually
+    is created by its operator instead, so callers ask for this only when told to, see
+    ``DATABASE_CREATE``). Safe when several replicas run it at once. SQLite and other backends:
+    nothing to do (False). Raises :class:`sqlalchemy.exc.SQLAlchemyError` when the server
+    cannot be reached within ``wait_seconds`` or refuses the creation.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    target = normalize_url(url)
+    name = target.database
+    if target.get_backend_name() != "postgresql" or not name:
+        return False
+    maintenance = make_engine(
+        target.set(database="postgres").render_as_string(hide_password=False),
+        poolclass=NullPool,
+        isolation_level="AUTOCOMMIT",  # CREATE DATABASE cannot run in a transaction
+    )
+    try:
+        wait_for_database(maintenance, timeout=wait_seconds)
+        with maintenance.connect() as connection:
+            exists = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if exists is not None:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote(name)
+            try:
+                connection.execute(text(f"CREATE DATABASE {quoted}"))
+            except DBAPIError as error:
+                if getattr(error.orig, "sqlstate", None) in _CREATED_MEANWHILE:
+                    return False
+                raise
+        log.info("created the database", extra={"database": name})
+        return True
+    finally:
+        maintenance.dispose()
+
+
 def run_migrations(
     url: str,
     package: str,
@@ -175,16 +222,20 @@ def run_migrations(
     revision: str = "head",
     version_table: str | None = None,
     wait_seconds: float = 60.0,
+    create_database: bool = False,
 ) -> None:
     """Upgrade the database at ``url`` to ``revision`` with the migrations in ``package``.
 
-    Waits (bounded) for the database first. Safe when several replicas or init containers run it
-    at once: on PostgreSQL they serialise on an advisory lock named after the version table, so
-    the second one finds the schema current and does nothing; on SQLite the database file's own
-    write lock does the same.
+    Waits (bounded) for the database first; with ``create_database``, creates a missing
+    PostgreSQL database first (:func:`ensure_database`). Safe when several replicas or init
+    containers run it at once: on PostgreSQL they serialise on an advisory lock named after the
+    version table, so the second one finds the schema current and does nothing; on SQLite the
+    database file's own write lock does the same.
     """
     from alembic import command
 
+    if create_database:
+        ensure_database(url, wait_seconds=wait_seconds)
     config = alembic_config(url, package, version_table)
     engine = make_engine(url, poolclass=NullPool)
     try:

@@ -74,6 +74,9 @@ class DatabaseSettings(ServiceSettings):
     """A service with its own database. Subclasses set a per-service SQLite default."""
 
     DATABASE_URL: str
+    # Create a missing PostgreSQL database at migration (the in-chart PostgreSQL: a volume made
+    # by an older chart lacks the databases of newer services). Off for managed databases.
+    DATABASE_CREATE: bool = False
 
 
 class SealingSettings(ServiceSettings):

@@ -29,7 +29,9 @@ OUTBOX_INTERVAL_SECONDS = 5.0
 
 def migrate(settings: AuthSettings) -> None:
     # run_migrations waits (bounded) for a database that starts after us.
-    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
+    run_migrations(
+        settings.DATABASE_URL, package=MIGRATIONS, create_database=settings.DATABASE_CREATE
+    )
 
 
 async def main(settings: AuthSettings, *, stop: asyncio.Event | None = None) -> int:

@@ -34,7 +34,9 @@ SUBJECTS = [GRANT_RECEIVED, FETCH_COMPLETED, FETCH_FAILED, GRANT_REVOKE_REQUESTE
 
 def migrate(settings: ExporterSettings) -> None:
     # run_migrations waits (bounded) for a database that starts after us.
-    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
+    run_migrations(
+        settings.DATABASE_URL, package=MIGRATIONS, create_database=settings.DATABASE_CREATE
+    )
 
 
 async def main(settings: ExporterSettings, *, stop: asyncio.Event | None = None) -> int:

@@ -34,7 +34,9 @@ DURABLE = "fetcher"
 
 def migrate(settings: FetcherSettings) -> None:
     # run_migrations waits (bounded) for a database that starts after us.
-    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
+    run_migrations(
+        settings.DATABASE_URL, package=MIGRATIONS, create_database=settings.DATABASE_CREATE
+    )
 
 
 async def main(settings: FetcherSettings, *, stop: asyncio.Event | None = None) -> int:

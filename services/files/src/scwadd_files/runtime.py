@@ -44,7 +44,9 @@ def make_service(
 
 def migrate(settings: Settings) -> None:
     """Apply the console's migrations (``scwadd files migrate``, and at every start)."""
-    run_migrations(settings.DATABASE_URL, "scwadd_files.migrations")
+    run_migrations(
+        settings.DATABASE_URL, "scwadd_files.migrations", create_database=settings.DATABASE_CREATE
+    )
 
 
 async def main(settings: Settings, users: dict[str, bytes]) -> int:

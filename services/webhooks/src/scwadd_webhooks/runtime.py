@@ -24,7 +24,9 @@ SUBJECTS = [EXPORT_COMPLETED, GRANT_REVOKED]
 
 
 def migrate(settings: WebhookSettings) -> None:
-    run_migrations(settings.DATABASE_URL, package=MIGRATIONS)
+    run_migrations(
+        settings.DATABASE_URL, package=MIGRATIONS, create_database=settings.DATABASE_CREATE
+    )
 
 
 async def main(settings: WebhookSettings, *, stop: asyncio.Event | None = None) -> int:
