@@ -75,3 +75,42 @@ def test_waits_honour_retry_after_and_stay_within_the_backoff() -> None:
     for failures in range(1, 8):
         ceiling = min(1.0 * 2 ** (failures - 1), 8.0)
         assert all(0 <= policy.wait(down(), failures) <= ceiling for _ in range(50))
+
+
+@pytest.mark.parametrize("service", ["auth", "exporter", "fetcher"])
+async def test_every_caller_of_the_custodian_honours_its_timeout_setting(
+    service: str, tmp_path
+) -> None:
+    import importlib
+
+    from scwadd_core.custodian import Custodian, CustodianConfig
+    from scwadd_core.devpki import ensure_dev_pki
+    from scwadd_core.sealing import generate_key
+
+    settings_class = {
+        "auth": ("scwadd_auth.settings", "AuthSettings"),
+        "exporter": ("scwadd_exporter.settings", "ExporterSettings"),
+        "fetcher": ("scwadd_fetcher.settings", "FetcherSettings"),
+    }[service]
+    cls = getattr(importlib.import_module(settings_class[0]), settings_class[1])
+    pki = ensure_dev_pki(tmp_path / "pki")
+    required = {
+        "NATS_URL": "nats://127.0.0.1:4222",
+        "TOKEN_SEALING_KEYS": generate_key("t"),
+        "PGE_CLIENT_ID": "c" * 32,
+        "PGE_CLIENT_SECRET": "s",
+        "PGE_CLIENT_CERT_FILE": pki.client_cert,
+        "PGE_CLIENT_KEY_FILE": pki.client_key,
+        "PGE_TOKEN_URL": "https://custodian.invalid/token",
+        "PGE_API_BASE": "https://custodian.invalid/espi",
+        "PUBLIC_BASE_URL": "https://scwadd.example.com",
+        "PGE_AUTHORIZE_URL": "https://custodian.invalid/authorize",
+        "PGE_REVOKE_URL_BASE": "https://custodian.invalid/espi",
+    }
+    fields = cls.model_fields
+    values = {k: v for k, v in required.items() if k in fields}
+    default = CustodianConfig.from_settings(cls(**values)).timeout_seconds
+    assert default == (60.0 if service == "fetcher" else 30.0)  # feeds take longer
+    config = CustodianConfig.from_settings(cls(**values, CUSTODIAN_TIMEOUT_SECONDS=7.5))
+    async with Custodian(config) as custodian:
+        assert (custodian.http.timeout.read, custodian.http.timeout.connect) == (7.5, 10.0)

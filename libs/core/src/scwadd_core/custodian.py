@@ -68,7 +68,8 @@ T = TypeVar("T")
 # A token is replaced this long before the custodian says it expires, so a call never starts
 # with a token that dies in flight.
 TOKEN_EXPIRY_MARGIN_SECONDS = 60.0
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+DEFAULT_TIMEOUT_SECONDS = 30.0  # a whole answer; connecting gets CONNECT_TIMEOUT_SECONDS
+CONNECT_TIMEOUT_SECONDS = 10.0
 # PG&E documents no 429 at all, so an answer without Retry-After gets this pause.
 DEFAULT_RETRY_AFTER_SECONDS = 5.0
 
@@ -83,6 +84,8 @@ class CustodianConfig:
     client_key_file: Path
     token_url: str
     ca_file: Path | None = None
+    # CUSTODIAN_TIMEOUT_SECONDS: how long one call may take to answer.
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
 
     @classmethod
     def from_settings(cls, settings: Any) -> CustodianConfig:
@@ -100,6 +103,7 @@ class CustodianConfig:
             return None
 
         ca_file = field("PGE_CA_FILE", required=False)
+        timeout = field("CUSTODIAN_TIMEOUT_SECONDS", required=False)
         return cls(
             client_id=str(field("PGE_CLIENT_ID")),
             client_secret=str(field("PGE_CLIENT_SECRET")),
@@ -107,6 +111,7 @@ class CustodianConfig:
             client_key_file=Path(field("PGE_CLIENT_KEY_FILE")),
             token_url=str(field("PGE_TOKEN_URL")),
             ca_file=Path(ca_file) if ca_file else None,
+            timeout_seconds=float(timeout) if timeout else DEFAULT_TIMEOUT_SECONDS,
         )
 
 
@@ -168,9 +173,12 @@ def tls_context(config: CustodianConfig) -> ssl.SSLContext:
 
 
 def make_http_client(
-    config: CustodianConfig, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT
+    config: CustodianConfig, *, timeout: httpx.Timeout | None = None
 ) -> httpx.AsyncClient:
-    """An httpx client that speaks mutual TLS to the custodian."""
+    """An httpx client that speaks mutual TLS to the custodian; ``timeout`` defaults to the
+    config's ``timeout_seconds`` per answer and 10 s to connect."""
+    if timeout is None:
+        timeout = httpx.Timeout(config.timeout_seconds, connect=CONNECT_TIMEOUT_SECONDS)
     return httpx.AsyncClient(verify=tls_context(config), timeout=timeout)
 
 

@@ -94,6 +94,9 @@ class CustodianSettings(ServiceSettings):
     PGE_CLIENT_KEY_FILE: Path
     PGE_CA_FILE: Path | None = None
     PGE_TOKEN_URL: str
+    # One call's answer (token, resource, revocation) may take this long; then it counts as a
+    # timeout, retried like a 5xx.
+    CUSTODIAN_TIMEOUT_SECONDS: float = Field(default=30.0, gt=0)
 
 
 class RateLimitSettings(ServiceSettings):

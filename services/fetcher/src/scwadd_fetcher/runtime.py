@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
 from scwadd_core.bus import Bus
 from scwadd_core.custodian import (
     Custodian,
     CustodianConfig,
     count_custodian_calls,
-    make_http_client,
 )
 from scwadd_core.db import make_engine, run_migrations, session_factory
 from scwadd_core.events import GRANT_RECEIVED, RATELIMIT_BUCKET, RAW_BUCKET
@@ -47,8 +45,7 @@ async def main(settings: FetcherSettings, *, stop: asyncio.Event | None = None) 
     objects = ObjectBuckets(bus)
     await objects.open(RAW_BUCKET)  # created at start, not at the first fetch
     config = CustodianConfig.from_settings(settings)
-    timeout = httpx.Timeout(settings.CUSTODIAN_TIMEOUT_SECONDS, connect=10.0)
-    custodian = Custodian(config, http=make_http_client(config, timeout=timeout))
+    custodian = Custodian(config)
     # The same budget as the exporter's revocations: PG&E counts the client ID's calls.
     limits = Limits.from_settings(settings)
     limiter = SharedRateLimit(await bus.key_value(RATELIMIT_BUCKET), limits, service="fetcher")

@@ -41,6 +41,7 @@ class FetcherSettings(CustodianSettings, RateLimitSettings, DatabaseSettings, Se
     FETCH_RETRY_ATTEMPTS: int = Field(default=5, ge=1)
     FETCH_RETRY_INITIAL_SECONDS: float = Field(default=1.0, ge=0)
     FETCH_RETRY_MAX_SECONDS: float = Field(default=60.0, ge=0)
+    # Feeds (a Bulk answer holds every waiting subscription) take longer than other calls.
     CUSTODIAN_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0)
     # Jobs one replica works on at once; the shared rate limit still paces their calls, so more
     # only helps while jobs wait (202 notifications, latency, Bulk rounds). Unset: 4, or
