@@ -110,4 +110,16 @@ def test_the_address_table_is_bounded() -> None:
     limiter = SourceRateLimit(NotifyLimits(sources_tracked=100))
     for index in range(1_000):
         limiter.allow(f"10.0.{index // 256}.{index % 256}")
-    assert len(limiter._sources) == 100
+    assert len(limiter.per_source) == 100
+
+
+def test_a_refusal_by_the_total_spends_no_senders_token() -> None:
+    limiter = SourceRateLimit(
+        NotifyLimits(per_source_rate=0.001, per_source_burst=2, total_rate=0.001, total_burst=2)
+    )
+    assert [limiter.allow("flood") for _ in range(2)] == [0.0, 0.0]
+    for _ in range(5):
+        assert limiter.allow("pge") > 0  # the total is spent
+    # PG&E's own two tokens are intact once the total refills.
+    limiter.total = type(limiter.total)(burst=10, per_minute=60)
+    assert [limiter.allow("pge") for _ in range(3)] == [0.0, 0.0, pytest.approx(1000, rel=0.01)]

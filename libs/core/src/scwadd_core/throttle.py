@@ -4,7 +4,7 @@ Two policies over one bounded table of clients (least recently seen forgotten fi
 flood of addresses cannot grow memory without bound):
 
 - :class:`TokenBucket`: ``burst`` calls at once, then ``per_minute`` (auth's ``POST /authorize``,
-  where every call stores an OAuth state).
+  where every call stores an OAuth state; the fetcher's ``/espi/notify`` per sender and in all).
 - :class:`LoginThrottle`: after ``free_failures`` failed sign-ins an address must wait
   ``base * 2**(extra failures - 1)`` seconds (capped at ``max_delay``) before its next attempt is
   even checked; a success clears it (files' HTTP Basic, which makes online guessing impractical).
@@ -67,11 +67,23 @@ class TokenBucket:
         # (tokens left, when they were counted) per client.
         self._buckets: ClientTable[tuple[float, float]] = ClientTable(max_clients)
 
+    def __len__(self) -> int:
+        """Clients tracked now (at most ``max_clients``)."""
+        return len(self._buckets)
+
+    def _tokens(self, client: str, now: float) -> float:
+        tokens, last = self._buckets.get(client) or (float(self.burst), now)
+        return min(float(self.burst), tokens + (now - last) * self.rate)
+
+    def wait(self, client: str) -> float:
+        """The seconds until ``client`` may call (0 now), without taking a call."""
+        tokens = self._tokens(client, self._clock())
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def take(self, client: str) -> float:
         """Take one call for ``client``: 0 if allowed, else the seconds until one is free."""
         now = self._clock()
-        tokens, last = self._buckets.pop(client) or (float(self.burst), now)
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        tokens = self._tokens(client, now)
         wait = 0.0
         if tokens >= 1.0:
             tokens -= 1.0

@@ -22,10 +22,10 @@ published on the event stream and then fetched with our tokens. So:
 from __future__ import annotations
 
 import re
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
+
+from scwadd_core.throttle import TokenBucket
 
 from scwadd_fetcher.documents import MalformedDocument, batch_list_resources
 
@@ -136,49 +136,33 @@ def check_resource_url(url: str, api_base: str) -> str | None:
     return None
 
 
-class _Bucket:
-    __slots__ = ("tokens", "updated")
-
-    def __init__(self, tokens: float, now: float) -> None:
-        self.tokens = tokens
-        self.updated = now
-
-
 class SourceRateLimit:
-    """Token buckets per sender address and for all senders together (in this process).
+    """Token buckets (:class:`scwadd_core.throttle.TokenBucket`) per sender address and for all
+    senders together (in this process).
 
-    ``allow(source)`` takes one token from both, or returns the seconds until one is there.
+    ``allow(source)`` takes one token from both, or returns the seconds until one is there
+    (taking none: a flood that exhausts the total must not also spend a sender's own tokens).
     The address table keeps the most recently seen ``sources_tracked`` addresses.
     """
 
+    _ALL = "*"
+
     def __init__(self, limits: NotifyLimits) -> None:
         self.limits = limits
-        self._sources: OrderedDict[str, _Bucket] = OrderedDict()
-        self._total = _Bucket(float(limits.total_burst), time.monotonic())
-
-    @staticmethod
-    def _refill(bucket: _Bucket, rate: float, burst: int, now: float) -> None:
-        bucket.tokens = min(float(burst), bucket.tokens + (now - bucket.updated) * rate)
-        bucket.updated = now
+        self.per_source = TokenBucket(
+            burst=limits.per_source_burst,
+            per_minute=limits.per_source_rate * 60,
+            max_clients=limits.sources_tracked,
+        )
+        self.total = TokenBucket(
+            burst=limits.total_burst, per_minute=limits.total_rate * 60, max_clients=1
+        )
 
     def allow(self, source: str) -> float:
         """0.0 when the notification may go on; otherwise the seconds to wait (Retry-After)."""
-        limits = self.limits
-        now = time.monotonic()
-        bucket = self._sources.get(source)
-        if bucket is None:
-            bucket = _Bucket(float(limits.per_source_burst), now)
-            self._sources[source] = bucket
-            while len(self._sources) > limits.sources_tracked:
-                self._sources.popitem(last=False)
-        else:
-            self._sources.move_to_end(source)
-        self._refill(bucket, limits.per_source_rate, limits.per_source_burst, now)
-        self._refill(self._total, limits.total_rate, limits.total_burst, now)
-        if bucket.tokens < 1:
-            return (1 - bucket.tokens) / limits.per_source_rate
-        if self._total.tokens < 1:
-            return (1 - self._total.tokens) / limits.total_rate
-        bucket.tokens -= 1
-        self._total.tokens -= 1
+        wait = self.per_source.wait(source) or self.total.wait(self._ALL)
+        if wait:
+            return wait
+        self.per_source.take(source)
+        self.total.take(self._ALL)
         return 0.0
