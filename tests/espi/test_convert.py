@@ -169,6 +169,57 @@ def test_solar_export_fills_received_and_net(tmp_path) -> None:
     assert "0.3" in (tmp_path / "pge.csv").read_text(encoding="utf-8-sig")
 
 
+def test_a_reading_without_a_value_is_unknown_not_zero_in_every_layout(tmp_path) -> None:
+    """espi.xsd lets an IntervalReading omit its value: the row stays, its energy unknown, so
+    no layout writes a net, a USAGE or a conventional 0 for it."""
+    day = date(2024, 7, 1)
+    midnight = 1719817200  # 2024-07-01T00:00 PDT
+    delivered = local_day_blocks(day, 1, PACIFIC, value=lambda t: None if t == midnight else 500000)
+    received = local_day_blocks(day, 1, PACIFIC, value=lambda t: 200000)
+    solar = usage_point(
+        "SOLAR",
+        [("MR-D", ELECTRIC, delivered), ("MR-R", SOLAR_EXPORT, received)],
+        local_time=pacific_time(),
+    )
+    alone = usage_point(  # one channel: the direct writing path
+        "ALONE",
+        [
+            (
+                "MR-A",
+                ELECTRIC,
+                local_day_blocks(
+                    day, 1, PACIFIC, value=lambda t: None if t == midnight else 100000
+                ),
+            )
+        ],
+        local_time=pacific_time(),
+    )
+    source = write(tmp_path, "in.xml", feed_bytes([solar, alone]))
+    for layout in ("default", "pge", "scwadd"):
+        convert([source], tmp_path / f"{layout}.csv", layout=layout)
+    rows = read_csv(tmp_path / "default.csv")
+    first = {
+        r["usage_point_id"]: r for r in rows if r["interval_start_utc"] == "2024-07-01T07:00:00Z"
+    }
+    assert (first["SOLAR"]["delivered"], first["SOLAR"]["received"], first["SOLAR"]["net"]) == (
+        "",
+        "0.2",
+        "",
+    )
+    assert (first["ALONE"]["delivered"], first["ALONE"]["net"]) == ("", "")
+    second = [r for r in rows if r["usage_point_id"] == "SOLAR"][1]
+    assert (second["delivered"], second["received"], second["net"]) == ("0.5", "0.2", "0.3")
+    scwadd = read_csv(tmp_path / "scwadd.csv")
+    assert [
+        r["Delivered From Grid Value (kWh)"]
+        for r in scwadd
+        if r["Interval Timestamp"] == "2024-07-01T00:00:00-07:00"
+    ] == ["", ""]
+    pge = (tmp_path / "pge.csv").read_text(encoding="utf-8-sig").splitlines()
+    midnight_rows = [line for line in pge if line.startswith("Electric usage,2024-07-01,00:00,")]
+    assert [line.split(",")[4] for line in midnight_rows] == ["", ""]
+
+
 def test_no_solar_means_empty_or_zero_received_never_nan(tmp_path) -> None:
     source = write(tmp_path, "in.xml", _electric_feed(date(2024, 5, 5), 1))
     for layout in ("default", "pge", "scwadd"):

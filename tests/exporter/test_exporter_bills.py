@@ -146,3 +146,32 @@ async def test_a_usage_only_export_has_no_bills(sandbox) -> None:
     assert built.extras == {}
     assert built.manifest["bills"] == {"count": 0}
     assert "reconciliation" not in built.manifest and "customer" not in built.manifest
+
+
+def test_a_reading_without_a_value_leaves_its_interval_uncovered_not_netted_with_zero() -> None:
+    from lxml import etree
+    from scwadd_espi.sample import write_sample_feed
+    from scwadd_exporter.bills import interval_series
+
+    out = io.BytesIO()
+    write_sample_feed(out)
+    clean = out.getvalue()
+    root = etree.fromstring(clean)
+    espi = "{http://naesb.org/espi}"
+    reading = next(root.iter(f"{espi}IntervalReading"))
+    start = int(reading.findtext(f"{espi}timePeriod/{espi}start") or "")
+    duration = int(reading.findtext(f"{espi}timePeriod/{espi}duration") or "")
+    value = reading.find(f"{espi}value")
+    assert value is not None
+    reading.remove(value)
+    damaged = etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    [(point, known)] = [
+        (p, s) for p, s in interval_series([("a.xml", clean)]).items() if s.unit == "kWh"
+    ]
+    assert (start, duration) in known.net
+    unknown = interval_series([("a.xml", damaged)])[point]
+    assert (start, duration) not in unknown.net  # not delivered 0 - received
+    assert {slot: v for slot, v in known.net.items() if slot != (start, duration)} == unknown.net
+    # The same reading with its value in another document makes the interval known again.
+    assert interval_series([("a.xml", damaged), ("b.xml", clean)])[point].net == known.net

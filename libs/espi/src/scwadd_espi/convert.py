@@ -542,9 +542,14 @@ def _write_rows(
         net_reading = values.get(ROLE_NET)
         delivered_value = delivered[0] if delivered else None
         received_value = received[0] if received else None
+        # A reading without a value (espi.xsd: value is optional) leaves the net unknown: it is
+        # not a zero, so no difference is made from it.
+        unknown = (delivered is not None and delivered_value is None) or (
+            received is not None and received_value is None
+        )
         if net_reading is not None:
             net = net_reading[0]
-        elif delivered_value is None and received_value is None:
+        elif unknown or (delivered_value is None and received_value is None):
             net = None
         else:
             net = (delivered_value or ZERO) - (received_value or ZERO)

@@ -103,7 +103,8 @@ def combined(rows: Sequence[Row]) -> Row:
     return first._replace(
         delivered=_sum([r.delivered for r in rows]),
         received=_sum([r.received for r in rows]),
-        net=_sum([r.net for r in rows]),
+        # One group's unknown net makes the interval's unknown: a partial sum would pass for it.
+        net=None if any(r.net is None for r in rows) else _sum([r.net for r in rows]),
         cost=sum(costs) if costs else None,
         quality=";".join(qualities),
         tou=None,
@@ -146,7 +147,7 @@ class _DefaultLayout(LayoutWriter):
 
     def row(self, row: Row) -> None:
         received = row.received
-        if received is None and row.has_received_channel:
+        if received is None and row.has_received_channel and row.net is not None:
             received = ZERO
         self.csv.writerow(
             (
@@ -183,12 +184,15 @@ class _ScwaddLayout(LayoutWriter):
         )
 
     def row(self, row: Row) -> None:
+        unknown = row.net is None
         self.csv.writerow(
             (
                 row.point.id,
                 row.clock.local_iso(row.start),
-                decimal_text(row.delivered if row.delivered is not None else ZERO),
-                decimal_text(row.received if row.received is not None else ZERO),
+                # No reading of a channel is a 0 here (the original's layout has no blank),
+                # but an unknown row (a reading without a value) stays blank.
+                decimal_text(row.delivered if row.delivered is not None or unknown else ZERO),
+                decimal_text(row.received if row.received is not None or unknown else ZERO),
             )
         )
 
@@ -220,9 +224,7 @@ class _PgeLayout(LayoutWriter):
         clock = row.clock
         date_text, hour, minute, _second, offset = clock.wall(row.start)
         _end_date, end_hour, end_minute, _s, _o = clock.wall(row.start + row.duration - 60)
-        usage = row.net
-        if usage is None:
-            usage = (row.delivered or ZERO) - (row.received or ZERO)
+        usage = row.net  # None: a reading without a value, written blank (not a 0)
         service = row.point.service
         if service == "gas":
             kind = "Natural gas usage"

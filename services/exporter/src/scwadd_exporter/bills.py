@@ -109,12 +109,18 @@ def interval_series(documents: Sequence[tuple[str, bytes]]) -> dict[str, _Series
     delivered: dict[str, dict[tuple[int, int], Decimal]] = defaultdict(dict)
     received: dict[str, dict[tuple[int, int], Decimal]] = defaultdict(dict)
     netted: dict[str, dict[tuple[int, int], Decimal]] = defaultdict(dict)
+    # Slots where a reading carries no value (espi.xsd: value is optional): their energy is
+    # unknown, so they count as not covered rather than as a difference made with a zero.
+    # A repeat of the reading with a value (another document) makes it known.
+    valueless: set[tuple[str, str, int, int]] = set()
     units: dict[str, str] = {}
     for name, data in documents:
         for reading in iter_readings(data, name=name):
             channel = reading.channel
             start = int(reading.start.timestamp())
             key = (channel.usage_point_id, channel.meter_reading, start, reading.duration)
+            if reading.value is None:
+                valueless.add(key)
             if key in seen or reading.value is None:
                 continue
             seen.add(key)
@@ -128,13 +134,16 @@ def interval_series(documents: Sequence[tuple[str, bytes]]) -> dict[str, _Series
             series = target[point]
             # Several channels of one direction (tiers, meters) add up.
             series[slot] = series.get(slot, Decimal(0)) + reading.value
+    unknown: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for point, _meter_reading, start, duration in valueless - seen:
+        unknown[point].add((start, duration))
     result: dict[str, _Series] = {}
     for point in set(delivered) | set(netted) | set(received):
         series = _Series(unit=units.get(point, ""))
         if netted[point]:
             series.net = dict(netted[point])
         else:
-            for slot in set(delivered[point]) | set(received[point]):
+            for slot in (set(delivered[point]) | set(received[point])) - unknown[point]:
                 series.net[slot] = delivered[point].get(slot, Decimal(0)) - received[point].get(
                     slot, Decimal(0)
                 )
