@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import logging
 import re
 from collections.abc import Callable
@@ -51,10 +52,13 @@ async def faults(sandbox: Any, **endpoints: EndpointFaults) -> None:
 
 
 async def eventually(check: Callable[[], Any], what: str, seconds: float = 60.0) -> Any:
+    """``check()``'s first truthy value (awaited when it is awaitable), polled every 0.1 s."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while True:
         value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         if loop.time() > deadline:
@@ -141,8 +145,14 @@ async def test_an_exchange_given_up_says_what_is_true_and_its_authorization_is_r
         await faults(sandbox)  # the custodian recovers: the reconciler finds the orphan
         await eventually(lambda: not record.active, "the orphan's revocation")
         assert record.revoked_by == "third_party"
-        metrics = (await browser.get("/metrics")).text
-    assert metric(metrics, "scwadd_reconcile_actions_total", '{action="revoked",reason="orphan"}')
+
+        async def orphans_counted() -> float:
+            # Counted once the custodian's answer is back: after the custodian's own record.
+            metrics = (await browser.get("/metrics")).text
+            labels = '{action="revoked",reason="orphan"}'
+            return metric(metrics, "scwadd_reconcile_actions_total", labels)
+
+        assert await eventually(orphans_counted, "the reconciler's count") == 1
     assert await grant_events(nats_server) == []
 
 
@@ -216,6 +226,14 @@ async def test_a_crash_between_the_custodians_answer_and_our_record_loses_nothin
             assert "we will revoke it within" in view["message"]
             (record,) = authorizations(sandbox)
             await eventually(lambda: not record.active, "the orphan's revocation")
+
+            def recorded() -> str | None:
+                # Our record follows the custodian's answer, so it may come a moment later.
+                with session_factory(engine)() as session:
+                    (row,) = session.query(CustodianAuthorization).all()
+                    return row.state if row.state == "revoked" else None
+
+            await eventually(recorded, "the reconciler's record of the revocation")
         with session_factory(engine)() as session:
             (done,) = session.query(CustodianAuthorization).all()
             assert done.state == "revoked" and done.authorization_uri.endswith(
