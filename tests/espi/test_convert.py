@@ -220,6 +220,72 @@ def test_a_reading_without_a_value_is_unknown_not_zero_in_every_layout(tmp_path)
     assert [line.split(",")[4] for line in midnight_rows] == ["", ""]
 
 
+def test_an_unknown_tier_or_a_known_net_channel_is_never_summed_or_zeroed(tmp_path) -> None:
+    """Two time-of-use channels, one without a value at midnight: the one-row-per-interval
+    layouts (pge, scwadd) leave that interval blank, not the other tier's part. A net channel
+    (flowDirection 4) with a value keeps the net while the delivered cell stays blank."""
+    from dataclasses import replace
+
+    day = date(2024, 7, 1)
+    midnight = 1719817200  # 2024-07-01T00:00 PDT
+
+    def gap_at_midnight(value: int):  # type: ignore[no-untyped-def]
+        return lambda t: None if t == midnight else value
+
+    tiers = usage_point(
+        "TOU",
+        [
+            (
+                "MR-1",
+                replace(ELECTRIC, tou=1),
+                local_day_blocks(day, 1, PACIFIC, value=gap_at_midnight(300000)),
+            ),
+            (
+                "MR-2",
+                replace(ELECTRIC, tou=2),
+                local_day_blocks(day, 1, PACIFIC, value=lambda t: 200000),
+            ),
+        ],
+        local_time=pacific_time(),
+    )
+    netted = usage_point(
+        "NET",
+        [
+            ("MR-D", ELECTRIC, local_day_blocks(day, 1, PACIFIC, value=gap_at_midnight(500000))),
+            (
+                "MR-N",
+                replace(ELECTRIC, flow_direction=4),
+                local_day_blocks(day, 1, PACIFIC, value=lambda t: 400000),
+            ),
+        ],
+        local_time=pacific_time(),
+    )
+    source = write(tmp_path, "in.xml", feed_bytes([tiers, netted]))
+    for layout in ("default", "pge", "scwadd"):
+        convert([source], tmp_path / f"{layout}.csv", layout=layout)
+    at_midnight = "2024-07-01T00:00:00-07:00"
+    scwadd = {
+        r["SA_UUID"]: r
+        for r in read_csv(tmp_path / "scwadd.csv")
+        if r["Interval Timestamp"] == at_midnight
+    }
+    assert scwadd["TOU"]["Delivered From Grid Value (kWh)"] == ""  # not tier 2's 0.2
+    assert scwadd["NET"]["Delivered From Grid Value (kWh)"] == ""  # not a 0
+    pge = (tmp_path / "pge.csv").read_text(encoding="utf-8-sig").splitlines()
+    usage = [
+        line.split(",")[4] for line in pge if line.startswith("Electric usage,2024-07-01,00:00,")
+    ]
+    assert usage == ["", "0.4"]  # TOU unknown; NET from its net channel
+    default = [
+        r for r in read_csv(tmp_path / "default.csv") if r["interval_start_local"] == at_midnight
+    ]
+    assert [(r["usage_point_id"], r["delivered"], r["net"]) for r in default] == [
+        ("TOU", "", ""),
+        ("TOU", "0.2", "0.2"),
+        ("NET", "", "0.4"),
+    ]
+
+
 def test_no_solar_means_empty_or_zero_received_never_nan(tmp_path) -> None:
     source = write(tmp_path, "in.xml", _electric_feed(date(2024, 5, 5), 1))
     for layout in ("default", "pge", "scwadd"):

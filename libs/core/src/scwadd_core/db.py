@@ -204,7 +204,7 @@ def ensure_database(url: str, *, wait_seconds: float = 60.0) -> bool:
                 return False
             quoted = connection.dialect.identifier_preparer.quote(name)
             try:
-                connection.execute(text(f"CREATE DATABASE {quoted}"))
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
             except DBAPIError as error:
                 if getattr(error.orig, "sqlstate", None) in _CREATED_MEANWHILE:
                     return False

@@ -250,6 +250,7 @@ class DirectPoint:
                     tou=self.tou if tou is None else tou,
                     consumption_tier=self.tier if tier is None else tier,
                     channel=self.group,
+                    unknown=scaled is None,
                 )
             )
             account(point, self.series_end, start, duration)

@@ -544,8 +544,9 @@ def _write_rows(
         received_value = received[0] if received else None
         # A reading without a value (espi.xsd: value is optional) leaves the net unknown: it is
         # not a zero, so no difference is made from it.
-        unknown = (delivered is not None and delivered_value is None) or (
-            received is not None and received_value is None
+        unknown = any(
+            reading is not None and reading[0] is None
+            for reading in (delivered, received, net_reading)
         )
         if net_reading is not None:
             net = net_reading[0]
@@ -571,6 +572,7 @@ def _write_rows(
                 tou=main[3] if main[3] is not None else tier_tou,
                 consumption_tier=main[4] if main[4] is not None else tier_consumption,
                 channel=group_number,
+                unknown=unknown,
             )
         )
         values.clear()

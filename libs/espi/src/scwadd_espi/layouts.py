@@ -84,6 +84,9 @@ class Row(NamedTuple):
     consumption_tier: int | None = None
     #: The row group within the usage point (1-based): one tier, at most one channel per column.
     channel: int = 1
+    #: A reading of the row has no value (espi.xsd: value is optional): its energy is unknown,
+    #: so no layout writes a conventional 0 or a sum for it.
+    unknown: bool = False
 
 
 def _sum(values: Sequence[Decimal | None]) -> Decimal | None:
@@ -98,13 +101,16 @@ def combined(rows: Sequence[Row]) -> Row:
     if len(rows) == 1:
         return rows[0]
     first = rows[0]
+    unknown = any(r.unknown for r in rows)
     costs = [r.cost for r in rows if r.cost is not None]
     qualities = list(dict.fromkeys(q for r in rows for q in r.quality.split(";") if q))
     return first._replace(
-        delivered=_sum([r.delivered for r in rows]),
-        received=_sum([r.received for r in rows]),
-        # One group's unknown net makes the interval's unknown: a partial sum would pass for it.
+        # One group's unknown energy makes the interval's unknown: a partial sum would pass for
+        # it. A net channel's known value stays.
+        delivered=None if unknown else _sum([r.delivered for r in rows]),
+        received=None if unknown else _sum([r.received for r in rows]),
         net=None if any(r.net is None for r in rows) else _sum([r.net for r in rows]),
+        unknown=unknown,
         cost=sum(costs) if costs else None,
         quality=";".join(qualities),
         tou=None,
@@ -147,7 +153,7 @@ class _DefaultLayout(LayoutWriter):
 
     def row(self, row: Row) -> None:
         received = row.received
-        if received is None and row.has_received_channel and row.net is not None:
+        if received is None and row.has_received_channel and not row.unknown:
             received = ZERO
         self.csv.writerow(
             (
@@ -184,7 +190,7 @@ class _ScwaddLayout(LayoutWriter):
         )
 
     def row(self, row: Row) -> None:
-        unknown = row.net is None
+        unknown = row.unknown
         self.csv.writerow(
             (
                 row.point.id,

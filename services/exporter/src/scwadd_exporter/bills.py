@@ -112,7 +112,7 @@ def interval_series(documents: Sequence[tuple[str, bytes]]) -> dict[str, _Series
     # Slots where a reading carries no value (espi.xsd: value is optional): their energy is
     # unknown, so they count as not covered rather than as a difference made with a zero.
     # A repeat of the reading with a value (another document) makes it known.
-    valueless: set[tuple[str, str, int, int]] = set()
+    valueless: dict[tuple[str, str, int, int], bool] = {}  # key → of a net channel
     units: dict[str, str] = {}
     for name, data in documents:
         for reading in iter_readings(data, name=name):
@@ -120,7 +120,7 @@ def interval_series(documents: Sequence[tuple[str, bytes]]) -> dict[str, _Series
             start = int(reading.start.timestamp())
             key = (channel.usage_point_id, channel.meter_reading, start, reading.duration)
             if reading.value is None:
-                valueless.add(key)
+                valueless[key] = channel.flow_direction == FlowDirection.NET
             if key in seen or reading.value is None:
                 continue
             seen.add(key)
@@ -134,14 +134,22 @@ def interval_series(documents: Sequence[tuple[str, bytes]]) -> dict[str, _Series
             series = target[point]
             # Several channels of one direction (tiers, meters) add up.
             series[slot] = series.get(slot, Decimal(0)) + reading.value
+    # Per point: unknown slots of the delivered / received channels, and of the net channels.
     unknown: dict[str, set[tuple[int, int]]] = defaultdict(set)
-    for point, _meter_reading, start, duration in valueless - seen:
-        unknown[point].add((start, duration))
+    unknown_net: dict[str, set[tuple[int, int]]] = defaultdict(set)
+    for key, of_net in valueless.items():
+        if key not in seen:
+            point, _meter_reading, start, duration = key
+            (unknown_net if of_net else unknown)[point].add((start, duration))
     result: dict[str, _Series] = {}
     for point in set(delivered) | set(netted) | set(received):
         series = _Series(unit=units.get(point, ""))
         if netted[point]:
-            series.net = dict(netted[point])
+            series.net = {
+                slot: value
+                for slot, value in netted[point].items()
+                if slot not in unknown_net[point]
+            }
         else:
             for slot in (set(delivered[point]) | set(received[point])) - unknown[point]:
                 series.net[slot] = delivered[point].get(slot, Decimal(0)) - received[point].get(

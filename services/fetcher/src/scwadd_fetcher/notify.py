@@ -142,7 +142,8 @@ class SourceRateLimit:
 
     ``allow(source)`` takes one token from both, or returns the seconds until one is there
     (taking none: a flood that exhausts the total must not also spend a sender's own tokens).
-    The address table keeps the most recently seen ``sources_tracked`` addresses.
+    The address table keeps the ``sources_tracked`` addresses that most recently sent an
+    accepted notification.
     """
 
     _ALL = "*"
