@@ -544,9 +544,10 @@ def _write_rows(
         received_value = received[0] if received else None
         # A reading without a value (espi.xsd: value is optional) leaves the net unknown: it is
         # not a zero, so no difference is made from it.
-        unknown = any(
-            reading is not None and reading[0] is None
-            for reading in (delivered, received, net_reading)
+        unknown = (
+            (delivered is not None and delivered_value is None)
+            or (received is not None and received_value is None)
+            or (net_reading is not None and net_reading[0] is None)
         )
         if net_reading is not None:
             net = net_reading[0]
