@@ -196,7 +196,10 @@ def test_a_reading_without_a_value_is_unknown_not_zero_in_every_layout(tmp_path)
     )
     source = write(tmp_path, "in.xml", feed_bytes([solar, alone]))
     for layout in ("default", "pge", "scwadd"):
-        convert([source], tmp_path / f"{layout}.csv", layout=layout)
+        report = convert([source], tmp_path / f"{layout}.csv", layout=layout)
+        # Counted and said, on the sorting path (SOLAR) and the direct one (ALONE).
+        assert {p.id: p.rows_without_value for p in report.usage_points} == {"SOLAR": 1, "ALONE": 1}
+        assert sum("reading without a value" in note for note in report.notes) == 2
     rows = read_csv(tmp_path / "default.csv")
     first = {
         r["usage_point_id"]: r for r in rows if r["interval_start_utc"] == "2024-07-01T07:00:00Z"

@@ -227,6 +227,8 @@ class DirectPoint:
             starts, durations, values, costs, qualities, tous, tiers, strict=True
         ):
             scaled = None if value is None else Decimal(value).scaleb(exponent)
+            if scaled is None:
+                point.rows_without_value += 1
             delivered = scaled if role == ROLE_DELIVERED else None
             received = scaled if role == ROLE_RECEIVED else None
             if role == ROLE_NET:

@@ -192,6 +192,12 @@ def convert(
                 if layout == "pge":
                     text.write("\ufeff")  # PG&E's own file starts with a BOM; Excel wants it
                 _write_rows(spool, channels, lines, layout, tz, resolver, report, text)
+                for point in report.usage_points:
+                    if point.rows_without_value:
+                        report.notes.append(
+                            f"usage point {point.id}: {point.rows_without_value} row(s) hold a "
+                            "reading without a value, left blank (unknown, not zero)"
+                        )
                 text.flush()
                 text.detach()
                 buffered.flush()
@@ -557,6 +563,8 @@ def _write_rows(
             net = (delivered_value or ZERO) - (received_value or ZERO)
         main = delivered or received or net_reading
         assert main is not None
+        if unknown:
+            report.usage_points[point_index].rows_without_value += 1
         tier_tou, tier_consumption = group_tiers[(point_index, group_number)]
         group_rows.append(
             Row(

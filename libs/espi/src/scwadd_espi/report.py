@@ -80,6 +80,9 @@ class UsagePointReport:
     gap_count: int = 0
     gap_seconds: int = 0
     gaps: list[Gap] = field(default_factory=list)
+    #: Rows holding a reading without a value (espi.xsd: value is optional): written, energy
+    #: left blank as unknown.
+    rows_without_value: int = 0
 
 
 @dataclass
