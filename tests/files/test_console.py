@@ -111,6 +111,7 @@ async def test_console_shows_each_job_with_the_csv_numbers(console_server: Conso
         assert job["estimated_share"] == pytest.approx(figures["estimated"])
         assert job["rows"] == figures["rows"]
         assert job["gap_count"] >= 1  # the feed leaves two hours out on its fourth day
+        assert job["rows_without_value"] == 1  # and one reading on its sixth has no value
         assert {p["service"] for p in job["usage_points"]} == {"electricity", "gas"}
         assert job["grant_state"] == "revoked" and job["state"] == "exported"
 
@@ -138,6 +139,7 @@ async def test_console_shows_each_job_with_the_csv_numbers(console_server: Conso
         page = (await client.get(url + "/console/jobs/job-full-0001", auth=AUTH)).text
         assert f'id="sum-delivered">{job["delivered_kwh"]} kWh' in page
         assert f'id="sum-therms">{job["therms"]} therms' in page
+        assert "1 interval(s) without a value (blank, not zero)" in page
         short_row = (await client.get(url + "/console/", params={"q": "sub-short"}, auth=AUTH)).text
         assert "365 promised" in short_row and "shorter" in short_row
 

@@ -86,6 +86,8 @@ class JobOut(BaseModel):
     peak_interval: dict[str, Any] | None
     gap_count: int | None
     gap_seconds: int | None
+    # Rows whose reading had no value (blank in the CSV: unknown, not zero).
+    rows_without_value: int | None = None
     estimated_share: float | None
     rows: int | None
     csv_layout: str | None
@@ -152,6 +154,7 @@ def job_out(job: ConsoleJob) -> JobOut:
         ),
         gap_count=job.gap_count,
         gap_seconds=job.gap_seconds,
+        rows_without_value=job.rows_without_value,
         estimated_share=job.estimated_share,
         rows=job.rows,
         csv_layout=job.csv_layout,

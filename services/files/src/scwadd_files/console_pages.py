@@ -207,7 +207,10 @@ def gaps_text(job: ConsoleJob) -> str:
     if job.gap_count is None:
         return "—"
     hours = (job.gap_seconds or 0) / 3600
-    return f"{job.gap_count} ({hours:.1f} h)" if job.gap_count else "none"
+    text = f"{job.gap_count} ({hours:.1f} h)" if job.gap_count else "none"
+    if job.rows_without_value:
+        text += f"; {job.rows_without_value} interval(s) without a value (blank, not zero)"
+    return text
 
 
 def _page(title: str, user: str, body: str) -> str:

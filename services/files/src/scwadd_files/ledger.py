@@ -309,6 +309,9 @@ class Console:
             job.csv_layout = manifest.get("csv_layout")
             job.gap_count = sum(int(p.get("gap_count", 0)) for p in gaps) if gaps else None
             job.gap_seconds = sum(int(p.get("gap_seconds", 0)) for p in gaps) if gaps else None
+            job.rows_without_value = (
+                sum(int(p.get("rows_without_value", 0)) for p in gaps) if gaps else None
+            )
             job.covered_start, job.covered_end = covered
             _record_bills(job, manifest)
             requested = manifest.get("requested_period") or {}

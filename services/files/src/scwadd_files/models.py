@@ -64,6 +64,8 @@ class ConsoleJob(Base):
     peak_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
     gap_count: Mapped[int | None] = mapped_column(Integer, default=None)
     gap_seconds: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Rows whose reading had no value: written blank, so day sums around them are partial.
+    rows_without_value: Mapped[int | None] = mapped_column(Integer, default=None)
     estimated_share: Mapped[float | None] = mapped_column(Float, default=None)
     # The customer's details and bills, from the export's manifest when the customer shared
     # them (customer data: shown to the operator, never logged).
