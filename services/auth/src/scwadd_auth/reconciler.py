@@ -50,6 +50,7 @@ flagged ones are listed in ``auth_custodian_authorizations`` and counted by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -423,7 +424,9 @@ class Reconciler:
             return "flagged"
         first_seen = as_utc(record.first_seen_at) if record is not None else now
         if record is None:
-            await in_transaction(self.sessions, lambda s: _note_seen(s, uri, now))
+            # Another pass may note it meanwhile (a replica taking over the lease): then seen.
+            with contextlib.suppress(IntegrityError):
+                await in_transaction(self.sessions, lambda s: _note_seen(s, uri, now))
         born = min(item.created_at or first_seen, first_seen)
         if (now - first_seen).total_seconds() < self.settings.RECONCILE_GRACE_SECONDS:
             return "waiting"
